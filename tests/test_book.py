@@ -1,0 +1,50 @@
+"""The book's structure: the table of contents and the notebooks agree, every chapter opens
+with the Colab install cell, notebooks are committed without outputs, the repo URL is in step."""
+import json, re, subprocess, sys
+from pathlib import Path
+import pytest
+
+def _toc_files(root):
+    return re.findall(r'(?m)^\s*(?:root|-\s*file):\s*(\S+)\s*$', (root / '_toc.yml').read_text())
+
+def _notebooks(root): return sorted((root / 'nbs').glob('*.ipynb'))
+
+def test_toc_and_notebooks_agree(root):
+    toc = _toc_files(root)
+    assert len(toc) == len(set(toc)), 'a notebook is listed twice in _toc.yml'
+    nbs = {f'nbs/{p.stem}' for p in _notebooks(root)}
+    assert set(toc) == nbs, f'missing from _toc.yml: {nbs - set(toc)}; in _toc.yml but not in nbs/: {set(toc) - nbs}'
+    assert toc[0] == 'nbs/00_index'
+
+def test_toc_in_reading_order(root):
+    toc = [Path(f).name for f in _toc_files(root)]
+    assert toc == sorted(toc), 'chapters must appear in _toc.yml in the order of their numbers'
+
+@pytest.mark.parametrize('nb', [p.name for p in sorted((Path(__file__).resolve().parents[1] / 'nbs').glob('*.ipynb'))])
+def test_colab_install_cell(root, settings, nb):
+    cells = json.loads((root / 'nbs' / nb).read_text())['cells']
+    first_code = next(c for c in cells if c['cell_type'] == 'code')
+    src = ''.join(first_code['source'])
+    assert '"google.colab" in sys.modules' in src, f'{nb}: first code cell must be the Colab install cell'
+    assert f'byoltheory @ git+{settings["git_url"]}' in src
+
+@pytest.mark.parametrize('nb', [p.name for p in sorted((Path(__file__).resolve().parents[1] / 'nbs').glob('*.ipynb'))])
+def test_notebook_committed_without_outputs(root, nb):
+    cells = json.loads((root / 'nbs' / nb).read_text())['cells']
+    assert not any(c.get('outputs') for c in cells if c['cell_type'] == 'code'), f'{nb} has outputs: the book executes it'
+
+def test_gpu_cells_skip_execution(root):
+    "A cell flagged `#| gpu` for nbdev must also carry Jupyter Book's skip-execution tag."
+    for p in _notebooks(root):
+        for c in json.loads(p.read_text())['cells']:
+            if c['cell_type'] == 'code' and re.search(r'(?m)^#\|\s*gpu\b', ''.join(c['source'])):
+                assert 'skip-execution' in c.get('metadata', {}).get('tags', []), f'{p.name}: gpu cell without skip-execution'
+
+def test_repo_url_in_step(root):
+    r = subprocess.run([sys.executable, str(root / 'tools' / 'sync_repo_url.py'), '--check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr + r.stdout
+
+def test_ledger_names_only_real_items(root):
+    from byoltheory.ledger import ledger_table
+    rows = ledger_table(root / 'nbs')     # raises on an item the paper does not have
+    assert any(r['where'] for r in rows)

@@ -1,0 +1,47 @@
+"""The package installs, imports, has a version and a working console script."""
+import os, shutil, subprocess, sys, venv
+from pathlib import Path
+import pytest
+import byoltheory
+
+def test_version_matches_settings(settings):
+    assert byoltheory.__version__ == settings['version']
+
+def test_modules_import():
+    from byoltheory import cli, ledger, linear  # noqa: F401
+    assert callable(linear.byol_flow) and callable(cli.main)
+
+def _console_script():
+    exe = Path(sys.executable).parent / 'byoltheory'
+    return str(exe) if exe.exists() else shutil.which('byoltheory')
+
+def test_console_script_help():
+    exe = _console_script()
+    assert exe, 'the byoltheory console script is not installed'
+    out = subprocess.run([exe, '--help'], capture_output=True, text=True, check=True).stdout
+    assert 'usage: byoltheory' in out and 'ledger' in out
+
+def test_console_script_rejects_bad_option():
+    r = subprocess.run([_console_script(), 'ledger', '--no-such-option'], capture_output=True, text=True)
+    assert r.returncode == 2 and '--no-such-option' in r.stderr
+
+def test_pip_install_into_fresh_venv(tmp_path, root):
+    "`pip install .` (not editable) works in a brand-new venv and installs every module of the library."
+    env_dir = tmp_path / 'venv'
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / 'bin' / 'python'
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    # --no-deps: torch & co. are large and already known to install; this checks *our* packaging.
+    subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--disable-pip-version-check', '--no-deps', str(root)],
+                   check=True, env=env, cwd=tmp_path)
+    out = subprocess.run([str(py), '-c', 'import byoltheory, importlib.util, pathlib; '
+                          'p = pathlib.Path(byoltheory.__file__).parent; print(byoltheory.__version__); '
+                          'print(" ".join(sorted(f.name for f in p.glob("*.py"))))'],
+                         capture_output=True, text=True, check=True, env=env, cwd=tmp_path).stdout.split('\n')
+    assert out[0] == byoltheory.__version__
+    installed = set(out[1].split())
+    expected = {f.name for f in (root / 'byoltheory').glob('*.py')}
+    assert expected <= installed, expected - installed
+    assert 'site-packages' in subprocess.run([str(py), '-c', 'import byoltheory; print(byoltheory.__file__)'],
+                                             capture_output=True, text=True, env=env, cwd=tmp_path).stdout
+    assert (env_dir / 'bin' / 'byoltheory').exists(), 'console script missing from a plain install'

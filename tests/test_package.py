@@ -27,12 +27,14 @@ def test_console_script_rejects_bad_option():
 
 def test_pip_install_into_fresh_venv(tmp_path, root):
     "`pip install .` (not editable) works in a brand-new venv and installs every module of the library."
+    src = tmp_path / 'src'            # build from a copy: setuptools writes build/ next to setup.py
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns('.venv', '_build', '.git', 'build', '*.egg-info', '__pycache__'))
     env_dir = tmp_path / 'venv'
     venv.create(env_dir, with_pip=True)
     py = env_dir / 'bin' / 'python'
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
     # --no-deps: torch & co. are large and already known to install; this checks *our* packaging.
-    subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--disable-pip-version-check', '--no-deps', str(root)],
+    subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--disable-pip-version-check', '--no-deps', str(src)],
                    check=True, env=env, cwd=tmp_path)
     out = subprocess.run([str(py), '-c', 'import byoltheory, importlib.util, pathlib; '
                           'p = pathlib.Path(byoltheory.__file__).parent; print(byoltheory.__version__); '

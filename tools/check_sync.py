@@ -15,10 +15,8 @@ def _diff_trees(a: Path, b: Path, pattern: str):
 
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
-    for name in ('settings.ini', 'nbs', 'byoltheory'):
-        src = root / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
-    shutil.rmtree(tmp / 'byoltheory')
+    shutil.copy(root / 'settings.ini', tmp / 'settings.ini')
+    shutil.copytree(root / 'nbs', tmp / 'nbs')
     (tmp / 'byoltheory').mkdir()
     shutil.copy(root / 'byoltheory' / '__init__.py', tmp / 'byoltheory' / '__init__.py')
     subprocess.run([str(bin_dir / 'nbdev_export')], cwd=tmp, check=True)

@@ -59,6 +59,8 @@ book:
 	$(PY) tools/check_sync.py; \
 	echo "== executing the notebooks and building the book"; \
 	$(BIN)/jupyter-book build . $(JB_FLAGS); \
+	echo "== slow tests (torchrun with two gloo processes)"; \
+	BYOLTHEORY_SLOW=1 $(BIN)/pytest -q -m slow tests; \
 	end=$$(date +%s); \
 	echo "make book: built in $$((end-start)) s (set-up included; budget 20 min = 1200 s)"; \
 	echo "The book is at $(CURDIR)/_build/html/index.html"

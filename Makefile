@@ -27,6 +27,13 @@ $(STAMP): constraints.txt settings.ini setup.py pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "pip==$$(sed -n 's/^pip==//p' constraints.txt)"
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "== installing Debian's chromium and chromium-driver (for the book's browser check)"; \
+	    { apt-get update -q && apt-get install -y -q chromium chromium-driver; } >/dev/null 2>&1 \
+	      || echo "   could not install chromium: the browser check will be skipped"; \
+	  else echo "== chromium is missing and cannot be installed here (needs root and apt): the browser check will be skipped"; fi; \
+	fi
 	@touch $@
 
 setup: $(STAMP)
@@ -59,8 +66,8 @@ book:
 	$(PY) tools/check_sync.py; \
 	echo "== executing the notebooks and building the book"; \
 	$(BIN)/jupyter-book build . $(JB_FLAGS); \
-	echo "== slow tests (torchrun with two gloo processes)"; \
-	BYOLTHEORY_SLOW=1 $(BIN)/pytest -q -m slow tests; \
+	echo "== slow tests: the book in headless Chromium, torchrun with two gloo processes"; \
+	BYOLTHEORY_SLOW=1 $(BIN)/pytest -q -s -m slow tests; \
 	end=$$(date +%s); \
 	echo "make book: built in $$((end-start)) s (set-up included; budget 20 min = 1200 s)"; \
 	echo "The book is at $(CURDIR)/_build/html/index.html"

@@ -44,7 +44,9 @@ def test_missing_dataset_names_the_flag(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_gloo_processes(tmp_path):
     out = tmp_path / 'ddp'
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29533',
+    import socket
+    with socket.socket() as sock: sock.bind(('127.0.0.1', 0)); port = sock.getsockname()[1]
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port),
            '-m', 'byoltheory.cli', 'train', '--epochs', '2', '--probe-epochs', '5', '--predictor', 'directpred',
            '--quiet', '--out', str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ, OMP_NUM_THREADS='1'))

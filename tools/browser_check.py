@@ -1,0 +1,119 @@
+"""Open every chapter of the built book in headless Chromium, the way a reader does, and check it.
+
+For each page of _toc.yml in _build/html (served on 127.0.0.1): no MathJax error nodes, at least one rendered
+equation on every theory chapter (Part "Theory"), every <img> loaded, every internal link resolves (file and
+#anchor), the Colab launch link points at this notebook in the repository of _config.yml, and every
+Lemma/Theorem/Assumption/Observation block carries the paper's number (its label, e.g. thm-3, names it).
+Saves one screenshot per page under _build/screenshots/. Prints a one-line summary; exits 1 on any failure.
+When Chromium or ChromeDriver is missing it says so and exits 0 (or 1 with --require).
+Usage: python tools/browser_check.py [--html _build/html] [--require]"""
+import argparse, functools, http.server, json, re, shutil, sys, threading, urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = {'lemma': 'Lemma', 'thm': 'Theorem', 'asm': 'Assumption', 'obs': 'Observation'}
+
+def toc_pages():
+    "(docname, part caption) for every page of _toc.yml, root first."
+    import yaml
+    toc = yaml.safe_load((ROOT / '_toc.yml').read_text())
+    pages = [(toc['root'], 'root')]
+    for part in toc.get('parts', []):
+        pages += [(c['file'], part.get('caption', '')) for c in part['chapters']]
+    return pages
+
+def colab_expected(doc):
+    import yaml
+    cfg = yaml.safe_load((ROOT / '_config.yml').read_text())
+    repo = cfg['repository']['url'].rstrip('/').split('github.com/')[1]
+    branch = cfg['repository'].get('branch', 'main')
+    return f"colab.research.google.com/github/{repo}/blob/{branch}/{doc}.ipynb"
+
+def find_browser():
+    chrome = next((shutil.which(c) for c in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(c)), None)
+    return chrome, shutil.which('chromedriver')
+
+def serve(html):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    handler = functools.partial(Quiet, directory=str(html))
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+_IDS = {}
+def ids_of(path):
+    if path not in _IDS: _IDS[path] = set(re.findall(r'\bid="([^"]+)"', path.read_text(errors='replace')))
+    return _IDS[path]
+
+def check(html, shots, require=False):
+    chrome, driver_path = find_browser()
+    if not (chrome and driver_path):
+        msg = ("browser check skipped: Chromium/ChromeDriver not found (Debian: apt-get install chromium chromium-driver; "
+               "make test's set-up installs them when it runs as root with apt)")
+        print(msg); return (1 if require else 0), dict(skipped=msg)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--window-size=1280,1600', '--disable-gpu'):
+        opts.add_argument(a)
+    srv = serve(html); base = f"http://127.0.0.1:{srv.server_address[1]}/"
+    drv = webdriver.Chrome(service=Service(driver_path), options=opts)
+    drv.set_script_timeout(60)
+    shots.mkdir(parents=True, exist_ok=True)
+    failures, totals = [], dict(pages=0, equations=0, images=0, links=0)
+    try:
+        for doc, part in toc_pages():
+            page = html / f"{doc}.html"
+            if not page.exists(): failures.append(f"{doc}: {page} was not built"); continue
+            drv.get(base + f"{doc}.html")
+            drv.execute_async_script("""const done = arguments[arguments.length - 1];
+                if (window.MathJax && MathJax.startup && MathJax.startup.promise) MathJax.startup.promise.then(() => done(true), () => done(false));
+                else done(null);""")
+            info = drv.execute_script("""return {
+                eqs: document.querySelectorAll('mjx-container').length,
+                merr: document.querySelectorAll('mjx-merror, .MathJax_Error').length,
+                imgs: Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
+                links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+                proofs: Array.from(document.querySelectorAll('div.proof[id]')).map(d => [d.id,
+                        (d.querySelector('.admonition-title') || d).textContent.trim()])};""")
+            totals['pages'] += 1; totals['equations'] += info['eqs']; totals['images'] += len(info['imgs'])
+            if info['merr']: failures.append(f"{doc}: {info['merr']} MathJax error node(s)")
+            if part == 'Theory' and info['eqs'] == 0: failures.append(f"{doc}: no rendered equation on a theory chapter")
+            failures += [f"{doc}: image {src} did not load" for src, ok in info['imgs'] if not ok]
+            colab = [l for l in info['links'] if 'colab.research.google.com' in l]
+            if not any(colab_expected(doc) in l for l in colab):
+                failures.append(f"{doc}: no Colab link to {colab_expected(doc)} (found {colab[:2]})")
+            for pid, title in info['proofs']:
+                m = re.match(r'(lemma|thm|asm|obs)-(\d+)$', pid)
+                if m and not re.match(rf"{KINDS[m.group(1)]} {m.group(2)}\b", title):
+                    failures.append(f"{doc}: block {pid} renders as {title[:40]!r}, not {KINDS[m.group(1)]} {m.group(2)}")
+            for url in info['links']:
+                if not url.startswith(base): continue
+                totals['links'] += 1
+                u = urllib.parse.urlparse(url)
+                target = html / urllib.parse.unquote(u.path[1:] or 'index.html')
+                if target.is_dir(): target = target / 'index.html'
+                if not target.exists(): failures.append(f"{doc}: broken link {url[len(base):]}"); continue
+                if u.fragment and target.suffix == '.html' and u.fragment not in ids_of(target):
+                    failures.append(f"{doc}: link {url[len(base):]} points at a missing anchor")
+            drv.save_screenshot(str(shots / (doc.replace('/', '_') + '.png')))
+    finally:
+        drv.quit(); srv.shutdown()
+    totals['broken'] = sum('broken link' in f or 'missing anchor' in f for f in failures)
+    print(f"browser check (headless Chromium): {totals['pages']} pages, {totals['equations']} equations rendered, "
+          f"{totals['images']} images, {totals['links']} internal links ({totals['broken']} broken), "
+          f"{len(failures)} problem(s); screenshots in {shots}")
+    for f in failures: print('  -', f)
+    return (1 if failures else 0), dict(totals, failures=failures)
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--html', default=str(ROOT / '_build' / 'html'))
+    ap.add_argument('--screenshots', default=str(ROOT / '_build' / 'screenshots'))
+    ap.add_argument('--require', action='store_true', help='fail (exit 1) when Chromium is missing')
+    a = ap.parse_args()
+    if not Path(a.html).is_dir(): ap.error(f"--html {a.html} is not a built book (run make book)")
+    code, _ = check(Path(a.html), Path(a.screenshots), a.require)
+    sys.exit(code)

@@ -7,8 +7,8 @@
 Usage: python benchmarks/directpred.py [--device cpu|cuda] [--batch 128] [--steps 3] [--dim 256]"""
 import argparse, copy, time
 import torch, torch.nn as nn, torch.nn.functional as F
-import torchvision
 from byoltheory.directpred import DirectPredictor
+from byoltheory.models import resnet18
 
 ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
@@ -37,14 +37,9 @@ for d in (64, 128, 256, 512):
     t_dp, t_lin = timeit(lambda: dp(f), 10), timeit(lambda: lin(f), 10)
     print(f"   d = {d:3d}: DirectPredictor forward + update {1e3 * t_dp:8.3f} ms, nn.Linear forward {1e3 * t_lin:7.3f} ms")
 
-def resnet18_cifar():
-    net = torchvision.models.resnet18(num_classes=10)
-    net.conv1, net.maxpool, net.fc = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.Identity(), nn.Identity()
-    return net
-
 def make_step(predictor):
     torch.manual_seed(0)
-    online = nn.Sequential(resnet18_cifar(), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, args.dim)).to(dev)
+    online = nn.Sequential(resnet18(stem='cifar'), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, args.dim)).to(dev)
     target = copy.deepcopy(online).requires_grad_(False)
     predictor = predictor.to(dev)
     params = list(online.parameters()) + list(predictor.parameters())

@@ -2,24 +2,26 @@
 
 # %% ../nbs/06_data.ipynb #ce1ce58f
 from __future__ import annotations
-import math
+import gzip, math, pickle
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet', 'load_dataset', 'digits_clutter', 'view_transform',
-           'BatchAugment', 'mean_std', 'TwoViewLoader', 'normalized']
+__all__ = ['DATASETS', 'SPLITS', 'FASHION_MNIST_SYSTEM', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet', 'load_dataset',
+           'view_transform', 'BatchAugment', 'mean_std', 'TwoViewLoader', 'normalized']
 
 # %% ../nbs/06_data.ipynb #f733cc72
-DATASETS = ('digits', 'digits-clutter', 'cifar10', 'stl10', 'fake')
+DATASETS = ('digits', 'fashion-mnist', 'cifar10', 'stl10', 'fake')
 SPLITS = ('pretrain', 'train', 'test')
+FASHION_MNIST_SYSTEM = Path('/usr/share/datasets/fashion-mnist')     # Debian's dataset-fashion-mnist
 
 @dataclass
 class ImageSet:
-    "An in-memory image dataset: `images` uint8 (N, C, H, W), `labels` int64 (N,) with -1 for unlabeled, and its name."
+    "An in-memory image dataset: `images` uint8 (N, C, H, W), `labels` int64 (N,), -1 for unlabeled."
     name: str
     images: torch.Tensor
     labels: torch.Tensor
@@ -28,107 +30,115 @@ class ImageSet:
     @property
     def shape(self): return tuple(self.images.shape[1:])
 
-def _digits_split(split):
+def _missing(name, places, hint=''):
+    where = ' or '.join(str(Path(p).resolve()) for p in places)
+    return FileNotFoundError(f"dataset {name!r} was not found in {where}: pass --download (download=True) to "
+                             f"fetch it with torchvision, or --data-root pointing at a copy{hint}")
+
+# %% ../nbs/06_data.ipynb #5e2a9c10
+def _idx(path: Path, offset) -> np.ndarray:
+    with gzip.open(path, 'rb') as f: return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+def _read_fashion_mnist(root, split):
+    prefix = 't10k' if split == 'test' else 'train'
+    places = [Path(root) / 'FashionMNIST' / 'raw', FASHION_MNIST_SYSTEM]
+    for d in places:
+        img, lbl = d / f'{prefix}-images-idx3-ubyte.gz', d / f'{prefix}-labels-idx1-ubyte.gz'
+        if img.exists() and lbl.exists():
+            x = _idx(img, 16).reshape(-1, 1, 28, 28)
+            return torch.from_numpy(x.copy()), torch.from_numpy(_idx(lbl, 8).astype(np.int64))
+    raise _missing('fashion-mnist', places, " (or, on Debian, `apt-get install dataset-fashion-mnist`)")
+
+def _read_cifar10(root, split):
+    d = Path(root) / 'cifar-10-batches-py'
+    names = ['test_batch'] if split == 'test' else [f'data_batch_{i}' for i in range(1, 6)]
+    if not all((d / n).exists() for n in names): raise _missing('cifar10', [d])
+    batches = [pickle.loads((d / n).read_bytes(), encoding='bytes') for n in names]
+    x = np.concatenate([b[b'data'] for b in batches]).reshape(-1, 3, 32, 32)
+    y = np.concatenate([b[b'labels'] for b in batches]).astype(np.int64)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+def _read_stl10(root, split):
+    d = Path(root) / 'stl10_binary'
+    parts = {'pretrain': ['train', 'unlabeled'], 'train': ['train'], 'test': ['test']}[split]
+    xs, ys = [], []
+    for part in parts:
+        if not (d / f'{part}_X.bin').exists(): raise _missing('stl10', [d])
+        x = np.fromfile(d / f'{part}_X.bin', np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
+        y = (np.fromfile(d / f'{part}_y.bin', np.uint8).astype(np.int64) - 1 if part != 'unlabeled'
+             else np.full(len(x), -1, np.int64))
+        xs.append(x); ys.append(y)
+    return torch.from_numpy(np.ascontiguousarray(np.concatenate(xs))), torch.from_numpy(np.concatenate(ys))
+
+# %% ../nbs/06_data.ipynb #8e0f3b44
+def _download(name, root):
+    import torchvision
+    cls = {'fashion-mnist': torchvision.datasets.FashionMNIST, 'cifar10': torchvision.datasets.CIFAR10,
+           'stl10': torchvision.datasets.STL10}[name]
+    cls(root, download=True)
+
+def _digits():
     from sklearn.datasets import load_digits
     d = load_digits()
     x = torch.tensor(np.round(d.images * (255 / 16)), dtype=torch.uint8)[:, None]
-    y = torch.tensor(d.target, dtype=torch.long)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))     # fixed split, 1347 / 450
-    idx = perm[:1347] if split in ('pretrain', 'train') else perm[1347:]
-    return x[idx], y[idx]
+    return x, torch.tensor(d.target, dtype=torch.long)
 
-def _missing(name, root, err):
-    return FileNotFoundError(f"dataset {name!r} is not under {Path(root).resolve()}: pass --download (download=True) to "
-                             f"fetch it with torchvision, or --data-root pointing at a copy ({err})")
+def _fake(split):
+    import torchvision
+    n = 64 if split == 'test' else 256
+    ds = torchvision.datasets.FakeData(n, (3, 32, 32), 10, random_offset=0 if split == 'test' else 1000)
+    x = torch.stack([torch.from_numpy(np.array(img)).permute(2, 0, 1) for img, _ in ds])
+    return x, torch.tensor([int(lbl) for _, lbl in ds])
 
-def load_dataset(name, split='pretrain', *, root='data', download=False) -> ImageSet:
-    """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees; STL-10: train+unlabeled),
-    'train' (labelled training set, for linear evaluation) or 'test'. cifar10 / stl10 need `root` to hold the
-    torchvision files, or download=True."""
+def _fixed_perm(n): return torch.randperm(n, generator=torch.Generator().manual_seed(0))
+
+# %% ../nbs/06_data.ipynb #2b7c51d8
+def load_dataset(name, split='pretrain', *, root='data', download=False, subset=None) -> ImageSet:
+    """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees; STL-10:
+    train+unlabeled), 'train' (labelled, for the probes) or 'test'. `subset=N` keeps the first N images of a
+    fixed permutation of the pretrain / train split. download=True fetches a missing set with torchvision."""
     if name not in DATASETS: raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 2):
+        raise ValueError(f"subset must be an integer >= 2 (a number of images) or None, got {subset!r}")
     if name == 'digits':
-        x, y = _digits_split(split)
-        return ImageSet(name, x, y, 10)
-    if name == 'digits-clutter':
-        x, y = digits_clutter(split)
-        return ImageSet(name, x, y, 10)
-    import torchvision
-    if name == 'fake':
-        n = 64 if split == 'test' else 256
-        ds = torchvision.datasets.FakeData(n, (3, 32, 32), 10, random_offset=0 if split == 'test' else 1000)
-        x = torch.stack([torch.from_numpy(np.array(img)).permute(2, 0, 1) for img, _ in ds])
-        return ImageSet(name, x, torch.tensor([int(lbl) for _, lbl in ds]), 10)
-    try:
-        if name == 'cifar10':
-            ds = torchvision.datasets.CIFAR10(root, train=split != 'test', download=download)
-            return ImageSet(name, torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets), 10)
-        stl_split = {'pretrain': 'train+unlabeled', 'train': 'train', 'test': 'test'}[split]
-        ds = torchvision.datasets.STL10(root, split=stl_split, download=download)
-        return ImageSet(name, torch.from_numpy(ds.data), torch.from_numpy(ds.labels.astype(np.int64)), 10)
-    except RuntimeError as e:
-        if download: raise
-        raise _missing(name, root, e) from None
-
-# %% ../nbs/06_data.ipynb #38e7808d
-def _place(src, scale, shift, rot, size):
-    "Render src (N, 1, h, w) into size×size canvases, scaled to `scale`·size, rotated by `rot` and shifted (-1..1 units)."
-    cos, sin = torch.cos(rot), torch.sin(rot)
-    theta = torch.stack([torch.stack([cos / scale, -sin / scale, shift[:, 0]], 1),
-                         torch.stack([sin / scale, cos / scale, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, (len(src), 1, size, size), align_corners=False)
-    return F.grid_sample(src, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-
-def digits_clutter(split='train', *, seed=0, size=32):
-    """Generate `digits-clutter` (uint8 (N, 3, size, size), labels): each digit scaled, rotated (±15°), placed and coloured
-    at random (contrasting with the background under it) over a textured background with two fragments of other digits.
-    Deterministic for a given seed."""
-    if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    base, y0 = _digits_split('test' if split == 'test' else 'train')
-    g = torch.Generator().manual_seed(seed + (1 if split == 'test' else 0))
-    reps = 2 if split == 'test' else 4
-    idx = torch.arange(len(base)).repeat(reps)[: (900 if split == 'test' else 4500)]
-    n = len(idx)
-    u = lambda *s: torch.rand(*s, generator=g)
-    digit = base[idx].float() / 255
-    scale = 0.45 + 0.3 * u(n)                                              # 14 .. 24 pixels tall
-    shift = (u(n, 2) * 2 - 1) * (1 - scale)[:, None] * 0.8                 # stay inside the canvas
-    alpha = _place(digit, scale, -shift / scale[:, None], (u(n) - 0.5) * math.radians(30), size).clamp(0, 1)
-    # texture: a smooth random colour field (muted) plus fine grain
-    bg = 0.25 + 0.5 * F.interpolate(u(n, 3, 4, 4), size=(size, size), mode='bicubic', align_corners=False).clamp(0, 1)
-    img = bg + 0.08 * (u(n, 3, size, size) - 0.5)
-    for _ in range(2):                                                    # fragments (half-planes) of other digits
-        other = base[torch.randint(len(base), (n,), generator=g)].float() / 255
-        frag = _place(other, 0.3 + 0.25 * u(n), (u(n, 2) * 2 - 1) * 1.2, (u(n) - 0.5) * math.pi, size).clamp(0, 1)
-        ang = u(n) * 2 * math.pi
-        xs = torch.linspace(-1, 1, size)
-        half = ((torch.cos(ang)[:, None, None] * xs[None, None, :] + torch.sin(ang)[:, None, None] * xs[None, :, None]) > 0).float()
-        a = 0.7 * (frag[:, 0] * half)[:, None]
-        img = img * (1 - a) + u(n, 3, 1, 1) * a
-    # the digit's colour contrasts with the background under it: dark on light, light on dark, random hue
-    under = (img * alpha).sum((2, 3), keepdim=True) / alpha.sum((2, 3), keepdim=True).clamp(min=1e-6)
-    light = (under.mean(1, keepdim=True) < 0.5).float()
-    colour = light * (0.75 + 0.25 * u(n, 3, 1, 1)) + (1 - light) * (0.25 * u(n, 3, 1, 1))
-    img = img * (1 - alpha) + colour * alpha
-    return (img.clamp(0, 1) * 255).round().to(torch.uint8), y0[idx]
+        x, y = _digits()
+        perm = _fixed_perm(len(x))                                     # fixed split, 1347 / 450
+        idx = perm[:1347] if split != 'test' else perm[1347:]
+        x, y = x[idx], y[idx]
+    elif name == 'fake': x, y = _fake(split)
+    else:
+        read = {'fashion-mnist': _read_fashion_mnist, 'cifar10': _read_cifar10, 'stl10': _read_stl10}[name]
+        try: x, y = read(root, split)
+        except FileNotFoundError:
+            if not download: raise
+            _download(name, root)
+            x, y = read(root, split)
+    if subset is not None and split != 'test':
+        keep = _fixed_perm(len(x))[:subset]
+        x, y = x[keep], y[keep]
+    return ImageSet(name, x, y, 10)
 
 # %% ../nbs/06_data.ipynb #d6f1118b
+_NO_AUG = dict(flip=False, jitter=None, p_jitter=0.0, p_gray=0.0, blur=None, p_blur=0.0, rotate=0.0,
+               translate=0.0, noise=0.0)
 AUGMENTATIONS = {
-    'stl10': dict(size=96, crop_scale=(0.08, 1.0), flip=True, jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_gray=0.2,
-                  blur=(0.1, 2.0), p_blur=0.5, rotate=0.0, translate=0.0, noise=0.0),
-    'cifar10': dict(size=32, crop_scale=(0.08, 1.0), flip=True, jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_gray=0.2,
-                    blur=None, p_blur=0.0, rotate=0.0, translate=0.0, noise=0.0),
-    'digits': dict(size=8, crop_scale=(0.5, 1.0), flip=False, jitter=None, p_jitter=0.0, p_gray=0.0,
-                   blur=None, p_blur=0.0, rotate=10.0, translate=0.1, noise=0.1),
+    'stl10': _NO_AUG | dict(size=96, crop_scale=(0.08, 1.0), flip=True, jitter=(0.8, 0.8, 0.8, 0.2),
+                            p_jitter=0.8, p_gray=0.2, blur=(0.1, 2.0), p_blur=1.0),
+    'cifar10': _NO_AUG | dict(size=32, crop_scale=(0.08, 1.0), flip=True, jitter=(0.4, 0.4, 0.4, 0.1),
+                              p_jitter=0.8, p_gray=0.2),
+    'fashion-mnist': _NO_AUG | dict(size=28, crop_scale=(0.2, 1.0), flip=True, jitter=(0.4, 0.4, 0.0, 0.0),
+                                    p_jitter=0.8),
+    'digits': _NO_AUG | dict(size=8, crop_scale=(0.5, 1.0), rotate=10.0, translate=0.1, noise=0.1),
 }
-AUGMENTATIONS['digits-clutter'] = AUGMENTATIONS['fake'] = AUGMENTATIONS['cifar10']
+AUGMENTATIONS['fake'] = AUGMENTATIONS['cifar10']
 
 def _recipe(name):
     if name not in AUGMENTATIONS: raise ValueError(f"dataset must be one of {tuple(AUGMENTATIONS)}, got {name!r}")
     return AUGMENTATIONS[name]
 
 def view_transform(name):
-    "The per-image torchvision.transforms.v2 pipeline for one view of dataset `name`: uint8 (C, H, W) → float in [0, 1]."
+    "The per-image torchvision.transforms.v2 pipeline for one view: uint8 (C, H, W) → float in [0, 1]."
     import torchvision.transforms.v2 as v2
     r = _recipe(name)
     ops = [v2.ToDtype(torch.float32, scale=True),
@@ -141,6 +151,7 @@ def view_transform(name):
     if r['noise']: ops.append(v2.GaussianNoise(sigma=r['noise'], clip=False))
     return v2.Compose(ops)
 
+# %% ../nbs/06_data.ipynb #0c4d6e21
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 class BatchAugment(torch.nn.Module):
@@ -150,83 +161,101 @@ class BatchAugment(torch.nn.Module):
         super().__init__()
         self.name, self.r = name, _recipe(name)
 
-    def _theta(self, B, dev, H, W, dtype=torch.float32):
-        r = self.r
-        area = torch.empty(B, device=dev, dtype=dtype).uniform_(*r['crop_scale'])
-        logr = torch.empty(B, device=dev, dtype=dtype).uniform_(math.log(3 / 4), math.log(4 / 3))
-        w = torch.sqrt(area * torch.exp(logr)).clamp(max=1.0); h = torch.sqrt(area / torch.exp(logr)).clamp(max=1.0)
-        cx = (torch.rand(B, device=dev) * 2 - 1) * (1 - w); cy = (torch.rand(B, device=dev) * 2 - 1) * (1 - h)
-        sx = torch.where(torch.rand(B, device=dev) < 0.5, -1.0, 1.0) if r['flip'] else torch.ones(B, device=dev)
-        ang = (torch.rand(B, device=dev) * 2 - 1) * math.radians(r['rotate'])
-        cx = cx + (torch.rand(B, device=dev) * 2 - 1) * 2 * r['translate']
-        cy = cy + (torch.rand(B, device=dev) * 2 - 1) * 2 * r['translate']
+    def _theta(self, B, dev):
+        r, u = self.r, lambda: torch.rand(B, device=dev)
+        area = torch.empty(B, device=dev).uniform_(*r['crop_scale'])
+        logr = torch.empty(B, device=dev).uniform_(math.log(3 / 4), math.log(4 / 3))
+        w = torch.sqrt(area * torch.exp(logr)).clamp(max=1.0)
+        h = torch.sqrt(area / torch.exp(logr)).clamp(max=1.0)
+        cx, cy = (u() * 2 - 1) * (1 - w), (u() * 2 - 1) * (1 - h)
+        sx = torch.where(u() < 0.5, -1.0, 1.0) if r['flip'] else torch.ones(B, device=dev)
+        ang = (u() * 2 - 1) * math.radians(r['rotate'])
+        cx, cy = cx + (u() * 2 - 1) * 2 * r['translate'], cy + (u() * 2 - 1) * 2 * r['translate']
         c, s = torch.cos(ang), torch.sin(ang)
         return torch.stack([torch.stack([sx * w * c, -h * s, cx], 1), torch.stack([sx * w * s, h * c, cy], 1)], 1)
 
-    @torch.no_grad()
-    def forward(self, x):
-        r = self.r
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-        B, C, H, W = x.shape
-        dev = x.device
-        grid = F.affine_grid(self._theta(B, dev, H, W).to(x.dtype), (B, C, r['size'], r['size']), align_corners=False)
-        x = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros' if r['rotate'] else 'border', align_corners=False)
-        if r['jitter'] and C == 3:
-            on = (torch.rand(B, 1, 1, 1, device=dev) < r['p_jitter']).float()
-            bri, con, sat, hue = r['jitter']
-            fac = lambda a: 1 + (torch.rand(B, 1, 1, 1, device=dev) * 2 - 1) * a
-            y = x * fac(bri)
-            gray = (y * _LUMA.to(dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
-            y = (y - gray.mean((2, 3), keepdim=True)) * fac(con) + gray.mean((2, 3), keepdim=True)
-            gray = (y * _LUMA.to(dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
-            y = gray + (y - gray) * fac(sat)
-            y = self._hue(y, (torch.rand(B, device=dev) * 2 - 1) * hue)
-            x = on * y.clamp(0, 1) + (1 - on) * x
-        if r['p_gray'] and C == 3:
-            g = (torch.rand(B, 1, 1, 1, device=dev) < r['p_gray']).float()
-            x = g * (x * _LUMA.to(dev).view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x) + (1 - g) * x
-        if r['blur']:
-            x = self._blur(x, torch.empty(B, device=dev).uniform_(*r['blur']), torch.rand(B, device=dev) < r['p_blur'])
-        if r['noise']: x = x + r['noise'] * torch.randn_like(x)
-        return x
+# %% ../nbs/06_data.ipynb #0c4d6e22
+@patch
+@torch.no_grad()
+def forward(self: BatchAugment, x):
+    r = self.r
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    B, C, H, W = x.shape
+    dev = x.device
+    grid = F.affine_grid(self._theta(B, dev).to(x.dtype), (B, C, r['size'], r['size']), align_corners=False)
+    pad = 'zeros' if r['rotate'] else 'border'
+    x = F.grid_sample(x, grid, mode='bilinear', padding_mode=pad, align_corners=False)
+    if r['jitter']: x = self._jitter(x)
+    if r['p_gray'] and C == 3:
+        g = (torch.rand(B, 1, 1, 1, device=dev) < r['p_gray']).float()
+        x = g * _gray(x).expand_as(x) + (1 - g) * x
+    if r['blur']:
+        sigma = torch.empty(B, device=dev).uniform_(*r['blur'])
+        x = self._blur(x, sigma, torch.rand(B, device=dev) < r['p_blur'])
+    if r['noise']: x = x + r['noise'] * torch.randn_like(x)
+    return x
 
-    @staticmethod
-    def _hue(x, h):
-        "Rotate chroma by 2πh in YIQ space (per image)."
-        M = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device)
-        yiq = torch.einsum('ij,bjhw->bihw', M, x)
-        a = 2 * math.pi * h
-        c, s = torch.cos(a).view(-1, 1, 1), torch.sin(a).view(-1, 1, 1)
-        i, q = yiq[:, 1] * c - yiq[:, 2] * s, yiq[:, 1] * s + yiq[:, 2] * c
-        return torch.einsum('ij,bjhw->bihw', torch.linalg.inv(M), torch.stack([yiq[:, 0], i, q], 1))
+def _gray(x):
+    "Luma of an RGB batch (B, 1, H, W); a grey batch is its own luma."
+    return (x * _LUMA.to(x.device).view(1, 3, 1, 1)).sum(1, keepdim=True) if x.shape[1] == 3 else x
 
-    @staticmethod
-    def _blur(x, sigma, on, k=9):
-        B, C, H, W = x.shape
-        t = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
-        ker = torch.exp(-t[None] ** 2 / (2 * sigma[:, None] ** 2)); ker = ker / ker.sum(1, keepdim=True)
-        ker = torch.where(on[:, None], ker, (t == 0).to(x.dtype)[None].expand_as(ker))    # identity kernel when off
-        ker = ker.repeat_interleave(C, 0)
-        y = F.conv2d(F.pad(x.reshape(1, B * C, H, W), (k // 2,) * 4, mode='reflect'), ker.view(-1, 1, 1, k), groups=B * C)
-        y = F.conv2d(y, ker.view(-1, 1, k, 1), groups=B * C)
-        return y.view(B, C, H, W)
+# %% ../nbs/06_data.ipynb #0c4d6e23
+@patch
+def _jitter(self: BatchAugment, x):
+    "Brightness, contrast, and (colour images) saturation and hue, each with a per-image factor."
+    B, dev = len(x), x.device
+    on = (torch.rand(B, 1, 1, 1, device=dev) < self.r['p_jitter']).float()
+    bri, con, sat, hue = self.r['jitter']
+    fac = lambda a: 1 + (torch.rand(B, 1, 1, 1, device=dev) * 2 - 1) * a
+    y = x * fac(bri)
+    m = _gray(y).mean((2, 3), keepdim=True)
+    y = (y - m) * fac(con) + m
+    if x.shape[1] == 3:
+        g = _gray(y)
+        y = self._hue(g + (y - g) * fac(sat), (torch.rand(B, device=dev) * 2 - 1) * hue)
+    return on * y.clamp(0, 1) + (1 - on) * x
+
+@patch
+def _hue(self: BatchAugment, x, h):
+    "Rotate chroma by 2πh in YIQ space (per image)."
+    M = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device)
+    yiq = torch.einsum('ij,bjhw->bihw', M, x)
+    a = 2 * math.pi * h
+    c, s = torch.cos(a).view(-1, 1, 1), torch.sin(a).view(-1, 1, 1)
+    i, q = yiq[:, 1] * c - yiq[:, 2] * s, yiq[:, 1] * s + yiq[:, 2] * c
+    return torch.einsum('ij,bjhw->bihw', torch.linalg.inv(M), torch.stack([yiq[:, 0], i, q], 1))
+
+@patch
+def _blur(self: BatchAugment, x, sigma, on, k=9):
+    "Separable Gaussian blur with a per-image σ (identity kernel where `on` is false)."
+    B, C, H, W = x.shape
+    t = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
+    ker = torch.exp(-t[None] ** 2 / (2 * sigma[:, None] ** 2)); ker = ker / ker.sum(1, keepdim=True)
+    ker = torch.where(on[:, None], ker, (t == 0).to(x.dtype)[None].expand_as(ker))
+    ker = ker.repeat_interleave(C, 0)
+    y = F.pad(x.reshape(1, B * C, H, W), (k // 2,) * 4, mode='reflect')
+    y = F.conv2d(F.conv2d(y, ker.view(-1, 1, 1, k), groups=B * C), ker.view(-1, 1, k, 1), groups=B * C)
+    return y.view(B, C, H, W)
 
 # %% ../nbs/06_data.ipynb #88c8cde9
-MEAN_STD = {'cifar10': ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-            'stl10': ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713))}
+MEAN_STD = {'cifar10': ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),     # the official code's
+            'stl10': ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),                          # the official code: none
+            'fashion-mnist': ((0.2860,), (0.3530,)),           # Fashion-MNIST's 60,000 training images
+            'digits': ((0.3051,), (0.3757,))}                  # the 1,347 training digits
 
 def mean_std(ds: ImageSet):
-    "Channel mean and std used to normalise `ds` (the standard constants for CIFAR-10 / STL-10, measured otherwise)."
+    "Channel mean and std that normalise `ds`: the official code's for CIFAR-10 / STL-10, else measured."
     if ds.name in MEAN_STD: return tuple(torch.tensor(v) for v in MEAN_STD[ds.name])
     x = ds.images.float() / 255
     return x.mean((0, 2, 3)), x.std((0, 2, 3))
 
 class TwoViewLoader:
-    """Iterate over `ds` in shuffled batches of two augmented, normalised views: yields (x1, x2, labels) on `device`.
-    aug: 'batch' (BatchAugment on `device`) or 'per-image' (torchvision v2 per image on the CPU). `epoch(e)` seeds the
-    shuffle and the augmentation from (seed, e), so resuming at epoch e reproduces the uninterrupted run. With
-    rank/world_size, each rank takes its own slice of every epoch's permutation."""
-    def __init__(self, ds: ImageSet, batch_size, *, aug='batch', device='cpu', seed=0, drop_last=True, rank=0, world_size=1):
+    """Shuffled batches of two augmented, normalised views of `ds`: yields (x1, x2, labels) on `device`.
+    aug: 'batch' (BatchAugment on `device`) or 'per-image' (torchvision v2 per image on the CPU).
+    `epoch(e)` seeds the shuffle and the augmentation from (seed, e), so resuming at epoch e reproduces the
+    uninterrupted run. With rank/world_size, each rank takes its own slice of every epoch's permutation."""
+    def __init__(self, ds: ImageSet, batch_size, *, aug='batch', device='cpu', seed=0, drop_last=True,
+                 rank=0, world_size=1):
         if aug not in ('batch', 'per-image'): raise ValueError(f"aug must be 'batch' or 'per-image', got {aug!r}")
         if batch_size < 2: raise ValueError(f"batch_size must be >= 2, got {batch_size}")
         self.ds, self.bs, self.aug, self.device, self.seed = ds, int(batch_size), aug, torch.device(device), seed
@@ -249,14 +278,14 @@ class TwoViewLoader:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch_)
         perm = torch.randperm(len(self.ds), generator=g)
         perm = perm[self.rank: len(perm) - len(perm) % self.world: self.world]
-        torch.manual_seed(self.seed * 100_003 + self.epoch_ + 7919 * (self.rank + 1))   # augmentation randomness
+        torch.manual_seed(self.seed * 100_003 + self.epoch_ + 7919 * (self.rank + 1))   # the augmentation's
         for i in range(len(self)):
             idx = perm[i * self.bs:(i + 1) * self.bs]
             x1, x2 = self._views(self.ds.images[idx])
             yield (x1 - self.mean) / self.std, (x2 - self.mean) / self.std, self.ds.labels[idx].to(self.device)
 
 def normalized(ds: ImageSet, device='cpu', *, limit=None):
-    """The un-augmented images of `ds` (the first `limit` of them, if given), as float and normalised with the whole
-    set's statistics, like the training views (for evaluation)."""
+    """The un-augmented images of `ds` (the first `limit` of them, if given), as float, normalised like the
+    training views (for evaluation)."""
     m, s = (t.view(1, -1, 1, 1) for t in mean_std(ds))
     return ((ds.images[:limit].float() / 255 - m) / s).to(device)

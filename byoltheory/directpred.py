@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from fastcore.basics import patch
 from .linear import _byol_flow, _is_torch, check_linear_args, check_params, odeint, Trajectory
 
 # %% auto #0
-__all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'DirectPredictor', 'simulate_directpred']
+__all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'moving_average', 'DirectPredictor', 'simulate_directpred']
 
 # %% ../nbs/05_directpred.ipynb #04d9ce9b
 FORMS = ('eq18', 'official')
@@ -54,91 +55,152 @@ def _allreduce_(*tensors):
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         for t in tensors: torch.distributed.all_reduce(t)
 
+def moving_average(F, S, rho, first):
+    """Eq 19: ρF̂ + (1 − ρ)S, or S where `first` is true (a bool tensor broadcasting against F̂: the official
+    code starts the estimate at the first batch, not at zero)."""
+    return torch.where(first, S, rho * F + (1 - rho) * S)
+
+def _check_int(name, v, lo=1):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+
 class DirectPredictor(nn.Module):
-    """DirectPred (Section 4): a linear predictor W_p set from the moving estimate F̂ of its input correlation by Eq 18,
-    instead of by gradient descent. Drop-in for `nn.Linear(dim, dim)`. rho: Eq 19's ρ in [0, 1); eps: Eq 18's ε ≥ 0;
-    freq: re-set W_p every `freq` training calls (W_p is trained by the optimiser in between when freq > 1);
-    c: Table 7's threshold; partitions: k > 1 for the feature-dependent variant; bias: add a trainable bias;
-    form: 'eq18' (the paper's Eq 18) or 'official' (the luckmatters code's rule); seed: the partitions' directions."""
-    def __init__(self, dim, *, rho=0.3, eps=0.1, freq=1, c=0.0, partitions=1, bias=False, form='eq18', seed=0):
+    """DirectPred (Section 4): a linear predictor W_p set from a moving estimate F̂ of its input correlation by
+    Eq 18 instead of by gradient descent; a drop-in for `nn.Linear(dim, dim)`. One training step is `views`
+    training-mode calls (BYOL's `predictor(f1), predictor(f2)`); like the official code, each step folds
+    the rows of all its calls into F̂ once (Eq 19) and W_p is re-set every `freq` steps, taking effect
+    from the next step. rho: Eq 19's ρ in [0, 1); eps: Eq 18's ε ≥ 0; freq ≥ 1 (W_p is trained by the
+    optimiser between re-sets when freq > 1); c: Table 7's threshold; partitions: k > 1 for the
+    feature-dependent variant; bias: a trainable bias; form: 'eq18' (as printed) or 'official' (the
+    luckmatters rule); views: training calls per step; seed: the partitions' directions (None: torch's
+    global generator)."""
+    def __init__(self, dim, *, rho=0.3, eps=0.1, freq=1, c=0.0, partitions=1, bias=False,
+                 form='eq18', views=2, seed=None):
         super().__init__()
-        for name, v in [('dim', dim), ('freq', freq), ('partitions', partitions)]:
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        for name, v in [('dim', dim), ('freq', freq), ('partitions', partitions), ('views', views)]:
+            _check_int(name, v)
         if not (0 <= rho < 1): raise ValueError(f"rho must be in [0, 1) (Eq 19's averaging weight), got {rho}")
         _check_rule(eps, c, form)
-        self.dim, self.rho, self.eps, self.freq, self.c, self.partitions, self.form = dim, float(rho), float(eps), int(freq), float(c), int(partitions), form
+        self.dim, self.rho, self.eps, self.c, self.form = dim, float(rho), float(eps), float(c), form
+        self.freq, self.partitions, self.views = int(freq), int(partitions), int(views)
         shape = (dim, dim) if partitions == 1 else (partitions, 2, dim, dim)
-        self.register_buffer('F', torch.zeros(shape))
         W0 = torch.eye(dim).expand(shape).clone()
         if freq == 1: self.register_buffer('weight', W0)
         else: self.weight = nn.Parameter(W0)
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
-        self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+        for name, value in [('F', torch.zeros(shape)), ('S_step', torch.zeros(shape)),
+                            ('n_step', torch.zeros(shape[:-2])), ('seen', torch.zeros(shape[:-2], dtype=torch.bool)),
+                            ('calls', torch.zeros((), dtype=torch.long))]:
+            self.register_buffer(name, value)
         if partitions > 1:
-            g = torch.Generator().manual_seed(seed)
+            g = None if seed is None else torch.Generator().manual_seed(seed)
             self.register_buffer('partition_w', torch.randn(dim, partitions, generator=g))
             self.register_buffer('partition_center', torch.zeros(partitions))
+            self.register_buffer('center_step', torch.zeros(partitions))
 
     def extra_repr(self):
         return (f"dim={self.dim}, rho={self.rho}, eps={self.eps}, freq={self.freq}, c={self.c}, "
-                f"partitions={self.partitions}, bias={self.bias is not None}, form={self.form!r}")
+                f"partitions={self.partitions}, bias={self.bias is not None}, form={self.form!r}, "
+                f"views={self.views}")
 
-    def _sides(self, f, center):
-        return (f @ self.partition_w.to(f.dtype)) >= center.to(f.dtype)          # (n, k): which half of each partition
+    @property
+    def steps(self) -> int:
+        "Training steps completed (every `views` training-mode calls)."
+        return int(self.calls) // self.views
 
-    @torch.no_grad()
-    def update_F(self, f):
-        "Fold a batch f (..., dim) into F̂ by Eq 19 (all-reduced across ranks); returns the partition sides (or None)."
-        x = f.detach().reshape(-1, self.dim).float()
-        n = torch.tensor(float(len(x)), device=x.device)
-        if self.partitions == 1:
-            S = x.T @ x
-            _allreduce_(S, n)
-            F_new = self.rho * self.F + (1 - self.rho) * S / n.clamp(min=1)
-            sides = None
-        else:
-            proj = x @ self.partition_w
-            center = proj.sum(0); _allreduce_(center, n); center = center / n.clamp(min=1)
-            sides = proj >= center
-            m = sides.float()                                           # (n, k)
-            S_all = x.T @ x
-            S1 = torch.einsum('nk,ni,nj->kij', m, x, x)
-            S = torch.stack([S_all.expand_as(S1) - S1, S1], dim=1)      # (k, 2, d, d): below / above the split
-            cnt = torch.stack([len(x) - m.sum(0), m.sum(0)], dim=1)      # (k, 2)
-            _allreduce_(S, cnt)
-            seen = (cnt > 0)[..., None, None]
-            F_new = torch.where(seen, self.rho * self.F + (1 - self.rho) * S / cnt.clamp(min=1)[..., None, None], self.F)
-        if not torch.isfinite(F_new).all():
-            raise FloatingPointError(f"DirectPredictor: the moving estimate F̂ (Eq 19) would become non-finite at call "
-                                     f"{int(self.steps)} -- the predictor's input f has NaN/Inf entries (is training diverging?). "
-                                     "F̂ and W_p are left unchanged.")
-        self.F.copy_(F_new)
-        if sides is not None: self.partition_center.mul_(self.rho).add_((1 - self.rho) * center)
-        return sides
+# %% ../nbs/05_directpred.ipynb #b1c4e2a1
+@patch
+def _reset_due(self: DirectPredictor) -> bool:
+    "Between steps, after step t − 1: is W_p re-set now? (after steps 0, freq, 2·freq, …)"
+    t = self.steps
+    return int(self.calls) % self.views == 0 and t >= 1 and (t - 1) % self.freq == 0
 
-    @torch.no_grad()
-    def set_weight(self):
-        "Re-set W_p from the current F̂ by Eq 18 (or the chosen rule)."
-        self.weight.copy_(directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form))
+@patch
+@torch.no_grad()
+def set_weight(self: DirectPredictor):
+    "Re-set W_p from the current F̂ by Eq 18 (or the chosen rule); halves never seen keep their W_p."
+    W = directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form)
+    self.weight.copy_(torch.where(self.seen[..., None, None], W, self.weight))
 
-    def forward(self, f):
-        if f.ndim < 1 or f.shape[-1] != self.dim:
-            raise ValueError(f"f must have shape (..., {self.dim}) for DirectPredictor(dim={self.dim}), got {tuple(f.shape)}")
-        sides = None
-        if self.training:
-            sides = self.update_F(f)
-            if int(self.steps) % self.freq == 0: self.set_weight()
-            self.steps += 1
-        W = self.weight.clone().to(f.dtype)      # a copy, so the next call's in-place re-set cannot touch this graph
-        if self.partitions == 1:
-            y = f @ W.T
-        else:
-            if sides is None: sides = self._sides(f.detach().reshape(-1, self.dim), self.partition_center)
-            m = sides.to(f.dtype).reshape(f.shape[:-1] + (self.partitions,))
-            out = torch.einsum('...i,ksji->...ksj', f, W)              # (..., k, 2, dim): every half's prediction
-            y = (out[..., 0, :] * (1 - m)[..., None] + out[..., 1, :] * m[..., None]).mean(-2)
-        return y if self.bias is None else y + self.bias.to(f.dtype)
+@patch
+@torch.no_grad()
+def next_weight(self: DirectPredictor) -> torch.Tensor:
+    "The W_p the next training step will predict with (eval mode predicts with it; nothing is changed)."
+    if not self._reset_due(): return self.weight.detach()
+    W = directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form)
+    return torch.where(self.seen[..., None, None], W, self.weight.detach())
+
+@patch
+def matrix(self: DirectPredictor) -> torch.Tensor:
+    "W_p for diagnostics (the trainer's Fig 2 log): the next step's, (d, d) or (k, 2, d, d)."
+    return self.next_weight()
+
+# %% ../nbs/05_directpred.ipynb #b1c4e2a2
+@patch
+@torch.no_grad()
+def _accumulate(self: DirectPredictor, x):
+    "Add one call's rows x (n, dim) to the step's sums; returns each row's partition sides (n, k) or None."
+    if self.partitions == 1:
+        self.S_step += x.T @ x
+        self.n_step += len(x)
+        return None
+    proj = x @ self.partition_w
+    center, n = proj.sum(0), torch.tensor(float(len(x)), device=x.device)
+    _allreduce_(center, n)                                     # the split is the whole batch's mean
+    center = center / n
+    sides = proj >= center
+    m = sides.float()                                                  # (n, k)
+    above = torch.einsum('nk,ni,nj->kij', m, x, x)
+    self.S_step += torch.stack([x.T @ x - above, above], dim=1)         # (k, 2, d, d): below / above
+    self.n_step += torch.stack([len(x) - m.sum(0), m.sum(0)], dim=1)
+    self.center_step += center
+    return sides
+
+@patch
+@torch.no_grad()
+def _end_step(self: DirectPredictor):
+    "Fold the step's pooled rows into F̂ by Eq 19 (all-reduced across ranks), once per step."
+    S, n = self.S_step, self.n_step
+    _allreduce_(S, n)
+    has = (n > 0)[..., None, None]
+    F_batch = S / n.clamp(min=1)[..., None, None]
+    F_new = moving_average(self.F, F_batch, self.rho, ~self.seen[..., None, None])
+    self.F.copy_(torch.where(has, F_new, self.F))
+    if self.partitions > 1:
+        c_new = moving_average(self.partition_center, self.center_step / self.views, self.rho, ~self.seen.any())
+        self.partition_center.copy_(c_new)
+        self.center_step.zero_()
+    self.seen |= has[..., 0, 0]
+    S.zero_(); n.zero_()
+
+# %% ../nbs/05_directpred.ipynb #b1c4e2a3
+@patch
+def forward(self: DirectPredictor, f):
+    if f.ndim < 1 or f.shape[-1] != self.dim:
+        raise ValueError(f"f must have shape (..., {self.dim}) for DirectPredictor(dim={self.dim}), "
+                         f"got {tuple(f.shape)}")
+    x = f.detach().reshape(-1, self.dim).float()
+    if len(x) == 0: raise ValueError("f must have at least one row (an empty batch carries no estimate of F)")
+    sides = None
+    if self.training:
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(
+                f"DirectPredictor: the predictor's input f has NaN/Inf entries at step {self.steps} (is training "
+                "diverging?); F̂ and W_p are left unchanged.")
+        if self._reset_due(): self.set_weight()
+        sides = self._accumulate(x)
+        self.calls += 1
+        if int(self.calls) % self.views == 0: self._end_step()
+        W = self.weight
+    else: W = self.next_weight()
+    W = W.to(f.dtype)
+    if self.partitions == 1: y = f @ W.T
+    else:
+        if sides is None: sides = (x @ self.partition_w) >= self.partition_center
+        m = sides.to(f.dtype).reshape(f.shape[:-1] + (self.partitions,))
+        out = torch.einsum('...i,ksji->...ksj', f, W)           # (..., k, 2, dim): each half's prediction
+        y = (out[..., 0, :] * (1 - m)[..., None] + out[..., 1, :] * m[..., None]).mean(-2)
+    return y if self.bias is None else y + self.bias.to(f.dtype)
 
 # %% ../nbs/05_directpred.ipynb #b839561e
 def simulate_directpred(W0, X, Xp, t, *, Wa0=None, method='byol', beta=1.0, eta=0.0, eps=0.1, c=0.0, form='eq18',

@@ -10,86 +10,103 @@ import torch.nn.functional as F
 from .data import ImageSet, normalized
 
 # %% auto #0
-__all__ = ['features', 'linear_probe', 'knn_accuracy', 'feature_std', 'effective_rank', 'probe_features', 'evaluate_network',
-           'baseline_probes']
+__all__ = ['PROBES', 'features', 'linear_probe', 'knn_accuracy', 'feature_std', 'spectrum_effective_rank', 'effective_rank',
+           'probe_features', 'evaluate_network', 'baseline_probes']
 
 # %% ../nbs/08_evaluate.ipynb #6f069c97
-@torch.no_grad()
+@torch.inference_mode()
 def features(net: nn.Module, x: torch.Tensor, *, batch=1024) -> torch.Tensor:
     "Outputs of `net` in eval mode on the images x (N, C, H, W), computed in batches, as float32 on x's device."
     was = net.training; net.eval()
     out = torch.cat([net(x[i:i + batch]).float() for i in range(0, len(x), batch)])
     net.train(was)
-    return out
+    return out.clone()                 # an ordinary tensor (inference tensors cannot enter autograd later)
 
 def _topk(logits, y, k):
     k = min(k, logits.shape[1])
     return float((logits.topk(k, dim=1).indices == y[:, None]).any(1).float().mean() * 100)
 
-def linear_probe(train_x, train_y, test_x, test_y, *, epochs=100, lr=0.1, weight_decay=1e-4, batch=256,
-                 best_epoch=False, seed=0) -> dict:
-    """Train a linear softmax classifier on standardised features (SGD, momentum 0.9, cosine schedule) and return
-    top1 / top5 (%) on the test features after the final epoch; with best_epoch=True also `best_top1`, the best test
-    top-1 over epochs (optimistic: it selects on the test set, as the official code does)."""
-    if epochs < 1: raise ValueError(f"epochs must be >= 1, got {epochs}")
-    g = torch.Generator().manual_seed(seed)
+def _standardise(train_x, test_x):
     mu, sd = train_x.mean(0), train_x.std(0)
-    sd = torch.where(sd > 1e-6 * sd.max().clamp(min=1e-30), sd, torch.ones_like(sd))   # constant features: leave unscaled
-    xtr, xte = (train_x - mu) / sd, (test_x - mu) / sd
-    ncls = int(max(train_y.max(), test_y.max())) + 1
-    clf = nn.Linear(xtr.shape[1], ncls).to(xtr.device)
+    sd = torch.where(sd > 1e-6 * sd.max().clamp(min=1e-30), sd, torch.ones_like(sd))   # constant: unscaled
+    return (train_x - mu) / sd, (test_x - mu) / sd
+
+# %% ../nbs/08_evaluate.ipynb #6f069c98
+PROBES = {'book': dict(optimizer='sgd', lr=0.1, weight_decay=1e-4, batch=256, epochs=100),
+          'official': dict(optimizer='adam', lr=3e-4, weight_decay=1e-3, batch=128, epochs=50)}
+
+def linear_probe(train_x, train_y, test_x, test_y, *, protocol='book', epochs=None, seed=0) -> dict:
+    """A linear softmax classifier on standardised features. protocol 'book': SGD (momentum 0.9, cosine
+    schedule), returns top1 / top5 (%) after the final epoch; 'official': Adam, returns top1 / top5 of the
+    final epoch and `best_top1`, the best test top-1 over epochs (optimistic). `epochs` overrides the protocol's."""
+    if protocol not in PROBES: raise ValueError(f"protocol must be one of {tuple(PROBES)}, got {protocol!r}")
+    p = dict(PROBES[protocol], **({} if epochs is None else dict(epochs=epochs)))
+    if isinstance(p['epochs'], bool) or not isinstance(p['epochs'], int) or p['epochs'] < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {p['epochs']!r}")
+    g = torch.Generator().manual_seed(seed)
+    xtr, xte = _standardise(train_x, test_x)
+    clf = nn.Linear(xtr.shape[1], int(max(train_y.max(), test_y.max())) + 1).to(xtr.device)
     with torch.no_grad():
         clf.weight.copy_(torch.randn(clf.weight.shape, generator=g).to(xtr.device) * 0.01); clf.bias.zero_()
-    opt = torch.optim.SGD(clf.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    if p['optimizer'] == 'sgd':
+        opt = torch.optim.SGD(clf.parameters(), lr=p['lr'], momentum=0.9, weight_decay=p['weight_decay'])
+    else: opt = torch.optim.Adam(clf.parameters(), lr=p['lr'], weight_decay=p['weight_decay'])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p['epochs']) if p['optimizer'] == 'sgd' else None
     best = 0.0
-    for _ in range(epochs):
+    for _ in range(p['epochs']):
         perm = torch.randperm(len(xtr), generator=g).to(xtr.device)
-        for i in range(0, len(xtr), batch):
-            idx = perm[i:i + batch]
+        for i in range(0, len(xtr), p['batch']):
+            idx = perm[i:i + p['batch']]
             loss = F.cross_entropy(clf(xtr[idx]), train_y[idx])
             opt.zero_grad(); loss.backward(); opt.step()
-        sched.step()
-        if best_epoch:
+        if sched: sched.step()
+        if protocol == 'official':
             with torch.no_grad(): best = max(best, _topk(clf(xte), test_y, 1))
     with torch.no_grad(): logits = clf(xte)
     out = dict(top1=_topk(logits, test_y, 1), top5=_topk(logits, test_y, 5))
-    if best_epoch: out['best_top1'] = best
-    return out
+    return out | (dict(best_top1=best) if protocol == 'official' else {})
 
+# %% ../nbs/08_evaluate.ipynb #6f069c99
 @torch.no_grad()
 def knn_accuracy(train_x, train_y, test_x, test_y, *, k=20, temperature=0.07, chunk=1024) -> float:
     "Top-1 (%) of a weighted k-nearest-neighbour vote with cosine similarity on un-standardised features."
-    if k < 1: raise ValueError(f"k must be >= 1, got {k}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ValueError(f"k must be an integer >= 1, got {k!r}")
     k = min(k, len(train_x))
     a, ncls = F.normalize(train_x.float(), dim=1), int(train_y.max()) + 1
     correct = 0
     for i in range(0, len(test_x), chunk):
         sim = F.normalize(test_x[i:i + chunk].float(), dim=1) @ a.T
         w, idx = sim.topk(k, dim=1)
-        votes = torch.zeros(len(sim), ncls, device=sim.device).scatter_add_(1, train_y[idx], torch.exp(w / temperature))
+        votes = torch.zeros(len(sim), ncls, device=sim.device)
+        votes.scatter_add_(1, train_y[idx], torch.exp(w / temperature))
         correct += int((votes.argmax(1) == test_y[i:i + chunk]).sum())
     return 100.0 * correct / len(test_x)
 
 @torch.no_grad()
 def feature_std(z) -> float:
-    "std over samples of the ℓ2-normalised rows of z (N, d), averaged over the d dimensions, × √d (≈ 1 spread, 0 collapsed)."
+    "std over samples of the ℓ2-normalised rows of z (N, d), mean over the d dimensions, × √d (0: collapsed)."
     z = F.normalize(torch.as_tensor(z).float(), dim=1)
     return float(z.std(0).mean() * math.sqrt(z.shape[1]))
 
+def spectrum_effective_rank(ev) -> float:
+    "exp(entropy) of a non-negative spectrum normalised to sum 1 (negative round-off counts as 0): 1 … len(ev)."
+    ev = np.clip(np.asarray(ev.cpu() if hasattr(ev, 'cpu') else ev, dtype=np.float64), 0, None)
+    if ev.sum() <= 0: return 0.0
+    p = ev[ev > 0] / ev.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
 @torch.no_grad()
 def effective_rank(h) -> float:
-    "exp(entropy) of the normalised eigenvalues of the covariance of h (N, d): between 1 and d."
-    h = torch.as_tensor(h).double()
-    ev = torch.linalg.eigvalsh(torch.cov(h.T)).clamp(min=0)
-    p = ev / ev.sum().clamp(min=1e-300)
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
+    "The effective rank of the covariance of features h (N, d): between 1 and d."
+    return spectrum_effective_rank(torch.linalg.eigvalsh(torch.cov(torch.as_tensor(h).double().T)))
 
 # %% ../nbs/08_evaluate.ipynb #0e649a8b
-def probe_features(train_h, train_y, test_h, test_y, *, probe_epochs=100, knn_k=20, best_epoch=False, seed=0) -> dict:
-    "The linear probe (top1, top5[, best_top1]) and the kNN top-1 (knn_top1) on given features, plus effective_rank of test_h."
-    out = linear_probe(train_h, train_y, test_h, test_y, epochs=probe_epochs, best_epoch=best_epoch, seed=seed)
+def probe_features(train_h, train_y, test_h, test_y, *, probe_epochs=100, knn_k=20, seed=0) -> dict:
+    """Both linear probes (top1, top5 by the book's protocol; top1_official, best_top1_official by the official
+    code's), the kNN top-1 (knn_top1) and the effective_rank of test_h."""
+    out = linear_probe(train_h, train_y, test_h, test_y, epochs=probe_epochs, seed=seed)
+    off = linear_probe(train_h, train_y, test_h, test_y, protocol='official', seed=seed)
+    out.update(top1_official=off['top1'], best_top1_official=off['best_top1'])
     out['knn_top1'] = knn_accuracy(train_h, train_y, test_h, test_y, k=knn_k)
     out['effective_rank'] = effective_rank(test_h)
     return out
@@ -100,22 +117,25 @@ def _probe_inputs(train: ImageSet, test: ImageSet, device):
     xtr, xte = normalized(train, device)[keep.to(device)], normalized(test, device)
     return xtr, train.labels[keep].to(device), xte, test.labels.to(device)
 
-def evaluate_network(backbone, projector, train: ImageSet, test: ImageSet, *, device='cpu', probe_epochs=100, knn_k=20,
-                     best_epoch=False, seed=0) -> dict:
-    """Linear probe, kNN, effective rank (on backbone features) and feature_std (on projector outputs) of a network,
-    on the un-augmented, normalised images of `train` (labelled part) and `test`."""
+# %% ../nbs/08_evaluate.ipynb #0e649a90
+def evaluate_network(backbone, projector, train: ImageSet, test: ImageSet, *, device='cpu', probe_epochs=100,
+                     knn_k=20, seed=0) -> dict:
+    """Both linear probes, kNN, effective rank (backbone features) and feature_std (projector outputs) of a
+    network, on the un-augmented, normalised images of `train` (labelled part) and `test`."""
     xtr, ytr, xte, yte = _probe_inputs(train, test, device)
-    out = probe_features(features(backbone, xtr), ytr, features(backbone, xte), yte, probe_epochs=probe_epochs,
-                         knn_k=knn_k, best_epoch=best_epoch, seed=seed)
-    out['feature_std'] = feature_std(features(nn.Sequential(backbone, projector), xte)) if projector is not None else float('nan')
+    out = probe_features(features(backbone, xtr), ytr, features(backbone, xte), yte,
+                         probe_epochs=probe_epochs, knn_k=knn_k, seed=seed)
+    out['feature_std'] = (feature_std(features(nn.Sequential(backbone, projector), xte))
+                          if projector is not None else float('nan'))
     return out
 
-def baseline_probes(train: ImageSet, test: ImageSet, make_backbone, *, device='cpu', probe_epochs=100, knn_k=20, seed=0) -> dict:
-    """The two reference rows: {'raw pixels': …, 'random backbone': …} with the same probes; `make_backbone()` builds an
-    untrained backbone (seeded by `seed`)."""
+def baseline_probes(train: ImageSet, test: ImageSet, make_backbone, *, device='cpu', probe_epochs=100,
+                    knn_k=20, seed=0) -> dict:
+    """The two reference rows, {'raw pixels': …, 'random backbone': …}, with the same probes; `make_backbone()`
+    builds an untrained backbone (seeded by `seed`)."""
     xtr, ytr, xte, yte = _probe_inputs(train, test, device)
-    raw = probe_features(xtr.flatten(1), ytr, xte.flatten(1), yte, probe_epochs=probe_epochs, knn_k=knn_k, seed=seed)
+    probe = lambda a, b: probe_features(a, ytr, b, yte, probe_epochs=probe_epochs, knn_k=knn_k, seed=seed)
+    raw = probe(xtr.flatten(1), xte.flatten(1))
     torch.manual_seed(seed)
     net = make_backbone().to(device)
-    rnd = probe_features(features(net, xtr), ytr, features(net, xte), yte, probe_epochs=probe_epochs, knn_k=knn_k, seed=seed)
-    return {'raw pixels': raw, 'random backbone': rnd}
+    return {'raw pixels': raw, 'random backbone': probe(features(net, xtr), features(net, xte))}

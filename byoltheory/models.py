@@ -2,133 +2,158 @@
 
 # %% ../nbs/07_models.ipynb #88c071ba
 from __future__ import annotations
+import inspect
 import torch
+import torchvision
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
-from .directpred import DirectPredictor, directpred_weight
+from .directpred import DirectPredictor, moving_average
 
 # %% auto #0
-__all__ = ['BACKBONES', 'PREDICTORS', 'BasicBlock', 'ResNet18', 'resnet18', 'SmallConvNet', 'make_backbone', 'projector',
-           'TwoLayerPredictor', 'OptimalPredictor', 'make_predictor', 'predictor_matrix']
+__all__ = ['CONVNET_PLANS', 'BACKBONES', 'PREDICTORS', 'resnet18', 'ConvNet', 'make_backbone', 'projector', 'LinearPredictor',
+           'SymmetricPredictor', 'NoPredictor', 'TwoLayerPredictor', 'OptimalPredictor', 'predictor_options',
+           'make_predictor', 'predictor_matrix']
 
 # %% ../nbs/07_models.ipynb #87671d79
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-        self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-        self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                      if stride != 1 or cin != cout else nn.Identity())
-    def forward(self, x):
-        return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.short(x))
+def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
+    """torchvision's ResNet-18 without its classifier (output: the pooled 512-d features). stem='imagenet' keeps
+    the 7×7 stride-2 convolution and max-pool (STL-10); 'cifar' uses a 3×3 stride-1 convolution, no max-pool."""
+    if stem not in ('cifar', 'imagenet'): raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+    net = torchvision.models.resnet18()
+    if stem == 'cifar':
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    net.fc = nn.Identity()
+    net.out_dim = 512
+    return net
 
-class ResNet18(nn.Module):
-    "ResNet-18 feature extractor: stem, four stages of two BasicBlocks, global average pool → (B, 8·width)."
-    def __init__(self, *, stem='cifar', width=64, in_channels=3):
+# %% ../nbs/07_models.ipynb #6a1f0c2e
+class ConvNet(nn.Module):
+    "3×3 conv-BN-ReLU layers given as (channels, stride), then global average pooling → (B, last channels)."
+    def __init__(self, plan, in_channels=1):
         super().__init__()
-        if stem not in ('cifar', 'imagenet'): raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
-        if width < 1: raise ValueError(f"width must be >= 1, got {width}")
-        w = width
-        self.stem = (nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
-                     if stem == 'cifar' else
-                     nn.Sequential(nn.Conv2d(in_channels, w, 7, 2, 3, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(3, 2, 1)))
-        chans, layers, cin = [w, 2 * w, 4 * w, 8 * w], [], w
-        for i, c in enumerate(chans):
-            layers += [BasicBlock(cin, c, 1 if i == 0 else 2), BasicBlock(c, c, 1)]; cin = c
-        self.layers = nn.Sequential(*layers)
-        self.out_dim = 8 * w
-    def forward(self, x):
-        return self.layers(self.stem(x)).mean((2, 3))
-
-def resnet18(*, stem='cifar', width=64, in_channels=3): return ResNet18(stem=stem, width=width, in_channels=in_channels)
-
-class SmallConvNet(nn.Module):
-    "A small convnet for 8×8 digits: 3 conv-BN-ReLU layers (32, 64, 128 channels), global average pool → (B, 128)."
-    def __init__(self, in_channels=1, width=32):
-        super().__init__()
-        w = width
-        self.net = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
-                                 nn.Conv2d(w, 2 * w, 3, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(),
-                                 nn.Conv2d(2 * w, 4 * w, 3, 1, 1, bias=False), nn.BatchNorm2d(4 * w), nn.ReLU())
-        self.out_dim = 4 * w
+        layers, cin = [], in_channels
+        for cout, stride in plan:
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+            cin = cout
+        self.net, self.out_dim = nn.Sequential(*layers), cin
     def forward(self, x): return self.net(x).mean((2, 3))
 
-BACKBONES = ('resnet18', 'resnet18-imagenet', 'small')
+CONVNET_PLANS = {
+    'small': lambda w: [(w, 1), (2 * w, 2), (4 * w, 1)],                        # digits: 8×8 → 4×4
+    'convnet28': lambda w: [(w, 1), (2 * w, 2), (2 * w, 1), (4 * w, 2), (4 * w, 1)],   # 28×28 → 14 → 7
+}
 
-def make_backbone(name, *, width=64, in_channels=3):
-    "A backbone by name: 'resnet18' (CIFAR stem), 'resnet18-imagenet' (ImageNet/STL stem) or 'small' (digits)."
-    if name == 'resnet18': return resnet18(stem='cifar', width=width, in_channels=in_channels)
-    if name == 'resnet18-imagenet': return resnet18(stem='imagenet', width=width, in_channels=in_channels)
-    if name == 'small': return SmallConvNet(in_channels, width=max(width // 2, 1))
-    raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}")
+# %% ../nbs/07_models.ipynb #1b9e0c71
+BACKBONES = ('resnet18', 'resnet18-imagenet', *CONVNET_PLANS)
+
+def make_backbone(name, *, width=32, in_channels=3) -> nn.Module:
+    """A backbone by name: 'resnet18' (CIFAR stem), 'resnet18-imagenet' (ImageNet/STL stem), or a `ConvNet`
+    preset ('small', 'convnet28') whose first layer has `width` channels. ResNet-18 has the standard width."""
+    if name not in BACKBONES: raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}")
+    if name.startswith('resnet18'):
+        return resnet18(stem='imagenet' if name.endswith('imagenet') else 'cifar', in_channels=in_channels)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be an integer >= 1, got {width!r}")
+    return ConvNet(CONVNET_PLANS[name](width), in_channels)
 
 # %% ../nbs/07_models.ipynb #d2815b77
-def projector(in_dim, hidden=512, out=128):
-    "The 2-layer projector MLP with BatchNorm and ReLU (Appendix C): in → hidden → BN → ReLU → out."
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out))
+def projector(in_dim, hidden=512, out=128, *, bn_affine=True) -> nn.Sequential:
+    "The 2-layer projector MLP (Appendix C): in → hidden → BN → ReLU → out."
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden, affine=bn_affine), nn.ReLU(),
+                         nn.Linear(hidden, out))
 
 # %% ../nbs/07_models.ipynb #c371468f
+class LinearPredictor(nn.Linear):
+    "The linear predictor W_p (d × d); `init_scale` multiplies PyTorch's default initialisation."
+    def __init__(self, dim, *, bias=False, init_scale=1.0):
+        super().__init__(dim, dim, bias=bias)
+        with torch.no_grad(): self.weight.mul_(init_scale)
+    def matrix(self): return self.weight.detach()
+
 class _Symmetric(nn.Module):
     def forward(self, A): return (A + A.T) / 2
 
+class SymmetricPredictor(LinearPredictor):
+    "A linear W_p parametrised as (A + Aᵀ)/2: symmetric at every moment (Assumption 3)."
+    def __init__(self, dim, *, bias=False, init_scale=1.0):
+        super().__init__(dim, bias=bias, init_scale=init_scale)
+        with torch.no_grad(): self.weight.copy_((self.weight + self.weight.T) / 2)
+        parametrize.register_parametrization(self, 'weight', _Symmetric())
+
+class NoPredictor(nn.Identity):
+    "No predictor: W_p = I (no parameters, no options)."
+    def __init__(self, dim): super().__init__()
+    def matrix(self): return None
+
+# %% ../nbs/07_models.ipynb #0e3b7a41
 class TwoLayerPredictor(nn.Module):
-    "Linear(d, h) → BN → ReLU → Linear(h, d); `symmetric=True` ties the second weight to the first's transpose."
-    def __init__(self, dim, hidden=512, *, bias=True, symmetric=False):
+    """Linear(d, h) → BN → ReLU → Linear(h, d); `symmetric=True` ties the second weight to the first's
+    transpose; `bn_affine=False` is the official configuration's BatchNorm without scale and shift."""
+    def __init__(self, dim, *, hidden=512, bias=False, symmetric=False, bn_affine=True):
         super().__init__()
-        self.l1, self.bn = nn.Linear(dim, hidden, bias=bias), nn.BatchNorm1d(hidden)
+        self.l1, self.bn = nn.Linear(dim, hidden, bias=bias), nn.BatchNorm1d(hidden, affine=bn_affine)
         self.symmetric = symmetric
         if symmetric: self.bias2 = nn.Parameter(torch.zeros(dim)) if bias else None
         else: self.l2 = nn.Linear(hidden, dim, bias=bias)
     def forward(self, f):
         h = F.relu(self.bn(self.l1(f)))
         return F.linear(h, self.l1.weight.T, self.bias2) if self.symmetric else self.l2(h)
+    def matrix(self): return None
 
+# %% ../nbs/07_models.ipynb #2c61f7d4
 class OptimalPredictor(nn.Module):
-    """Table 1's plug-in predictor: W_p = sym(C)(F̂ + λI)⁻¹ with F̂ = EMA of E[ffᵀ], C = EMA of E[f_a fᵀ], re-solved every
-    `every` calls of `fit(f, f_a)`. No trainable parameters."""
+    """Table 1's plug-in predictor: W_p = sym(C)(F̂ + λI)⁻¹, F̂ and C the moving averages (Eq 19) of E[ffᵀ]
+    and E[f_a fᵀ], re-solved every `every` steps of `observe(f, f_a)`. No trainable parameters."""
     def __init__(self, dim, *, every=1, rho=0.3, ridge=0.01):
         super().__init__()
-        if every < 1: raise ValueError(f"every must be >= 1, got {every}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
         if not 0 <= rho < 1: raise ValueError(f"rho must be in [0, 1), got {rho}")
+        if not ridge > 0: raise ValueError(f"ridge must be > 0, got {ridge}")
         self.dim, self.every, self.rho, self.ridge = dim, every, rho, ridge
-        self.register_buffer('F', torch.zeros(dim, dim)); self.register_buffer('C', torch.zeros(dim, dim))
-        self.register_buffer('weight', torch.eye(dim)); self.register_buffer('calls', torch.zeros((), dtype=torch.long))
+        for name, v in [('F', torch.zeros(dim, dim)), ('C', torch.zeros(dim, dim)), ('weight', torch.eye(dim)),
+                        ('steps', torch.zeros((), dtype=torch.long))]:
+            self.register_buffer(name, v)
+
     @torch.no_grad()
-    def fit(self, f, fa):
-        f, fa = f.detach().float(), fa.detach().float()
-        self.F.mul_(self.rho).add_((1 - self.rho) * f.T @ f / len(f))
-        self.C.mul_(self.rho).add_((1 - self.rho) * fa.T @ f / len(f))
-        if int(self.calls) % self.every == 0:
+    def observe(self, f, fa):
+        "One step's predictor inputs f and targets f_a (rows paired): update F̂ and C, re-solve when due."
+        f, fa, first = f.detach().float(), fa.detach().float(), self.steps == 0
+        self.F.copy_(moving_average(self.F, f.T @ f / len(f), self.rho, first))
+        self.C.copy_(moving_average(self.C, fa.T @ f / len(f), self.rho, first))
+        if int(self.steps) % self.every == 0:
             A = (self.F + self.ridge * torch.eye(self.dim, device=f.device)).double()
-            self.weight.copy_(torch.linalg.solve(A, ((self.C + self.C.T) / 2).double().T).T.float())   # sym(C) A⁻¹ (A symmetric)
-        self.calls += 1
-    def forward(self, f): return f @ self.weight.clone().T.to(f.dtype)    # a copy: fit() may re-solve before backward
+            Csym = ((self.C + self.C.T) / 2).double()
+            self.weight.copy_(torch.linalg.solve(A, Csym.T).T.float())     # sym(C) A⁻¹ (A symmetric)
+        self.steps += 1
 
-PREDICTORS = ('linear', 'sym', 'two-layer', 'directpred', 'optimal', 'none')
+    def forward(self, f): return f @ self.weight.clone().T.to(f.dtype)    # a copy: observe() re-solves in place
+    def matrix(self): return self.weight.detach()
 
-def make_predictor(name, dim, *, bias=False, symmetric=False, hidden=512, rho=0.3, eps=0.1, freq=1, c=0.0, partitions=1,
-                   form='eq18', every=1, init_scale=1.0):
-    """A predictor by name (see the table above). `bias`: linear / two-layer bias; `symmetric`: for 'two-layer';
-    rho, eps, freq, c, partitions, form: DirectPredictor's; every: OptimalPredictor's; init_scale multiplies the initial
-    weight of the linear and sym predictors (PyTorch's default initialisation at 1)."""
-    if name == 'linear' or name == 'sym':
-        p = nn.Linear(dim, dim, bias=bias)
-        with torch.no_grad():
-            p.weight.mul_(init_scale)
-            if name == 'sym': p.weight.copy_((p.weight + p.weight.T) / 2)
-        if name == 'sym': parametrize.register_parametrization(p, 'weight', _Symmetric())
-        return p
-    if name == 'two-layer': return TwoLayerPredictor(dim, hidden, bias=bias, symmetric=symmetric)
-    if name == 'directpred': return DirectPredictor(dim, rho=rho, eps=eps, freq=freq, c=c, partitions=partitions, bias=bias, form=form)
-    if name == 'optimal': return OptimalPredictor(dim, every=every, rho=rho)
-    if name == 'none': return nn.Identity()
-    raise ValueError(f"predictor must be one of {PREDICTORS}, got {name!r}")
+# %% ../nbs/07_models.ipynb #1f6b8a37
+PREDICTORS = {'linear': LinearPredictor, 'sym': SymmetricPredictor, 'two-layer': TwoLayerPredictor,
+              'directpred': DirectPredictor, 'optimal': OptimalPredictor, 'none': NoPredictor}
+
+def predictor_options(name) -> dict:
+    "The options of predictor `name` with their defaults (its class's keyword-only arguments)."
+    if name not in PREDICTORS: raise ValueError(f"predictor must be one of {tuple(PREDICTORS)}, got {name!r}")
+    params = inspect.signature(PREDICTORS[name]).parameters.values()
+    return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
+
+def make_predictor(name, dim, **options) -> nn.Module:
+    "The predictor `name` on d = `dim` features with the given options (an option it lacks is an error)."
+    allowed = predictor_options(name)
+    for k in options:
+        if k not in allowed:
+            raise ValueError(f"{k} is not an option of predictor {name!r} "
+                             f"(its options: {', '.join(allowed) or 'none'})")
+    return PREDICTORS[name](dim, **options)
 
 def predictor_matrix(p):
-    "The predictor's linear map W_p as a (d, d) tensor when it has one (linear, sym, directpred, optimal, none), else None."
-    if isinstance(p, nn.Identity): return None
-    if isinstance(p, (nn.Linear, DirectPredictor, OptimalPredictor)):
-        W = p.weight.detach()
-        return W if W.ndim == 2 else W.mean((0, 1))          # partitioned DirectPred: the average map
-    return None
+    "The (d, d) map W_p a predictor will use next (partitioned DirectPred: the average), or None."
+    W = p.matrix() if hasattr(p, 'matrix') else None
+    return None if W is None else (W if W.ndim == 2 else W.mean((0, 1)))

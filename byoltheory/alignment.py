@@ -4,7 +4,7 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
-from .linear import odeint, check_params, check_symmetric
+from .core import odeint, check_params, check_symmetric
 
 # %% auto #0
 __all__ = ['anticommutator', 'commutator', 'reduced_flow', 'K_matrix', 'commutator_bound', 'alignment', 'asymmetry',

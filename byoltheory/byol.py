@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from . import __version__
 from .alignment import fig2_quantities, K_matrix
-from .data import DATASETS, load_dataset, TwoViewLoader, normalized
+from .data import DATASETS, load_dataset, TwoViewLoader, normalized, recipe
 from .models import BACKBONES, PREDICTORS, make_backbone, projector, make_predictor, predictor_matrix
 from .evaluate import evaluate_network, feature_std, features, spectrum_effective_rank
 from fastcore.basics import patch
@@ -56,6 +56,7 @@ class TrainConfig:
     download: bool = _opt(False, 'download cifar10 / stl10 / fashion-mnist into --data-root when missing')
     aug: str = _opt('batch', "augment 'batch'es on the device or 'per-image' (torchvision v2)",
                     choices=('batch', 'per-image'))
+    aug_opts: dict = _opt(None, "changes to the dataset's augmentation recipe, e.g. {'crop_scale': [0.4, 1]}")
     probe_epochs: int = _opt(100, "epochs of the book's linear probe")
     knn_k: int = _opt(20, 'neighbours of the kNN probe')
     precision: str = _opt('fp32', "'fp32', 'bf16', 'fp16' (cuda, with a GradScaler) or 'auto' (bf16 where fast)",
@@ -91,7 +92,7 @@ def check_field(name, v):
 @patch
 def resolved(self: TrainConfig) -> TrainConfig:
     "A copy with the dataset/device defaults filled in and every field checked (ValueError names the field)."
-    c = dataclasses.replace(self, predictor_opts=dict(self.predictor_opts or {}))
+    c = dataclasses.replace(self, predictor_opts=dict(self.predictor_opts or {}), aug_opts=dict(self.aug_opts or {}))
     if c.method == 'simsiam': c.ema = 0.0
     if c.pred_wd is None: c.pred_wd = c.wd
     if c.backbone is None: c.backbone = _DEFAULT_BACKBONE.get(c.dataset, 'resnet18')
@@ -100,6 +101,7 @@ def resolved(self: TrainConfig) -> TrainConfig:
         if c.width is not None: raise ValueError(f"width applies to ConvNet backbones, not {c.backbone!r}")
     elif c.width is None: c.width = 32
     make_predictor(c.predictor, 4, **c.predictor_opts)         # its options exist and are in range
+    recipe(c.dataset, c.aug_opts)
     if c.no_stop_grad and c.ema > 0:
         raise ValueError("no_stop_grad needs ema 0: with an EMA target no gradient reaches it (--ema 0)")
     if c.device == 'cuda' and not torch.cuda.is_available():
@@ -372,7 +374,8 @@ def _train(cfg, out, resume, overwrite, progress, command, stop_after):
         model.online = nn.parallel.DistributedDataParallel(model.online)
         if list(predictor.parameters()): model.predictor = nn.parallel.DistributedDataParallel(predictor)
     if cfg.compile: model.online = torch.compile(model.online)
-    loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, device=dev, seed=cfg.seed, rank=rank, world_size=world)
+    loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, device=dev, seed=cfg.seed, rank=rank, world_size=world,
+                           aug_opts=cfg.aug_opts)
     if len(loader) == 0:
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the {len(pre) // world} images per process")
     x_eval = normalized(pre, dev, limit=512)

@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'FASHION_MNIST_SYSTEM', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet', 'load_dataset',
-           'view_transform', 'BatchAugment', 'mean_std', 'TwoViewLoader', 'normalized']
+__all__ = ['DATASETS', 'SPLITS', 'PRETRAIN_SIZES', 'FASHION_MNIST_SYSTEM', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet',
+           'load_dataset', 'recipe', 'view_transform', 'BatchAugment', 'mean_std', 'TwoViewLoader', 'normalized']
 
 # %% ../nbs/06_data.ipynb #f733cc72
 DATASETS = ('digits', 'fashion-mnist', 'cifar10', 'stl10', 'fake')
 SPLITS = ('pretrain', 'train', 'test')
+PRETRAIN_SIZES = {'digits': 1347, 'fashion-mnist': 60_000, 'cifar10': 50_000, 'stl10': 105_000, 'fake': 256}
 FASHION_MNIST_SYSTEM = Path('/usr/share/datasets/fashion-mnist')     # Debian's dataset-fashion-mnist
 
 @dataclass
@@ -133,14 +134,19 @@ AUGMENTATIONS = {
 }
 AUGMENTATIONS['fake'] = AUGMENTATIONS['cifar10']
 
-def _recipe(name):
+def recipe(name, overrides=None) -> dict:
+    "The augmentation recipe of dataset `name`, with `overrides` (keys of the recipe) applied."
     if name not in AUGMENTATIONS: raise ValueError(f"dataset must be one of {tuple(AUGMENTATIONS)}, got {name!r}")
-    return AUGMENTATIONS[name]
+    r = dict(AUGMENTATIONS[name])
+    for k, v in (overrides or {}).items():
+        if k not in r: raise ValueError(f"{k} is not an augmentation option (the options: {', '.join(r)})")
+        r[k] = tuple(v) if isinstance(v, list) else v
+    return r
 
-def view_transform(name):
+def view_transform(name, overrides=None):
     "The per-image torchvision.transforms.v2 pipeline for one view: uint8 (C, H, W) → float in [0, 1]."
     import torchvision.transforms.v2 as v2
-    r = _recipe(name)
+    r = recipe(name, overrides)
     ops = [v2.ToDtype(torch.float32, scale=True),
            v2.RandomResizedCrop(r['size'], scale=r['crop_scale'], antialias=True)]
     if r['rotate'] or r['translate']: ops.append(v2.RandomAffine(r['rotate'], translate=(r['translate'],) * 2))
@@ -157,9 +163,9 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114])
 class BatchAugment(torch.nn.Module):
     """One view of a whole batch at once, with per-image random parameters, on the batch's device.
     Input uint8 or float (B, C, H, W); output float (B, C, size, size) in about [0, 1] (noise may leave it)."""
-    def __init__(self, name):
+    def __init__(self, name, overrides=None):
         super().__init__()
-        self.name, self.r = name, _recipe(name)
+        self.name, self.r = name, recipe(name, overrides)
 
     def _theta(self, B, dev):
         r, u = self.r, lambda: torch.rand(B, device=dev)
@@ -255,13 +261,13 @@ class TwoViewLoader:
     `epoch(e)` seeds the shuffle and the augmentation from (seed, e), so resuming at epoch e reproduces the
     uninterrupted run. With rank/world_size, each rank takes its own slice of every epoch's permutation."""
     def __init__(self, ds: ImageSet, batch_size, *, aug='batch', device='cpu', seed=0, drop_last=True,
-                 rank=0, world_size=1):
+                 rank=0, world_size=1, aug_opts=None):
         if aug not in ('batch', 'per-image'): raise ValueError(f"aug must be 'batch' or 'per-image', got {aug!r}")
         if batch_size < 2: raise ValueError(f"batch_size must be >= 2, got {batch_size}")
         self.ds, self.bs, self.aug, self.device, self.seed = ds, int(batch_size), aug, torch.device(device), seed
         self.drop_last, self.rank, self.world = drop_last, rank, world_size
         self.mean, self.std = (t.view(1, -1, 1, 1).to(self.device) for t in mean_std(ds))
-        self._batch, self._per = BatchAugment(ds.name), view_transform(ds.name)
+        self._batch, self._per = BatchAugment(ds.name, aug_opts), view_transform(ds.name, aug_opts)
         self.epoch_ = 0
     def epoch(self, e):
         self.epoch_ = e; return self

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import patch
-from .linear import _byol_flow, _is_torch, check_linear_args, check_params, odeint, Trajectory
+from .core import is_torch, check_params, odeint
+from .linear import _byol_flow, check_linear_args, Trajectory
 
 # %% auto #0
 __all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'moving_average', 'DirectPredictor', 'simulate_directpred']
@@ -28,7 +29,7 @@ def predictor_eigenvalues(s, *, eps=0.1, c=0.0, form='eq18'):
     form='official' (luckmatters `boost_scale`): p_j = max(√(s_j / max s) + ε, 1e-4), or √max(s_j / max s − c, 1e-4) if c ≠ 0.
     Negative s_j (round-off of a PSD estimate) count as 0."""
     _check_rule(eps, c, form)
-    t = _is_torch(s)
+    t = is_torch(s)
     s = s.clip(min=0)
     smax = s.amax(dim=-1, keepdim=True) if t else s.max(axis=-1, keepdims=True)
     if form == 'eq18':
@@ -39,7 +40,7 @@ def predictor_eigenvalues(s, *, eps=0.1, c=0.0, form='eq18'):
 def directpred_weight(F, *, eps=0.1, c=0.0, form='eq18'):
     """Eq 18: W_p = Û diag(p_j) Ûᵀ from the eigendecomposition of a symmetric F (numpy or torch, batched over leading
     axes). Torch inputs are decomposed with `torch.linalg.eigh` in float64 and returned in F's dtype."""
-    if _is_torch(F):
+    if is_torch(F):
         F64 = F.detach().double(); F64 = (F64 + F64.mT) / 2
         s, U = torch.linalg.eigh(F64)
         p = predictor_eigenvalues(s, eps=eps, c=c, form=form)

@@ -4,11 +4,11 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
+from .core import is_torch, check_params, check_symmetric, odeint
 
 # %% auto #0
-__all__ = ['augmentation_moments', 'check_params', 'check_symmetric', 'check_linear_args', 'byol_flow', 'simsiam_flow',
-           'flow_rates', 'sgd_step', 'odeint', 'Trajectory', 'simulate', 'balance_matrix', 'balance_residual',
-           'no_stopgrad_flow', 'no_stopgrad_matrix', 'random_spd', 'raises']
+__all__ = ['augmentation_moments', 'check_linear_args', 'byol_flow', 'simsiam_flow', 'flow_rates', 'sgd_step', 'Trajectory',
+           'simulate', 'balance_matrix', 'balance_residual', 'no_stopgrad_flow', 'no_stopgrad_matrix', 'raises']
 
 # %% ../nbs/01_linear_model.ipynb #77369177
 def augmentation_moments(views) -> tuple[np.ndarray, np.ndarray]:
@@ -26,27 +26,7 @@ def augmentation_moments(views) -> tuple[np.ndarray, np.ndarray]:
     X = xbar.T @ xbar / n - Xp / m
     return X, Xp
 
-# %% ../nbs/01_linear_model.ipynb #8caad465
-def _is_torch(a): return type(a).__module__.startswith('torch')
-
-_PARAM_RULES = {'alpha_p': (lambda v: v > 0, '> 0'), 'beta': (lambda v: v >= 0, '>= 0'), 'eta': (lambda v: v >= 0, '>= 0'),
-                'sigma2': (lambda v: v >= 0, '>= 0'), 'tau': (lambda v: np.ones_like(v, dtype=bool), 'real')}
-
-def check_params(**params):
-    """Raise ValueError naming the parameter unless each is finite and in its range: α_p > 0; β, η, σ² ≥ 0; τ real.
-    Arrays are checked elementwise. Every chapter validates its hyper-parameters with this one function."""
-    for name, v in params.items():
-        ok, rng = _PARAM_RULES[name]
-        a = np.asarray(v, dtype=float)
-        if not (np.all(np.isfinite(a)) and np.all(ok(a))): raise ValueError(f"{name} must be finite and {rng}, got {v}")
-
-def check_symmetric(name, M, n=None):
-    "Raise ValueError naming `name` unless M is a square, symmetric matrix (n×n when n is given)."
-    if M.ndim != 2 or M.shape[0] != M.shape[1]: raise ValueError(f"{name} must be a square matrix, got shape {tuple(M.shape)}")
-    if n is not None and M.shape[0] != n: raise ValueError(f"{name} must be {n}x{n} to match W's n0 = {n}, got {tuple(M.shape)}")
-    scale = float(abs(M).max()) or 1.0
-    if float(abs(M - M.T).max()) > 1e-8 * scale: raise ValueError(f"{name} must be symmetric (it is a correlation matrix)")
-
+# %% ../nbs/01_linear_model.ipynb #8caad466
 def check_linear_args(W, Wp, X, Xp, Wa=None):
     "Validate shapes of the linear model: W (n1, n0), Wp (n1, n1), Wa like W, X and Xp symmetric (n0, n0)."
     if W.ndim != 2: raise ValueError(f"W must be a matrix (n1, n0), got shape {tuple(W.shape)}")
@@ -98,56 +78,6 @@ def sgd_step(W, Wp, Wa, grad_W, grad_Wp, *, lr, alpha_p=1.0, gamma_a=None, step_
     Wa_new = W_new if gamma_a is None else gamma_a * Wa + (1 - gamma_a) * W_new
     return W_new, Wp_new, Wa_new
 
-# %% ../nbs/01_linear_model.ipynb #a1d1d2db
-_DP_C = np.array([0, 1/5, 3/10, 4/5, 8/9, 1, 1])
-_DP_A = [[], [1/5], [3/40, 9/40], [44/45, -56/15, 32/9], [19372/6561, -25360/2187, 64448/6561, -212/729],
-         [9017/3168, -355/33, 46732/5247, 49/176, -5103/18656], [35/384, 0, 500/1113, 125/192, -2187/6784, 11/84]]
-_DP_B = np.array([35/384, 0, 500/1113, 125/192, -2187/6784, 11/84, 0])
-_DP_E = _DP_B - np.array([5179/57600, 0, 7571/16695, 393/640, -92097/339200, 187/2100, 1/40])
-
-def odeint(f, y0, t, *, rtol=1e-8, atol=1e-10, h0=None, max_steps=1_000_000):
-    """Integrate dy/dt = f(t, y) with adaptive Dormand-Prince 5(4), where y is a tuple of numpy arrays
-    (any shapes). Returns a tuple of arrays shaped (len(t),) + shape of each component. One step
-    size for the whole tuple; error control on max |err| / (atol + rtol·|y|) over all elements."""
-    t = np.asarray(t, dtype=float)
-    if t.ndim != 1 or len(t) < 1 or np.any(np.diff(t) <= 0): raise ValueError("t must be a 1-d increasing time grid")
-    if not (rtol > 0 and atol > 0): raise ValueError(f"rtol and atol must be > 0, got {rtol}, {atol}")
-    y = tuple(np.array(a, dtype=float) for a in y0)
-    if not all(np.all(np.isfinite(a)) for a in y): raise ValueError("initial condition y0 has non-finite entries")
-    out = [np.empty((len(t),) + a.shape) for a in y]
-    for o, a in zip(out, y): o[0] = a
-    tc = t[0]; k1 = f(tc, y); steps = 0
-    h = h0 if h0 is not None else (min(1e-2, (t[-1] - t[0]) / 100) if len(t) > 1 else 0)
-    for i in range(1, len(t)):
-        while tc < t[i]:
-            if steps >= max_steps: raise RuntimeError(f"odeint: more than max_steps={max_steps} steps before t={t[i]}")
-            last = tc + h >= t[i] - 1e-12 * max(1.0, abs(t[i]))
-            hh = t[i] - tc if last else h
-            ks = [k1]
-            with np.errstate(over='ignore', invalid='ignore'):
-                for s in range(1, 7):
-                    ys = tuple(a + hh * sum(c * k[j] for c, k in zip(_DP_A[s], ks) if c != 0) for j, a in enumerate(y))
-                    ks.append(f(tc + _DP_C[s] * hh, ys))
-            y_new = ys                                       # stage 7 is evaluated at the 5th-order solution (FSAL)
-            err = 0.0
-            with np.errstate(over='ignore', invalid='ignore'):
-                for j, a in enumerate(y):
-                    e = hh * sum(c * k[j] for c, k in zip(_DP_E, ks) if c != 0)
-                    sc = atol + rtol * np.maximum(np.abs(a), np.abs(y_new[j]))
-                    ej = float(np.max(np.abs(e) / sc)) if e.size else 0.0
-                    err = max(err, ej) if np.isfinite(ej) else np.inf     # a non-finite trial step is rejected
-            steps += 1
-            if not np.isfinite(err) and hh < 1e-12 * max(1.0, abs(tc)):
-                raise FloatingPointError(f"odeint: the solution becomes non-finite near t={tc:.6g} (the flow diverges there)")
-            if err <= 1.0:
-                tc = t[i] if last else tc + hh
-                y, k1 = y_new, ks[6]
-                if last: break
-            fac = 0.9 * err ** -0.2 if err > 0 else 5.0
-            h = hh * min(5.0, max(0.2, fac)) if not (last and err <= 1.0) else h
-        for o, a in zip(out, y): o[i] = a
-    return tuple(out)
-
 # %% ../nbs/01_linear_model.ipynb #430972f2
 @dataclass
 class Trajectory:
@@ -197,7 +127,7 @@ def no_stopgrad_flow(W, Wp, X, Xp):
     """Theorem 2 (Eq 49, matrix form of Eq 6): dW when W_a = W and the target branch is not detached,
     dW = −(W_pᵀW_p + I) W X' − (W_p − I)ᵀ(W_p − I) W X. No weight decay."""
     check_linear_args(W, Wp, X, Xp)
-    I = np.eye(Wp.shape[0]) if not _is_torch(Wp) else __import__('torch').eye(Wp.shape[0], dtype=Wp.dtype)
+    I = np.eye(Wp.shape[0]) if not is_torch(Wp) else __import__('torch').eye(Wp.shape[0], dtype=Wp.dtype)
     Wt = Wp - I
     return -(Wp.T @ Wp + I) @ W @ Xp - Wt.T @ Wt @ W @ X
 
@@ -207,12 +137,6 @@ def no_stopgrad_matrix(Wp, X, Xp):
     Wp, X, Xp = (np.asarray(a, dtype=float) for a in (Wp, X, Xp))
     I = np.eye(Wp.shape[0]); Wt = Wp - I
     return np.kron(Xp, Wp.T @ Wp + I) + np.kron(X, Wt.T @ Wt)
-
-# %% ../nbs/01_linear_model.ipynb #21ed5d0d
-def random_spd(n, rng, *, cond=10.0):
-    "A random symmetric positive-definite n×n matrix with eigenvalues spread over [1/cond, 1]."
-    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    return (Q * np.geomspace(1 / cond, 1, n)) @ Q.T
 
 # %% ../nbs/01_linear_model.ipynb #0bd4b9f6
 def raises(fn, *words, exc=ValueError) -> str:

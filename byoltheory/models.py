@@ -11,9 +11,9 @@ from torch.nn.utils import parametrize
 from .directpred import DirectPredictor, moving_average
 
 # %% auto #0
-__all__ = ['CONVNET_PLANS', 'BACKBONES', 'PREDICTORS', 'resnet18', 'ConvNet', 'make_backbone', 'projector', 'LinearPredictor',
-           'SymmetricPredictor', 'NoPredictor', 'TwoLayerPredictor', 'OptimalPredictor', 'predictor_options',
-           'make_predictor', 'predictor_matrix']
+__all__ = ['CONVNET_PLANS', 'CONVNET_POOL', 'BACKBONES', 'PREDICTORS', 'resnet18', 'ConvNet', 'make_backbone', 'projector',
+           'LinearPredictor', 'SymmetricPredictor', 'NoPredictor', 'TwoLayerPredictor', 'OptimalPredictor',
+           'predictor_options', 'make_predictor', 'predictor_matrix']
 
 # %% ../nbs/07_models.ipynb #87671d79
 def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
@@ -32,20 +32,23 @@ def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
 
 # %% ../nbs/07_models.ipynb #6a1f0c2e
 class ConvNet(nn.Module):
-    "3×3 conv-BN-ReLU layers given as (channels, stride), then global average pooling → (B, last channels)."
-    def __init__(self, plan, in_channels=1):
+    """3×3 conv-BN-ReLU layers given as (channels, stride), then average pooling to a `pool`×`pool` grid,
+    flattened → (B, last channels · pool²)."""
+    def __init__(self, plan, in_channels=1, pool=1):
         super().__init__()
         layers, cin = [], in_channels
         for cout, stride in plan:
             layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
             cin = cout
-        self.net, self.out_dim = nn.Sequential(*layers), cin
-    def forward(self, x): return self.net(x).mean((2, 3))
+        self.net, self.pool, self.out_dim = nn.Sequential(*layers), pool, cin * pool * pool
+    def forward(self, x): return F.adaptive_avg_pool2d(self.net(x), self.pool).flatten(1)
 
 CONVNET_PLANS = {
     'small': lambda w: [(w, 1), (2 * w, 2), (4 * w, 1)],                        # digits: 8×8 → 4×4
     'convnet28': lambda w: [(w, 1), (2 * w, 2), (2 * w, 1), (4 * w, 2), (4 * w, 1)],   # 28×28 → 14 → 7
 }
+CONVNET_PLANS['convnet28-gap'] = CONVNET_PLANS['convnet28']
+CONVNET_POOL = {'small': 1, 'convnet28': 2, 'convnet28-gap': 1}     # convnet28: a 2×2 grid of 7×7 averages
 
 # %% ../nbs/07_models.ipynb #1b9e0c71
 BACKBONES = ('resnet18', 'resnet18-imagenet', *CONVNET_PLANS)
@@ -58,7 +61,7 @@ def make_backbone(name, *, width=32, in_channels=3) -> nn.Module:
         return resnet18(stem='imagenet' if name.endswith('imagenet') else 'cifar', in_channels=in_channels)
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be an integer >= 1, got {width!r}")
-    return ConvNet(CONVNET_PLANS[name](width), in_channels)
+    return ConvNet(CONVNET_PLANS[name](width), in_channels, CONVNET_POOL[name])
 
 # %% ../nbs/07_models.ipynb #d2815b77
 def projector(in_dim, hidden=512, out=128, *, bn_affine=True) -> nn.Sequential:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
-from .linear import odeint, check_params
+from .core import odeint, check_params
 
 # %% auto #0
 __all__ = ['STABILITY_COLORS', 'mode_flow', 'mode_constant', 'eq14_residual', 'ModeTrajectory', 'integrate_modes', 'fixed_points',

@@ -4,8 +4,8 @@
 from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
-from .linear import (augmentation_moments, check_params, check_symmetric, simulate, odeint, Trajectory,
-                               _byol_flow, random_spd)
+from .core import check_params, check_symmetric, odeint
+from .linear import augmentation_moments, simulate, Trajectory, _byol_flow
 from .modes import classify, STABILITY_COLORS
 
 # %% auto #0

@@ -2,7 +2,7 @@
 
 # %% ../nbs/09_byol.ipynb #8f1a2b05
 from __future__ import annotations
-import copy, dataclasses, json, math, os, platform, subprocess, sys, time, typing
+import copy, dataclasses, importlib, json, math, os, platform, subprocess, sys, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -282,7 +282,7 @@ def epoch_stats(online: nn.Module, predictor: nn.Module, x_eval) -> dict:
 def _git(*args):
     try:
         r = subprocess.run(['git', *args], capture_output=True, text=True, timeout=5,
-                           cwd=Path(__file__).resolve().parent)
+                           cwd=Path(importlib.import_module('byoltheory').__file__).resolve().parent)
         return r.stdout.strip() if r.returncode == 0 else None
     except Exception: return None
 

@@ -2,7 +2,7 @@
 
 # %% ../nbs/00_core.ipynb #c0000003
 from __future__ import annotations
-import os, sys
+import importlib, os, sys
 from pathlib import Path
 import numpy as np
 
@@ -91,7 +91,7 @@ def random_spd(n, rng, *, cond=10.0):
 # %% ../nbs/00_core.ipynb #c0000009
 def results_dir() -> Path:
     "The committed results: $BYOLTHEORY_RESULTS, the repository's results/, or the installed copy."
-    here = Path(__file__).resolve().parent.parent
+    here = Path(importlib.import_module('byoltheory').__file__).resolve().parent.parent
     places = ([Path(os.environ['BYOLTHEORY_RESULTS'])] if os.environ.get('BYOLTHEORY_RESULTS') else []) + [
         here / 'results', Path.cwd().parent / 'results', Path(sys.prefix) / 'share' / 'byoltheory' / 'results']
     for p in places:

@@ -2,13 +2,13 @@
 
 # %% ../nbs/90_ledger.ipynb #6f318109
 from __future__ import annotations
-import json, re
-from dataclasses import dataclass, field
+import importlib, json, re
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['paper_items', 'parse_ledger_line', 'scan_notebooks', 'ledger_table', 'ledger_markdown', 'ledger_summary',
-           'compact_items', 'paper_code_box', 'collect_errata']
+__all__ = ['MAIN_SCALE', 'INDEX', 'paper_items', 'parse_ledger_line', 'scan_notebooks', 'grid_statuses', 'item_status',
+           'ledger_table', 'ledger_markdown', 'ledger_summary', 'compact_items', 'ledger_index', 'paper_code_box',
+           'collect_errata']
 
 # %% ../nbs/90_ledger.ipynb #041f55ca
 _EQ_SECTIONS = [(1, 6, '§2'), (7, 10, '§3.1'), (11, 17, '§3.1-3.2'), (18, 19, '§4'), (20, 50, 'App. A'),
@@ -55,11 +55,12 @@ def paper_items() -> list[dict]:
     return items
 
 # %% ../nbs/90_ledger.ipynb #9c8296ce
-_LEDGER_RE = re.compile(r'^#\s*ledger:\s*(.+)$', re.M)
+_LEDGER_RE = re.compile(r'^#\s*ledger:\s*(.+)$')
 _KIND_RE = re.compile(r'^(Eq|Fig|Table|Theorem|Lemma|Assumption|Obs)\s+(\d+)(?:\s*-\s*(\d+))?$')
+_ASSERTS = re.compile(r'^\s*(assert\b|test_(eq|close|fail|ne|is|shuffled|stdout)\(|expect\()', re.M)
 
 def parse_ledger_line(spec: str) -> list[str]:
-    "Expand a ledger comment such as `'Eq 20-22, Theorem 1'` into item names."
+    "Expand a ledger mark such as `'Eq 20-22, Theorem 1'` into item names."
     out = []
     for part in (p.strip() for p in spec.split(',') if p.strip()):
         m = _KIND_RE.match(part)
@@ -70,61 +71,110 @@ def parse_ledger_line(spec: str) -> list[str]:
     return out
 
 # %% ../nbs/90_ledger.ipynb #9634bb8b
-def _title(cells):
-    for c in cells:
-        if c['cell_type'] == 'markdown':
-            m = re.search(r'^#\s+(.+)$', ''.join(c['source']), re.M)
-            if m: return m.group(1).strip()
-    return ''
+def _defined(src) -> list[str]:
+    "The public names an export cell defines (functions, classes, assignments; patched methods as Class.method)."
+    import ast
+    names = []
+    for node in ast.parse(src).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            patched = [a.annotation for a in node.args.args[:1]] if isinstance(node, ast.FunctionDef) else []
+            cls = getattr(patched[0], 'id', None) if patched and any('patch' in ast.unparse(d) for d in
+                                                                      node.decorator_list) else None
+            names.append(f'{cls}.{node.name}' if cls else node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return [n for n in names if not n.split('.')[-1].startswith('_')]
 
 def scan_notebooks(nbs_path) -> list[dict]:
-    "Every ledger declaration in the notebooks under `nbs_path`: item, notebook, chapter, section, status."
+    "Every ledger mark in the chapter notebooks under `nbs_path` (see above), in reading order."
+    from execnb.nbio import read_nb
+    from nbdev.process import extract_directives
     rows = []
-    for nb in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
-        cells = json.loads(nb.read_text())['cells']
-        title, section = _title(cells), ''
-        for c in cells:
-            src = ''.join(c['source'])
-            if c['cell_type'] == 'markdown':
-                hs = re.findall(r'^#{2,4}\s+(.+)$', src, re.M)
+    for path in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
+        nb = read_nb(path)
+        title = next((m.group(1).strip() for c in nb.cells if c.cell_type == 'markdown'
+                      for m in [re.search(r'^#\s+(.+)$', c.source, re.M)] if m), '')
+        module = next((' '.join(d['default_exp']) for c in nb.cells if c.cell_type == 'code'
+                       for d in [extract_directives(c, remove=False)] if 'default_exp' in d), None)
+        section = ''
+        for c in nb.cells:
+            if c.cell_type == 'markdown':
+                hs = re.findall(r'^#{2,4}\s+(.+)$', c.source, re.M)
                 if hs: section = hs[-1].strip()
                 continue
-            first = src.lstrip().splitlines()[0] if src.strip() else ''
+            base = dict(notebook=path.name, chapter=title, section=section)
+            d = extract_directives(c, remove=False)
+            if 'paper:' in d and 'export' in d:
+                body = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|'))
+                names = [f'{module}.{n}' for n in _defined(body)]
+                rows += [dict(base, item=i, kind='implements', names=names) for i in parse_ledger_line(' '.join(d['paper:']))]
+            first = c.source.lstrip().splitlines()[0] if c.source.strip() else ''
             m = _LEDGER_RE.match(first)
-            if not m: continue
-            status = 'checked' if re.search(r'^\s*assert\b', src, re.M) else 'reproduced'
-            for item in parse_ledger_line(m.group(1)):
-                rows.append(dict(item=item, notebook=nb.name, chapter=title, section=section, status=status))
+            if m:
+                asserts = bool(_ASSERTS.search(c.source))
+                rows += [dict(base, item=i, kind='check', asserts=asserts) for i in parse_ledger_line(m.group(1))]
     return rows
 
-def ledger_table(nbs_path) -> list[dict]:
-    "Join `paper_items` with `scan_notebooks`: one row per paper item (items no chapter covers are 'open')."
+# %% ../nbs/90_ledger.ipynb #9634bb91
+MAIN_SCALE = 'fashion-mnist'
+
+def grid_statuses(item, results=None) -> dict:
+    "{scale: status} of the grids that test `item` (chapter 11's `grid_status`); {} if no grid tests it."
+    from byoltheory.reproduce import load_grids
+    from byoltheory.report import grid_status, status
+    from byoltheory.core import results_dir
+    grids = [g for g in load_grids().values() if item in g.items]
+    if not grids: return {}
+    try: out = Path(results) if results else results_dir()
+    except FileNotFoundError: out = None
+    res = {}
+    for scale in ('fashion-mnist', 'digits', 'full'):
+        here = [g for g in grids if scale in g.scales]
+        if not here: continue
+        if out is None: res[scale] = 'not run yet'; continue
+        from byoltheory.report import claim_rows
+        vs = [r['verdict'] for g in here if (out / scale / g.name).exists()
+              for r in claim_rows(g.name, scale, out=out)]
+        res[scale] = status(vs)
+    return res
+
+def item_status(item, where, results=None) -> str:
+    "An item's status from its covering rows (see the top of the page)."
+    checks = [w for w in where if w['kind'] == 'check']
+    if item.split()[0] in ('Table', 'Fig'):
+        st = grid_statuses(item, results)
+        if st: return st.get(MAIN_SCALE) or st.get('digits')
+    if not checks: return 'implemented' if where else 'open'
+    return 'checked' if any(w['asserts'] for w in checks) else 'reproduced'
+
+# %% ../nbs/90_ledger.ipynb #9634bb92
+def ledger_table(nbs_path, results=None) -> list[dict]:
+    "One row per paper item: paper_items' fields, `where` (the marks covering it) and `status`."
     found = {}
     for r in scan_notebooks(nbs_path): found.setdefault(r['item'], []).append(r)
-    known = {i['item'] for i in paper_items()}
-    unknown = sorted(set(found) - known)
-    if unknown: raise ValueError(f"ledger comments name items the paper does not have: {unknown}")
-    return [dict(i, where=found.get(i['item'], [])) for i in paper_items()]
+    unknown = sorted(set(found) - {i['item'] for i in paper_items()})
+    if unknown: raise ValueError(f"ledger marks name items the paper does not have: {unknown}")
+    return [dict(i, where=found.get(i['item'], []), status=item_status(i['item'], found.get(i['item'], []), results))
+            for i in paper_items()]
 
-def _status(row) -> str:
-    "A ledger row's status: 'checked' if any covering cell asserts, else 'reproduced'; 'open' if none covers it."
-    if not row['where']: return 'open'
-    return 'checked' if any(w['status'] == 'checked' for w in row['where']) else 'reproduced'
-
-def ledger_markdown(nbs_path) -> str:
-    "The ledger as a MyST table with links to the chapters."
-    lines = ['| Item | Paper | What | Where this book covers it | Status |', '|---|---|---|---|---|']
-    for r in ledger_table(nbs_path):
-        where = '<br>'.join(f"[{w['chapter']}]({w['notebook']}) -- {w['section']}" for w in r['where'])
-        st = _status(r)
-        lines.append(f"| {r['item']} | {r['section']} | {r['what']} | {where} | {'*open*' if st == 'open' else st} |")
+def ledger_markdown(rows) -> str:
+    "The ledger rows as a MyST table: item | paper | what | implemented by | checked in | status."
+    link = lambda w: f"[{w['chapter'].split(' · ')[0] or w['notebook']}]({w['notebook']}) · {w['section']}"
+    lines = ['| Item | Paper | What | Implemented by | Checked / reproduced in | Status |', '|---|---|---|---|---|---|']
+    for r in rows:
+        impl = sorted({n for w in r['where'] if w['kind'] == 'implements' for n in w['names']})
+        chk = sorted({link(w) for w in r['where'] if w['kind'] == 'check'})
+        st = r['status']
+        lines.append(f"| {r['item']} | {r['section']} | {r['what']} | {'<br>'.join(f'`{n}`' for n in impl) or '--'} "
+                     f"| {'<br>'.join(chk) or '--'} | {'*open*' if st == 'open' else st} |")
     return '\n'.join(lines)
 
-def ledger_summary(nbs_path) -> dict:
-    "Counts of paper items by status: `{'checked': n, 'reproduced': n, 'open': n}`."
-    out = {'checked': 0, 'reproduced': 0, 'open': 0}
-    for r in ledger_table(nbs_path):
-        out[_status(r)] += 1
+def ledger_summary(rows) -> dict:
+    "Counts of the paper's items by status (a 'partly …' status counts as 'partly')."
+    out = {}
+    for r in rows:
+        k = r['status'].split(' (')[0]
+        out[k] = out.get(k, 0) + 1
     return out
 
 # %% ../nbs/90_ledger.ipynb #c8fee407
@@ -146,14 +196,25 @@ def compact_items(items) -> str:
         out.append(f"{k}{'s' if plural else ''} {txt}")
     return '; '.join(out)
 
+INDEX = Path(importlib.import_module('byoltheory').__file__).parent / 'ledger_index.json'
+
+def ledger_index(nbs_path) -> dict:
+    "{notebook: the paper items its marks cover}, shipped with the package for chapters run outside a clone."
+    out = {}
+    for r in scan_notebooks(nbs_path): out.setdefault(r['notebook'], set()).add(r['item'])
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
 def paper_code_box(module: str, paper: str, notebook: str, nbs_path='.'):
-    """The chapter's "Paper ↔ code" box (a collapsible MyST admonition, displayed as Markdown): the paper's sections, the
-    items the chapter's ledger cells cover (from `scan_notebooks`), and the public functions of `byoltheory.<module>`
-    with the first sentence of each docstring (from the module's `__all__`)."""
+    """The chapter's "Paper ↔ code" box (a collapsible MyST admonition, displayed as Markdown): the paper's
+    sections, the items the chapter's marks cover (read from the notebooks, or from the index shipped with the
+    package when the chapter runs alone, as in Colab), and the public names of `byoltheory.<module>` with the
+    first sentence of each docstring."""
     import importlib, inspect
     from IPython.display import Markdown
     mod = importlib.import_module(f'byoltheory.{module}')
-    items = sorted({r['item'] for r in scan_notebooks(nbs_path) if r['notebook'] == notebook})
+    if (Path(nbs_path) / notebook).exists():
+        items = sorted({r['item'] for r in scan_notebooks(nbs_path) if r['notebook'] == notebook})
+    else: items = json.loads(INDEX.read_text()).get(notebook, [])
     rows = []
     for name in mod.__all__:
         obj = getattr(mod, name)
@@ -163,7 +224,7 @@ def paper_code_box(module: str, paper: str, notebook: str, nbs_path='.'):
         if len(first) > 160: first = first[:157].rsplit(' ', 1)[0] + ' …'
         rows.append(f"- `{name}`" + (f": {first}" if first else ''))
     md = [f"```{{admonition}} Paper ↔ code", ":class: tip dropdown", "", f"**Paper:** {paper}", ""]
-    if items: md += [f"**Checked or reproduced here:** {compact_items(items)}", ""]
+    if items: md += [f"**Implemented, checked or reproduced here:** {compact_items(items)}", ""]
     md += [f"**Library:** `byoltheory.{module}`", ""] + rows + ["```"]
     return Markdown('\n'.join(md))
 

@@ -8,7 +8,7 @@ from .core import is_torch, check_params, check_symmetric, odeint
 
 # %% auto #0
 __all__ = ['augmentation_moments', 'check_linear_args', 'byol_flow', 'simsiam_flow', 'flow_rates', 'sgd_step', 'Trajectory',
-           'simulate', 'balance_matrix', 'balance_residual', 'no_stopgrad_flow', 'no_stopgrad_matrix', 'raises']
+           'simulate', 'balance_matrix', 'balance_residual', 'no_stopgrad_flow', 'no_stopgrad_matrix']
 
 # %% ../nbs/01_linear_model.ipynb #77369177
 def augmentation_moments(views) -> tuple[np.ndarray, np.ndarray]:
@@ -137,13 +137,3 @@ def no_stopgrad_matrix(Wp, X, Xp):
     Wp, X, Xp = (np.asarray(a, dtype=float) for a in (Wp, X, Xp))
     I = np.eye(Wp.shape[0]); Wt = Wp - I
     return np.kron(Xp, Wp.T @ Wp + I) + np.kron(X, Wt.T @ Wt)
-
-# %% ../nbs/01_linear_model.ipynb #0bd4b9f6
-def raises(fn, *words, exc=ValueError) -> str:
-    """Call fn(); assert that it raises `exc` (ValueError by default) whose message contains every one of `words`,
-    and return the message. The book's bad-input checks use it."""
-    try: fn()
-    except exc as e:
-        assert all(w in str(e) for w in words), f"the message {str(e)!r} does not mention all of {words}"
-        return str(e)
-    raise AssertionError(f"expected {exc.__name__} mentioning {words}")

@@ -57,7 +57,8 @@ class Cell:
 @dataclass
 class Grid:
     """A table or figure of the paper as a grid of cells; `scales`: settings of the whole grid per scale (a scale
-    not listed is not run); `spectra`: keep seed 0's per-epoch spectra (Fig 2); `claims`: chapter 11's."""
+    not listed is not run); `spectra`: keep seed 0's per-epoch spectra (Fig 2); `claims`: chapter 11's;
+    `items`: the paper's tables and figures it tests (the ledger's status comes from its claims)."""
     name: str
     title: str
     cells: list
@@ -65,6 +66,7 @@ class Grid:
     paper_label: str = 'paper, STL-10 top-1 (%)'
     spectra: bool = False
     claims: list = field(default_factory=list)
+    items: tuple = ()                      # the paper's items it tests, e.g. ('Table 3',)
     def cells_at(self, scale) -> list:
         "The cells run at `scale`."
         return [c for c in self.cells if scale in self.scales and c.scales.get(scale, {}) is not None]

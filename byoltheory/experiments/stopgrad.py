@@ -19,7 +19,7 @@ TABLE1_GRID = register(Grid('table1', "Table 1 and Theorem 2: the plug-in 'optim
     Cell('no EMA, gradient-trained linear W_p', dict(ema=0.0), TABLE3[('one-layer', 'no EMA', 'no bias', 'regular')]),
     Cell('no stop-gradient (Theorem 2)', dict(ema=0.0, no_stop_grad=True)),
     Cell('no predictor', dict(predictor='none'))],
-    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, claims=[
+    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, items=('Table 1',), claims=[
     Claim('t1-ema', 'with EMA, the plugged-in optimal predictor is far worse than a trained one (40.7 vs 74.5)',
           'EMA, gradient-trained linear W_p', 'EMA, optimal W_p every 1', margin=5.0),
     Claim('t1-no-ema', 'without EMA too (39.5 vs 72.9)',

@@ -32,7 +32,7 @@ TABLE2_GRID = register(Grid('table2', 'Table 2: no weight decay (η = 0), linear
     Cell('EMA, no bias, weight decay 4e-4 (baseline)', {}, BASELINE),
     Cell(f'EMA, no bias, weight decay {_FM_WD:g} (the paper\'s budget)', dict(wd=_FM_WD), None,
          scales={'digits': None})],
-    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, claims=[
+    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, items=('Table 2',), claims=[
     Claim('t2-wd-ema', 'weight decay beats no weight decay (with EMA, no bias: 74.5 vs 70.6)',
           'EMA, no bias, weight decay 4e-4 (baseline)', 'EMA, no bias, no weight decay'),
     AllOf('t2-wd', '… and every no-weight-decay cell (70.6-71.4)',
@@ -59,7 +59,7 @@ _n = lambda l, e, sym, b='no bias': f"{l}, {e}, {'symmetric' if sym else 'regula
 TABLE3_GRID = register(Grid('table3', 'Table 3: symmetric vs regular W_p × EMA × bias, one- and two-layer predictors',
     [_t3_cell(l, e, b, sym) for l in ('one-layer', 'two-layer') for e in ('EMA', 'no EMA')
      for b in ('no bias', 'bias') for sym in (True, False)],
-    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, claims=[
+    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, items=('Table 3',), claims=[
     Claim('t3-ema', 'with EMA, a symmetric W_p is (slightly) better than a regular one (75.1 vs 74.5)',
           _n('one-layer', 'EMA', True), _n('one-layer', 'EMA', False)),
     collapsed('t3-no-ema', 'without EMA, a symmetric W_p collapses and a regular one does not (36.6 vs 72.9)',
@@ -83,7 +83,7 @@ TABLE3_REGIME = register(Grid('table3-regime', "Table 3's symmetric no-EMA colla
     *[Cell(f"squared loss (no normalisation, lr 0.001), no EMA, {'symmetric' if sym else 'regular'} W_p",
            dict(predictor='sym' if sym else 'linear', ema=0.0, normalize=False, lr=0.001)) for sym in (True, False)],
     Cell('no EMA, symmetric W_p, 3× the epochs', dict(predictor='sym', ema=0.0), scales={'digits': dict(epochs=150)})],
-    scales={'digits': {}}, claims=[
+    scales={'digits': {}}, items=('Table 3',), claims=[
     collapsed('regime-collapse', 'without EMA, a symmetric W_p collapses (predictor started 10× closer to 0)',
               'init ×0.1, no EMA, symmetric W_p', 'init ×0.1, no EMA, regular W_p'),
     collapsed('regime-ema', 'with EMA it does not: EMA rescues the symmetric W_p',
@@ -94,7 +94,7 @@ TABLE3_REGIME = register(Grid('table3-regime', "Table 3's symmetric no-EMA colla
 FIG2_GRID = register(Grid('fig2', 'Fig 2: eigenvalues of F and W_p, alignment and symmetry over training (EMA)', [
     Cell('regular W_p (no symmetric regularisation)', {}, BASELINE),
     Cell('symmetric W_p', dict(predictor='sym'), TABLE3[('one-layer', 'EMA', 'no bias', 'sym')])],
-    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, spectra=True, claims=[
+    scales={'digits': {}, 'fashion-mnist': {}, 'full': {}}, spectra=True, items=('Fig 2',), claims=[
     Claim('f2-align', "W_p's eigenvectors align with F's over training (regular W_p)",
           'regular W_p (no symmetric regularisation)', 'regular W_p (no symmetric regularisation)',
           'align_last', b_metric='align_first'),

@@ -21,7 +21,7 @@ TABLE5_GRID = register(Grid('table5', 'Table 5: weight decay of the trunk (η_s)
     Cell('η_s = 4e-4, η_p = 0', dict(_SYM, wd=4e-4, pred_wd=0.0), scales={'fashion-mnist': None}),
     Cell(f'η_s = 0, η_p = {_M:g} (the paper\'s budget)', dict(_SYM, wd=0.0, pred_wd=_M), scales={'digits': None})],
     scales={'digits': _DIGITS, 'fashion-mnist': {}, 'full': {}},
-    paper_label="paper, STL-10 (Table 5's cells are words in its caption)", claims=[
+    paper_label="paper, STL-10 (Table 5's cells are words in its caption)", items=('Table 5',), claims=[
     Claim('t5-pred-wd', 'with weight decay on the predictor only, symmetric W_p works without EMA',
           'η_s = 0, η_p = 4e-4', 'η_s = 4e-4, η_p = 4e-4'),
     Claim('t5-pred-wd-matched', "… with the predictor's weight decay at the paper's budget",
@@ -34,7 +34,7 @@ FIG6_GRID = register(Grid('fig6', 'Fig 6: a faster predictor (α_p > 1) lets a s
            scales={} if a in (1, 2, 10) else {'fashion-mnist': None}) for a in (0.5, 1, 2, 5, 10)],
     Cell('α_p = 1, symmetric W_p, EMA (reference)', dict(predictor='sym'), TABLE3[('one-layer', 'EMA', 'no bias', 'sym')])],
     scales={'digits': _DIGITS, 'fashion-mnist': {}, 'full': {}},
-    paper_label="paper, STL-10 (Fig 6 is a plot: Table 3's number or the caption's words)", claims=[
+    paper_label="paper, STL-10 (Fig 6 is a plot: Table 3's number or the caption's words)", items=('Fig 6',), claims=[
     Claim('f6-alpha-2', 'α_p = 2 trains the symmetric W_p without EMA better than α_p = 1',
           'α_p = 2, symmetric W_p, no EMA', 'α_p = 1, symmetric W_p, no EMA'),
     Claim('f6-alpha-10', '… and α_p = 10', 'α_p = 10, symmetric W_p, no EMA', 'α_p = 1, symmetric W_p, no EMA'),

@@ -2,6 +2,7 @@
 from pkg_resources import parse_version
 from configparser import ConfigParser
 import setuptools, shlex
+from pathlib import Path
 
 assert parse_version(setuptools.__version__) >= parse_version('36.2')
 
@@ -15,7 +16,15 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
+book_requirements = shlex.split(cfg.get('book_requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+
+# The committed results (results/) install as data under <prefix>/share/byoltheory/results, so a chapter run
+# outside a clone (Colab) renders them: byoltheory.core.results_dir finds them there.
+data_files = {}
+for f in sorted(Path('results').rglob('*.json')):
+    if '.work' in f.parts: continue
+    data_files.setdefault(str(Path('share/byoltheory') / f.parent), []).append(str(f))
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 entry_points = {'console_scripts': cfg.get('console_scripts', '').split(),
@@ -33,7 +42,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'book': book_requirements, 'dev': book_requirements + dev_requirements},
+    data_files=sorted(data_files.items()),
+    package_data={cfg['lib_path']: ['ledger_index.json']},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

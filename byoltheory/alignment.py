@@ -11,6 +11,7 @@ __all__ = ['anticommutator', 'commutator', 'reduced_flow', 'K_matrix', 'commutat
            'ReducedTrajectory', 'simulate_reduced', 'fig2_quantities']
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #3e5c9d8f
+#| paper: Eq 7, Eq 60
 def anticommutator(A, B): "{A, B} = AB + BA."; return A @ B + B @ A
 def commutator(A, B): "[A, B] = AB − BA."; return A @ B - B @ A
 
@@ -36,6 +37,7 @@ def reduced_flow(Wp, F, *, tau, alpha_p, eta, sigma2):
     return _reduced_flow(Wp, F, tau, alpha_p, eta, sigma2)
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #5ce480a6
+#| paper: Theorem 3, Eq 8-10
 def K_matrix(F, Wp, *, tau, alpha_p, eta, sigma2):
     "K of Eq 9: (1+σ²)[α_p/2 F + W_p² − τ/(1+σ²) W_p] + 3η/2 I (Theorem 3). Batched over leading axes."
     F, Wp = np.asarray(F, float), np.asarray(Wp, float)
@@ -50,6 +52,7 @@ def commutator_bound(t, F, Wp, *, tau, alpha_p, eta, sigma2):
     return np.linalg.norm(commutator(F[0], Wp[0])) * np.exp(-2 * integral), lam
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #0c270315
+#| paper: Fig 2, Fig 8
 def alignment(F, Wp) -> np.ndarray:
     """For each eigenvector u_j of F (eigenvalues descending), cos(u_j, W_p u_j) = u_jᵀW_pu_j / ‖W_pu_j‖ -- the
     alignment measure of Fig 2 (third column). 1 (or −1 for a negative eigenvalue of W_p) when aligned."""
@@ -70,6 +73,7 @@ def asymmetry(Wp) -> float:
     return float(np.linalg.norm(B) / max(np.linalg.norm(A), 1e-300))
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #b8d4264d
+#| paper: Eq 7
 @dataclass
 class ReducedTrajectory:
     "Solution of Eq 7: `Wp` and `F` shaped (len(t), n, n)."
@@ -84,6 +88,7 @@ def simulate_reduced(Wp0, F0, t, *, tau, alpha_p=1.0, eta=0.0, sigma2=0.0, rtol=
     return ReducedTrajectory(np.asarray(t, float), Wp, F)
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #e1c1d5dc
+#| paper: Fig 2
 def fig2_quantities(features, Wp) -> dict:
     """The four quantities of Fig 2 from predictor inputs `features` (n_samples, d) and the predictor weight W_p (d, d):
     `F_eigs` (eigenvalues of F = E[ffᵀ], descending), `Wp_eigs` (real parts of W_p's eigenvalues, descending),

@@ -115,6 +115,7 @@ def resolved(self: TrainConfig) -> TrainConfig:
     return c
 
 # %% ../nbs/09_byol.ipynb #8f1a2b14
+#| paper: Eq 1, Eq 4
 def _loss(p, z, normalize):
     if normalize: return 2 - 2 * F.cosine_similarity(p, z, dim=-1).mean()
     return (p - z).square().sum(-1).mean()
@@ -262,6 +263,7 @@ def check_finite(losses, epoch, kept):
                                  f"step {i + 1}; {kept}")
 
 # %% ../nbs/09_byol.ipynb #8f1a2b30
+#| paper: Fig 2, Eq 9
 @torch.no_grad()
 def epoch_stats(online: nn.Module, predictor: nn.Module, x_eval) -> dict:
     "The per-epoch log entry (pass the plain, not DDP-wrapped, modules)."

@@ -13,6 +13,7 @@ from .linear import _byol_flow, check_linear_args, Trajectory
 __all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'moving_average', 'DirectPredictor', 'simulate_directpred']
 
 # %% ../nbs/05_directpred.ipynb #04d9ce9b
+#| paper: Eq 18
 FORMS = ('eq18', 'official')
 
 def _check_rule(eps, c, form):
@@ -51,6 +52,7 @@ def directpred_weight(F, *, eps=0.1, c=0.0, form='eq18'):
     return (U * p[..., None, :]) @ np.swapaxes(U, -1, -2)
 
 # %% ../nbs/05_directpred.ipynb #7a23e97d
+#| paper: Eq 18-19
 def _allreduce_(*tensors):
     "Sum tensors in place across ranks when torch.distributed is initialised (the batch terms of Eq 19)."
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -110,6 +112,7 @@ class DirectPredictor(nn.Module):
         return int(self.calls) // self.views
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a1
+#| paper: Eq 18
 @patch
 def _reset_due(self: DirectPredictor) -> bool:
     "Between steps, after step t − 1: is W_p re-set now? (after steps 0, freq, 2·freq, …)"
@@ -137,6 +140,7 @@ def matrix(self: DirectPredictor) -> torch.Tensor:
     return self.next_weight()
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a2
+#| paper: Eq 19
 @patch
 @torch.no_grad()
 def _accumulate(self: DirectPredictor, x):
@@ -204,6 +208,7 @@ def forward(self: DirectPredictor, f):
     return y if self.bias is None else y + self.bias.to(f.dtype)
 
 # %% ../nbs/05_directpred.ipynb #b839561e
+#| paper: Eq 18
 def simulate_directpred(W0, X, Xp, t, *, Wa0=None, method='byol', beta=1.0, eta=0.0, eps=0.1, c=0.0, form='eq18',
                         rtol=1e-8, atol=1e-10) -> Trajectory:
     """Lemma 1's flow of W (Eq 3) and W_a (Eq 4; method 'simsiam': W_a = W) with the predictor set at every instant by

@@ -11,6 +11,7 @@ __all__ = ['augmentation_moments', 'check_linear_args', 'byol_flow', 'simsiam_fl
            'simulate', 'balance_matrix', 'balance_residual', 'no_stopgrad_flow', 'no_stopgrad_matrix']
 
 # %% ../nbs/01_linear_model.ipynb #77369177
+#| paper: Lemma 1
 def augmentation_moments(views) -> tuple[np.ndarray, np.ndarray]:
     """Estimate X = E[x̄ x̄ᵀ] and X' = E_x[Var(x'|x)] (Lemma 1) from augmented views shaped
     (n_data, n_views, n0); n_views >= 2. The conditional variance uses the unbiased (n_views - 1)
@@ -27,6 +28,7 @@ def augmentation_moments(views) -> tuple[np.ndarray, np.ndarray]:
     return X, Xp
 
 # %% ../nbs/01_linear_model.ipynb #8caad466
+#| paper: Lemma 1, Eq 2-4
 def check_linear_args(W, Wp, X, Xp, Wa=None):
     "Validate shapes of the linear model: W (n1, n0), Wp (n1, n1), Wa like W, X and Xp symmetric (n0, n0)."
     if W.ndim != 2: raise ValueError(f"W must be a matrix (n1, n0), got shape {tuple(W.shape)}")
@@ -52,6 +54,7 @@ def simsiam_flow(W, Wp, X, Xp, *, alpha_p=1.0, eta=0.0):
     return dW, dWp
 
 # %% ../nbs/01_linear_model.ipynb #42b20316
+#| paper: Eq 2-4
 def flow_rates(lr, *, gamma_a=None, step_decay=None, weight_decay=None, pred_lr=None, momentum=0.0) -> dict:
     """Translate discrete hyper-parameters into the flow's (Lemma 1). `lr` is α; the predictor's
     rate `pred_lr` is αα_p; the EMA gives αβ = 1 − γ_a; weight decay is either the paper's η̄ = αη
@@ -79,6 +82,7 @@ def sgd_step(W, Wp, Wa, grad_W, grad_Wp, *, lr, alpha_p=1.0, gamma_a=None, step_
     return W_new, Wp_new, Wa_new
 
 # %% ../nbs/01_linear_model.ipynb #430972f2
+#| paper: Eq 2-4, Eq 6
 @dataclass
 class Trajectory:
     "Weights along a simulated flow: each array is shaped (len(t),) + the weight's shape."
@@ -110,6 +114,7 @@ def simulate(W0, Wp0, X, Xp, t, *, Wa0=None, method='byol', alpha_p=1.0, beta=1.
     return Trajectory(np.asarray(t, dtype=float), W, Wp, Wa)
 
 # %% ../nbs/01_linear_model.ipynb #7e9573a4
+#| paper: Theorem 1, Eq 5
 def balance_matrix(W, Wp, *, alpha_p=1.0):
     "D = W Wᵀ − α_p⁻¹ W_pᵀ W_p, batched over leading axes (Theorem 1: D(t) = e^{−2ηt} C)."
     W, Wp = np.asarray(W), np.asarray(Wp)
@@ -123,6 +128,7 @@ def balance_residual(traj: Trajectory, *, alpha_p=1.0, eta=0.0) -> np.ndarray:
     return np.linalg.norm(D - decay * C, axis=(1, 2)) / max(np.linalg.norm(C), 1e-300)
 
 # %% ../nbs/01_linear_model.ipynb #12eabb79
+#| paper: Theorem 2, Eq 6
 def no_stopgrad_flow(W, Wp, X, Xp):
     """Theorem 2 (Eq 49, matrix form of Eq 6): dW when W_a = W and the target branch is not detached,
     dW = −(W_pᵀW_p + I) W X' − (W_p − I)ᵀ(W_p − I) W X. No weight decay."""

@@ -70,6 +70,7 @@ def projector(in_dim, hidden=512, out=128, *, bn_affine=True) -> nn.Sequential:
                          nn.Linear(hidden, out))
 
 # %% ../nbs/07_models.ipynb #c371468f
+#| paper: Assumption 3
 class LinearPredictor(nn.Linear):
     "The linear predictor W_p (d × d); `init_scale` multiplies PyTorch's default initialisation."
     def __init__(self, dim, *, bias=False, init_scale=1.0):
@@ -108,6 +109,7 @@ class TwoLayerPredictor(nn.Module):
     def matrix(self): return None
 
 # %% ../nbs/07_models.ipynb #2c61f7d4
+#| paper: Table 1
 class OptimalPredictor(nn.Module):
     """Table 1's plug-in predictor: W_p = sym(C)(F̂ + λI)⁻¹, F̂ and C the moving averages (Eq 19) of E[ffᵀ]
     and E[f_a fᵀ], re-solved every `every` steps of `observe(f, f_a)`. No trainable parameters."""

@@ -12,6 +12,7 @@ __all__ = ['STABILITY_COLORS', 'mode_flow', 'mode_constant', 'eq14_residual', 'M
            'phase_portrait', 'interactive_phase_portrait']
 
 # %% ../nbs/03_mode_dynamics.ipynb #a52527b2
+#| paper: Eq 11-13
 def _mode_flow(p, s, tau, alpha_p, beta, eta, sigma2):
     g = tau - (1 + sigma2) * p
     return alpha_p * s * g - eta * p, 2 * s * (p * g - eta), beta * (1 - tau) - tau * (p * g - eta)
@@ -23,6 +24,7 @@ def mode_flow(p, s, tau, *, alpha_p, beta, eta, sigma2):
     return _mode_flow(np.asarray(p, float), np.asarray(s, float), np.asarray(tau, float), alpha_p, beta, eta, sigma2)
 
 # %% ../nbs/03_mode_dynamics.ipynb #926b4062
+#| paper: Eq 14
 def mode_constant(p0, s0, *, alpha_p=1.0):
     "c_j of Eq 14, fixed by the initial condition: c_j = s_j(0) − α_p⁻¹ p_j(0)²."
     return np.asarray(s0, float) - np.asarray(p0, float) ** 2 / alpha_p
@@ -35,6 +37,7 @@ def eq14_residual(traj, *, alpha_p=1.0, eta=0.0) -> np.ndarray:
     return np.abs(traj.s - traj.p ** 2 / alpha_p - decay * c) / np.maximum(scale, 1e-300)
 
 # %% ../nbs/03_mode_dynamics.ipynb #47a461d0
+#| paper: Eq 11-13
 @dataclass
 class ModeTrajectory:
     "Solutions of Eqs 11-13: `p`, `s`, `tau` shaped (len(t),) + the broadcast shape of the initial conditions."
@@ -65,6 +68,7 @@ def integrate_modes(p0, s0, t, *, tau0=1.0, alpha_p=1.0, beta=0.0, eta=0.0, sigm
     return ModeTrajectory(np.asarray(t, dtype=float), p, s, tau)
 
 # %% ../nbs/03_mode_dynamics.ipynb #6f1cb91f
+#| paper: Eq 16, Eq 92
 def fixed_points(tau, eta, sigma2=0.0):
     """The non-collapsed fixed points (p*₋, p*₊) of Eq 16, broadcasting over arrays; NaN where
     η > τ²/(4(1+σ²)) or τ ≤ 0 (no non-collapsed fixed point)."""
@@ -84,6 +88,7 @@ def eq16_rhs(p, *, tau=1.0, eta=0.0, sigma2=0.0):
     return p ** 2 * (tau - (1 + sigma2) * p) - eta * p
 
 # %% ../nbs/03_mode_dynamics.ipynb #aa5a35ae
+#| paper: Eq 9, Eq 17
 def mode_K(p, s, tau, *, alpha_p=1.0, eta=0.0, sigma2=0.0):
     "K_j, the eigenvalue of Eq 9's K on mode j when W_p and F are aligned."
     p, s, tau = (np.asarray(a, float) for a in (p, s, tau))
@@ -99,6 +104,7 @@ def eq17_bound(s, *, alpha_p=1.0, eta=0.0, sigma2=0.0):
     return 0.5 * (alpha_p * (1 + sigma2) * np.asarray(s, float) + eta)
 
 # %% ../nbs/03_mode_dynamics.ipynb #dd298fe9
+#| paper: Fig 3, Fig 4
 def mode_jacobian(p, s, tau=1.0, *, alpha_p=1.0, eta=0.0, sigma2=0.0):
     "Jacobian of (ṗ, ṡ) (Eqs 11-12) with respect to (p, s) at fixed τ; shape (..., 2, 2)."
     p, s = np.broadcast_arrays(np.asarray(p, float), np.asarray(s, float))

@@ -14,6 +14,7 @@ __all__ = ['PSD_TOL', 'check_correlations', 'view_correlations', 'learned_subspa
            'additive_correlations', 'scalar_flow', 'scalar_jacobian', 'scalar_energy', 'tied_flow', 'fig10']
 
 # %% ../nbs/04_nonisotropic.ipynb #ee7890c7
+#| paper: Eq 94-96
 PSD_TOL = 3e-2   # eigenvalues above -PSD_TOL·λ_max(Σˢ) count as non-negative: a Monte-Carlo estimate of a
 #                 singular Σᵈ from 50,000 draws has entries off by ~1 % of λ_max, so its null space dips a few % below 0
 
@@ -40,6 +41,7 @@ def view_correlations(views) -> tuple[np.ndarray, np.ndarray]:
     return X + Xp, X
 
 # %% ../nbs/04_nonisotropic.ipynb #31b586a8
+#| paper: Eq 97
 def _check_k(k, n0):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n0:
         raise ValueError(f"k must be an integer in [1, {n0}] (the input dimension n0), got {k!r}")
@@ -66,6 +68,7 @@ def row_space_angle(A, B) -> float:
     return float(np.degrees(sla.subspace_angles(np.atleast_2d(A).T, np.atleast_2d(B).T).max()))
 
 # %% ../nbs/04_nonisotropic.ipynb #8d825f65
+#| paper: Eq 94-96
 def simulate_nonisotropic(W0, Sigma_s, Sigma_d, t, *, Wp0=None, Wa0=None, method='byol', alpha_p=1.0, beta=1.0,
                           rtol=1e-9, atol=1e-12) -> Trajectory:
     """Eqs 94-96 (method 'byol') or SimSiam (method 'simsiam', W_a = W) for general Σˢ, Σᵈ over the time grid t,
@@ -90,6 +93,7 @@ def simulate_nonisotropic(W0, Sigma_s, Sigma_d, t, *, Wp0=None, Wa0=None, method
     return Trajectory(np.asarray(t, dtype=float), W, np.broadcast_to(I, (len(t),) + I.shape), Wa)
 
 # %% ../nbs/04_nonisotropic.ipynb #3f5bb503
+#| paper: Eq 97
 def _check_data(x):
     x = np.asarray(x, dtype=float)
     if x.ndim != 2: raise ValueError(f"x must have shape (n_data, n0), got {x.shape}")
@@ -143,6 +147,7 @@ def additive_correlations(Sigma_x, Sigma_n) -> tuple[np.ndarray, np.ndarray]:
     return Sx + Sn, Sx
 
 # %% ../nbs/04_nonisotropic.ipynb #a585b5e0
+#| paper: Eq 98-100
 def _check_lambdas(lambda_s, lambda_d):
     ls, ld = np.asarray(lambda_s, dtype=float), np.asarray(lambda_d, dtype=float)
     if not (np.all(np.isfinite(ls)) and np.all(ls > 0)): raise ValueError(f"lambda_s must be finite and > 0, got {lambda_s}")
@@ -174,6 +179,7 @@ def scalar_energy(w, wp, wa, *, lambda_s, lambda_d):
     return lambda_s / 2 * (wa * lambda_d / lambda_s - wp * w) ** 2
 
 # %% ../nbs/04_nonisotropic.ipynb #79edafdf
+#| paper: Fig 10, Eq 101
 def tied_flow(w, wa, *, lambda_s, lambda_d, alpha_p=1.0, beta=1.0):
     """Eqs 98-100 on the invariant line w_p = √α_p·w (the balance w² − w_p²/α_p = 0; w_p = w at α_p = 1,
     Fig 10 middle): returns (dw, dwa)."""

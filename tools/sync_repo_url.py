@@ -11,8 +11,8 @@ d = cfg['DEFAULT']
 git_url, branch = d['git_url'].rstrip('/'), d['branch']
 baseurl = d['doc_host'].rstrip('/') + d['doc_baseurl'].rstrip('/') + '/'
 check = '--check' in sys.argv
-COLAB_RE = re.compile(r'byoltheory @ git\+[^"\'\s\\]+')
-colab_pin = f'byoltheory @ git+{git_url}'
+COLAB_RE = re.compile(r'byoltheory(\[book\])? @ git\+[^"\'\s\\]+')
+colab_pin = f'byoltheory[book] @ git+{git_url}'
 
 def fix_config(text):
     text = re.sub(r'(?m)^(  url: ).*$', rf'\g<1>{git_url}', text, count=1)

@@ -1,61 +1,130 @@
-"""Benchmark: images per second of one BYOL training step (ResNet-18 with the CIFAR stem, batch 128, 32x32, two views,
-EMA target, SGD momentum) -- byoltheory.ssl's BYOL (build_model + BYOL.loss + update_target, as `train` runs it)
-against a straightforward plain-PyTorch loop written here, in the same process, interleaved; prints the ratio.
-Augmentation is excluded (both get the same pre-made views).
-Usage: python benchmarks/train_step.py [--device cpu|cuda] [--batch 128] [--steps 3] [--width 64]"""
-import argparse, copy, time
-import torch, torch.nn as nn, torch.nn.functional as F
-from byoltheory.ssl import TrainConfig, build_model
-from byoltheory.models import resnet18
+"""Benchmark: achieved FLOP/s of one BYOL training step of the CPU recipes, against the machine's
+measured matmul peak, and against a plain-PyTorch step written here.
 
-ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-ap.add_argument('--batch', type=int, default=128)
-ap.add_argument('--steps', type=int, default=3, help='timed steps per implementation (default 3)')
-ap.add_argument('--width', type=int, default=64, help='ResNet-18 width (64 = the standard network)')
-ap.add_argument('--bf16', action='store_true', help='bfloat16 autocast for both (cuda)')
-args = ap.parse_args()
-if args.device == 'cuda' and not torch.cuda.is_available(): ap.error('--device cuda: no CUDA device is available')
-if args.batch < 2 or args.steps < 1 or args.width < 1: ap.error('--batch >= 2, --steps >= 1, --width >= 1 are required')
-dev = torch.device(args.device)
-sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
-x1, x2 = torch.randn(args.batch, 3, 32, 32, device=dev), torch.randn(args.batch, 3, 32, 32, device=dev)
-autocast = lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.bf16)
-
-# ours: exactly what byoltheory.ssl.train does per step
-torch.manual_seed(0)
-cfg = TrainConfig(dataset='cifar10', width=args.width, device=args.device).resolved()
-model = build_model(cfg, 3).to(dev)
-opt = torch.optim.SGD([dict(params=model.online.parameters(), weight_decay=cfg.wd),
-                       dict(params=model.predictor.parameters(), weight_decay=cfg.pred_wd)], lr=cfg.lr, momentum=cfg.momentum)
-def ours():
-    with autocast(): loss, _ = model.loss(x1, x2)
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); model.update_target()
-
-# plain PyTorch, written the obvious way
-torch.manual_seed(0)
-net = resnet18(width=args.width)
-online = nn.Sequential(net, nn.Linear(net.out_dim, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128)).to(dev)
-pred = nn.Linear(128, 128, bias=False).to(dev)
-target = copy.deepcopy(online).requires_grad_(False)
-opt2 = torch.optim.SGD(list(online.parameters()) + list(pred.parameters()), lr=0.03, momentum=0.9, weight_decay=4e-4)
-def plain():
-    with autocast():
-        p1, p2 = pred(online(x1)), pred(online(x2))
+For each scale (digits, fashion-mnist: the settings `byoltheory reproduce --scale S` trains with,
+BYOL with a linear predictor and EMA target):
+  * FLOPs of one step (online forward + backward of both views, target forward of both views),
+    counted by torch.utils.flop_counter.FlopCounterMode;
+  * the step's time as `byoltheory.byol.train_epoch` runs it (BYOL.loss, SGD step,
+    update_target) on pre-made views, and the augmentation's time per batch (TwoViewLoader);
+  * the same step written plainly (baseline):
+        f1, f2 = online(x1), online(x2)
         with torch.no_grad(): z1, z2 = target(x1), target(x2)
-        loss = 4 - 2 * F.cosine_similarity(p1, z2, dim=-1).mean() - 2 * F.cosine_similarity(p2, z1, dim=-1).mean()
-    opt2.zero_grad(set_to_none=True); loss.backward(); opt2.step()
-    with torch.no_grad():
-        for pt, po in zip(target.parameters(), online.parameters()): pt.mul_(0.996).add_(po, alpha=0.004)
+        loss = cos_loss(pred(f1), z2) + cos_loss(pred(f2), z1)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        torch._foreach_lerp_(target_params, online_params, 1 - ema)
+  * the peak: the best float32 GFLOP/s of torch.mm on square matrices (512 to 2048) at the
+    recipe's thread count, measured in this process.
+Steps are timed interleaved, best of --reps. Run it on an idle machine.
+Usage: python benchmarks/train_step.py [--scale digits fashion-mnist] [--reps 20]"""
+import argparse, copy, time
+import torch, torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from byoltheory.byol import TrainConfig, build_model, make_optimizer
+from byoltheory.data import load_dataset, TwoViewLoader
+from byoltheory.reproduce import SCALES
 
-for f in (ours, plain): f(); sync()          # warm-up
-t = {'ours': 0.0, 'plain': 0.0}
-for _ in range(args.steps):
-    for name, f in (('ours', ours), ('plain', plain)):
-        sync(); s = time.perf_counter(); f(); sync(); t[name] += time.perf_counter() - s
-ips = {k: args.batch * args.steps / v for k, v in t.items()}
-print(f"device: {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'} ({torch.get_num_threads()} threads), torch {torch.__version__}")
-print(f"BYOL step, ResNet-18 width {args.width} (CIFAR stem), batch {args.batch}, 32x32, {args.steps} steps each{', bf16' if args.bf16 else ''}")
-print(f"   byoltheory.ssl (BYOL.loss + update_target): {ips['ours']:8.1f} img/s")
-print(f"   plain PyTorch loop:                          {ips['plain']:8.1f} img/s")
-print(f"   ratio ours / plain: {ips['ours'] / ips['plain']:.3f}x (1.0 = no overhead)")
+CPU_SCALES = [s for s in SCALES if SCALES[s].config.get('device', 'cpu') == 'cpu']
+ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+ap.add_argument('--scale', nargs='+', default=CPU_SCALES, choices=CPU_SCALES)
+ap.add_argument('--reps', type=int, default=20, help='timed steps per implementation (>= 3)')
+args = ap.parse_args()
+if args.reps < 3: ap.error(f'--reps must be >= 3, got {args.reps}')
+
+
+def best_time(fn, reps):
+    "Best wall time of fn() over reps calls."
+    best = float('inf')
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_peak():
+    "Best float32 GFLOP/s of torch.mm at the current thread count."
+    out = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        out = max(out, 2 * n**3 / best_time(lambda: torch.mm(a, b), 5) / 1e9)
+    return out
+
+
+def cos_loss(p, z):
+    return (2 - 2 * F.cosine_similarity(p, z, dim=-1)).mean()
+
+
+def plain_step(model, cfg):
+    "The baseline of the docstring, on deep copies of the recipe's modules."
+    online, pred = copy.deepcopy(model.online), copy.deepcopy(model.predictor)
+    target = copy.deepcopy(online).requires_grad_(False)
+    opt = torch.optim.SGD([
+        dict(params=list(online.parameters()), weight_decay=cfg.wd),
+        dict(params=list(pred.parameters()), lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd)
+    ], lr=cfg.lr, momentum=cfg.momentum)
+    po, pt = list(online.parameters()), list(target.parameters())
+
+    def step(x1, x2):
+        f1, f2 = online(x1), online(x2)
+        with torch.no_grad():
+            z1, z2 = target(x1), target(x2)
+        loss = cos_loss(pred(f1), z2) + cos_loss(pred(f2), z1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(pt, po, 1 - cfg.ema)
+    return step
+
+
+def ours_step(model, cfg):
+    "One step as byoltheory.byol.train_epoch runs it."
+    opt = make_optimizer(model, cfg)
+
+    def step(x1, x2):
+        loss = model.loss(x1, x2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        model.update_target()
+    return step
+
+
+def bench(scale):
+    cfg = TrainConfig(**SCALES[scale].config).resolved()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(0)
+    pre = load_dataset(cfg.dataset, 'pretrain', subset=cfg.subset)
+    loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, seed=0, aug_opts=cfg.aug_opts)
+    batches = iter(loader)
+    x1, x2, _ = next(batches)
+    aug = best_time(lambda: next(batches), min(args.reps, len(loader) - 2))
+    model = build_model(cfg)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x1, x2 = (x.contiguous(memory_format=fmt) for x in (x1, x2))
+    steps = {'ours': ours_step(model, cfg), 'plain': plain_step(model, cfg)}
+    with FlopCounterMode(display=False) as fc:
+        steps['plain'](x1, x2)
+    flops = fc.get_total_flops()
+    for s in steps.values():
+        s(x1, x2)  # warm-up
+    times = {k: float('inf') for k in steps}
+    for _ in range(args.reps):
+        for k, s in steps.items():
+            times[k] = min(times[k], best_time(lambda: s(x1, x2), 1))
+    peak = matmul_peak()
+    print(f"== {scale}: {cfg.dataset}, backbone {cfg.backbone} width {cfg.width}, "
+          f"batch {cfg.batch_size}, {cfg.threads} thread(s), channels_last {cfg.channels_last}")
+    print(f"   FLOPs per step {flops / 1e9:.3f} G;  matmul peak {peak:.1f} GFLOP/s")
+    for k, t in times.items():
+        print(f"   {k:5s} step {1e3 * t:7.1f} ms  {flops / t / 1e9:6.1f} GFLOP/s "
+              f"({100 * flops / t / 1e9 / peak:4.1f} % of peak)")
+    print(f"   augmentation {1e3 * aug:.1f} ms per batch (two views);  "
+          f"ours / plain time {times['ours'] / times['plain']:.3f}")
+
+
+print(f"torch {torch.__version__}; times are best of {args.reps}")
+for scale in args.scale:
+    bench(scale)

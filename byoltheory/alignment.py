@@ -12,63 +12,90 @@ __all__ = ['anticommutator', 'commutator', 'reduced_flow', 'K_matrix', 'commutat
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #3e5c9d8f
 #| paper: Eq 7, Eq 60
-def anticommutator(A, B): "{A, B} = AB + BA."; return A @ B + B @ A
-def commutator(A, B): "[A, B] = AB − BA."; return A @ B - B @ A
+def anticommutator(A, B):
+    "{A, B} = AB + BA."
+
+    return A @ B + B @ A
+
+
+def commutator(A, B):
+    "[A, B] = AB − BA."
+
+    return A @ B - B @ A
+
 
 def _check_pair(Wp, F, *, symmetric_Wp=True):
     Wp, F = np.asarray(Wp, float), np.asarray(F, float)
-    if Wp.ndim != 2 or Wp.shape[0] != Wp.shape[1]: raise ValueError(f"Wp must be a square matrix, got shape {Wp.shape}")
+    if Wp.ndim != 2 or Wp.shape[0] != Wp.shape[1]:
+        raise ValueError(f"Wp must be a square matrix, got shape {Wp.shape}")
     if F.shape != Wp.shape: raise ValueError(f"F must have Wp's shape {Wp.shape}, got {F.shape}")
     check_symmetric('F', F)
     if symmetric_Wp:
-        try: check_symmetric('Wp', Wp)
-        except ValueError: raise ValueError("Wp must be symmetric here (Assumption 3); symmetrise it, or use the "
-                                            "un-reduced flow byoltheory.linear.byol_flow for a general predictor") from None
+        try:
+            check_symmetric('Wp', Wp)
+        except ValueError:
+            raise ValueError(
+                "Wp must be symmetric here (Assumption 3); symmetrise it, or use the "
+                "un-reduced flow byoltheory.linear.byol_flow for a general predictor") from None
     return Wp, F
+
 
 def _reduced_flow(Wp, F, tau, alpha_p, eta, sigma2):
     dWp = -alpha_p / 2 * (1 + sigma2) * anticommutator(Wp, F) + alpha_p * tau * F - eta * Wp
     dF = -(1 + sigma2) * anticommutator(Wp @ Wp, F) + tau * anticommutator(Wp, F) - 2 * eta * F
     return dWp, dF
 
+# %% ../nbs/02_eigenspace_alignment.ipynb #4675e51d
+#| paper: Eq 7, Eq 60
 def reduced_flow(Wp, F, *, tau, alpha_p, eta, sigma2):
-    "Eq 7 (= Eq 60): the symmetrised flow of the predictor W_p and of F = W Wᵀ under Assumptions 1-3. Returns (dWp, dF)."
-    Wp, F = _check_pair(Wp, F); check_params(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
+    """Eq 7 (= Eq 60): the symmetrised flow of the predictor W_p and of F = W Wᵀ under Assumptions
+    1-3. Returns (dWp, dF)."""
+    Wp, F = _check_pair(Wp, F)
+    check_params(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
     return _reduced_flow(Wp, F, tau, alpha_p, eta, sigma2)
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #5ce480a6
 #| paper: Theorem 3, Eq 8-10
 def K_matrix(F, Wp, *, tau, alpha_p, eta, sigma2):
-    "K of Eq 9: (1+σ²)[α_p/2 F + W_p² − τ/(1+σ²) W_p] + 3η/2 I (Theorem 3). Batched over leading axes."
+    """K of Eq 9: (1+σ²)[α_p/2 F + W_p² − τ/(1+σ²) W_p] + 3η/2 I (Theorem 3). Batched over leading
+    axes."""
     F, Wp = np.asarray(F, float), np.asarray(Wp, float)
     check_params(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
     I = np.eye(F.shape[-1])
     return (1 + sigma2) * (alpha_p / 2 * F + Wp @ Wp - tau / (1 + sigma2) * Wp) + 1.5 * eta * I
 
+
 def commutator_bound(t, F, Wp, *, tau, alpha_p, eta, sigma2):
-    "Eq 10 along a trajectory: ‖[F(0), W_p(0)]‖_F · exp(−2∫₀ᵗ λ_min K dt'), trapezoidal in t; F, Wp shaped (len(t), n, n)."
-    lam = np.linalg.eigvalsh(K_matrix(F, Wp, tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2))[:, 0]
+    """Eq 10 along a trajectory: ‖[F(0), W_p(0)]‖_F · exp(−2∫₀ᵗ λ_min K dt'), trapezoidal in t; F,
+    Wp shaped (len(t), n, n)."""
+    lam = np.linalg.eigvalsh(K_matrix(F, Wp, tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2))[:,
+                                                                                                0]
     integral = np.concatenate([[0.0], np.cumsum(np.diff(t) * (lam[1:] + lam[:-1]) / 2)])
     return np.linalg.norm(commutator(F[0], Wp[0])) * np.exp(-2 * integral), lam
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #0c270315
 #| paper: Fig 2, Fig 8
 def alignment(F, Wp) -> np.ndarray:
-    """For each eigenvector u_j of F (eigenvalues descending), cos(u_j, W_p u_j) = u_jᵀW_pu_j / ‖W_pu_j‖ -- the
-    alignment measure of Fig 2 (third column). 1 (or −1 for a negative eigenvalue of W_p) when aligned."""
+    """For each eigenvector u_j of F (eigenvalues descending), cos(u_j, W_p u_j) = u_jᵀW_pu_j /
+    ‖W_pu_j‖ -- the alignment measure of Fig 2 (third column). 1 (or −1 for a negative eigenvalue
+    of W_p) when aligned."""
     F, Wp = np.asarray(F, float), np.asarray(Wp, float)
     if F.ndim != 2 or F.shape != Wp.shape or F.shape[0] != F.shape[1]:
-        raise ValueError(f"F and Wp must be square matrices of one shape, got {F.shape} and {Wp.shape}")
+        raise ValueError(
+            f"F and Wp must be square matrices of one shape, got {F.shape} and {Wp.shape}")
     check_symmetric('F', F)
     _, U = np.linalg.eigh(F)
     U = U[:, ::-1]
     WU = Wp @ U
     return np.einsum('ij,ij->j', U, WU) / np.maximum(np.linalg.norm(WU, axis=0), 1e-300)
 
+
 def asymmetry(Wp) -> float:
-    "‖B‖_F / ‖A‖_F with A, B the symmetric and antisymmetric parts of W_p (Fig 8); 0 for a symmetric predictor."
+    """‖B‖_F / ‖A‖_F with A, B the symmetric and antisymmetric parts of W_p (Fig 8); 0 for a
+    symmetric predictor."""
     Wp = np.asarray(Wp, float)
-    if Wp.ndim != 2 or Wp.shape[0] != Wp.shape[1]: raise ValueError(f"Wp must be a square matrix, got shape {Wp.shape}")
+    if Wp.ndim != 2 or Wp.shape[0] != Wp.shape[1]:
+        raise ValueError(f"Wp must be a square matrix, got shape {Wp.shape}")
     A, B = (Wp + Wp.T) / 2, (Wp - Wp.T) / 2
     return float(np.linalg.norm(B) / max(np.linalg.norm(A), 1e-300))
 
@@ -81,22 +108,31 @@ class ReducedTrajectory:
     Wp: np.ndarray
     F: np.ndarray
 
-def simulate_reduced(Wp0, F0, t, *, tau, alpha_p=1.0, eta=0.0, sigma2=0.0, rtol=1e-9, atol=1e-12) -> ReducedTrajectory:
-    "Integrate Eq 7 at fixed τ from a symmetric W_p(0) and F(0) with `byoltheory.linear.odeint`."
-    Wp0, F0 = _check_pair(Wp0, F0); check_params(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
-    Wp, F = odeint(lambda _, y: _reduced_flow(y[0], y[1], tau, alpha_p, eta, sigma2), (Wp0, F0), t, rtol=rtol, atol=atol)
+
+def simulate_reduced(Wp0, F0, t, *, tau, alpha_p=1.0, eta=0.0, sigma2=0.0, rtol=1e-9,
+                     atol=1e-12) -> ReducedTrajectory:
+    "Integrate Eq 7 at fixed τ from a symmetric W_p(0) and F(0) with `byoltheory.core.odeint`."
+    Wp0, F0 = _check_pair(Wp0, F0)
+    check_params(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
+    Wp, F = odeint(lambda _, y: _reduced_flow(y[0], y[1], tau, alpha_p, eta, sigma2), (Wp0, F0), t,
+                   rtol=rtol, atol=atol)
     return ReducedTrajectory(np.asarray(t, float), Wp, F)
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #e1c1d5dc
 #| paper: Fig 2
 def fig2_quantities(features, Wp) -> dict:
-    """The four quantities of Fig 2 from predictor inputs `features` (n_samples, d) and the predictor weight W_p (d, d):
-    `F_eigs` (eigenvalues of F = E[ffᵀ], descending), `Wp_eigs` (real parts of W_p's eigenvalues, descending),
-    `alignment` (cos(u_j, W_p u_j) per eigenvector of F) and `asymmetry` (‖B‖/‖A‖). Accepts numpy arrays or torch tensors."""
-    f = np.asarray(features.detach().cpu() if hasattr(features, 'detach') else features, dtype=float)
+    """The four quantities of Fig 2 from predictor inputs `features` (n_samples, d) and the
+    predictor weight W_p (d, d): `F_eigs` (eigenvalues of F = E[ffᵀ], descending), `Wp_eigs`
+    (real parts of W_p's eigenvalues, descending), `alignment` (cos(u_j, W_p u_j) per eigenvector
+    of F) and `asymmetry` (‖B‖/‖A‖). Accepts numpy arrays or torch tensors."""
+    f = np.asarray(features.detach().cpu() if hasattr(features, 'detach') else features,
+                   dtype=float)
     Wp = np.asarray(Wp.detach().cpu() if hasattr(Wp, 'detach') else Wp, dtype=float)
     if f.ndim != 2: raise ValueError(f"features must be (n_samples, d), got shape {f.shape}")
-    if Wp.shape != (f.shape[1], f.shape[1]): raise ValueError(f"Wp must be ({f.shape[1]}, {f.shape[1]}) to match features, got {Wp.shape}")
+    if Wp.shape != (f.shape[1], f.shape[1]):
+        raise ValueError(
+            f"Wp must be ({f.shape[1]}, {f.shape[1]}) to match features, got {Wp.shape}")
     F = f.T @ f / len(f)
-    return dict(F_eigs=np.linalg.eigvalsh(F)[::-1], Wp_eigs=np.sort(np.linalg.eigvals(Wp).real)[::-1],
-                alignment=alignment(F, Wp), asymmetry=asymmetry(Wp))
+    return dict(F_eigs=np.linalg.eigvalsh(F)[::-1],
+                Wp_eigs=np.sort(np.linalg.eigvals(Wp).real)[::-1], alignment=alignment(F, Wp),
+                asymmetry=asymmetry(Wp))

@@ -12,65 +12,88 @@ import torch.nn.functional as F
 from . import __version__
 from .alignment import fig2_quantities, K_matrix
 from .data import DATASETS, load_dataset, TwoViewLoader, normalized, recipe
-from .models import BACKBONES, PREDICTORS, make_backbone, projector, make_predictor, predictor_matrix
+from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
+                               predictor_matrix)
 from .evaluate import evaluate_network, feature_std, features, spectrum_effective_rank
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'CODE_VERSION', 'TrainConfig', 'check_field', 'BYOL', 'build_model', 'prepare_out', 'make_optimizer',
-           'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch', 'check_finite',
-           'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train', 'load_checkpoint']
+__all__ = ['RUN_FILES', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig', 'RunConfig', 'TrainConfig', 'check_field',
+           'BYOL', 'build_model', 'prepare_out', 'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore',
+           'autocast_for', 'train_epoch', 'check_finite', 'epoch_stats', 'run_record', 'run_settings', 'Progress',
+           'train', 'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b08
-def _opt(default, help, **kw): return field(default=default, metadata=dict(help=help, **kw))
+def _opt(default, help, **kw):
+    return field(default=default, metadata=dict(help=help, **kw))
 
 @dataclass
-class TrainConfig:
-    "Everything one run depends on; saved in every checkpoint and metrics.json. `None`: a dataset/device default."
+class DataConfig:
+    "What the network is shown: the dataset and its two-view augmentation (chapter 6)."
     dataset: str = _opt('digits', 'dataset', choices=DATASETS)
-    subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images (default: all)')
-    method: str = _opt('byol', "'byol', or 'simsiam' (= byol with --ema 0)", choices=('byol', 'simsiam'))
+    subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images')
+    data_root: str = _opt('data', 'folder of the downloadable datasets')
+    download: bool = _opt(False, 'download a missing cifar10 / stl10 / fashion-mnist')
+    aug: str = _opt('batch', "augment 'batch'es on the device or 'per-image' (torchvision v2)",
+                    choices=('batch', 'per-image'))
+    aug_opts: dict = _opt(None, "changes to the augmentation, e.g. {'crop_scale': [0.4, 1]}")
+    batch_size: int = _opt(128, 'batch size (per process)')
+
+# %% ../nbs/09_byol.ipynb #8f1a2b0a
+@dataclass
+class ModelConfig:
+    "The networks (chapter 7): backbone, projector, predictor and its options, target, loss."
+    method: str = _opt('byol', "'simsiam' = byol with --ema 0", choices=('byol', 'simsiam'))
     predictor: str = _opt('linear', 'predictor (chapter 7)', choices=tuple(PREDICTORS))
     predictor_opts: dict = _opt(None, "the predictor's own options, e.g. {'rho': 0.3}")
     backbone: str | None = _opt(None, 'backbone (default: by dataset)', choices=BACKBONES)
-    width: int | None = _opt(None, 'channels of a ConvNet backbone\'s first layer (default 32)')
+    width: int | None = _opt(None, "channels of a ConvNet backbone's first layer (default 32)")
     proj_hidden: int = _opt(512, 'projector hidden width')
     proj_dim: int = _opt(128, 'projector output width = predictor width')
-    proj_bn_affine: bool = _opt(True, "projector BatchNorm with scale and shift (off: the official code's)")
-    target_init: str = _opt('copy', "target at step 0: 'copy' of the online net or 'random' (official code)",
+    proj_bn_affine: bool = _opt(True, "projector BatchNorm's scale and shift (off: the official)")
+    target_init: str = _opt('copy', "target at step 0: a 'copy' of the online net, or 'random'",
                             choices=('copy', 'random'))
-    ema: float = _opt(0.996, 'EMA rate gamma_a of the target (0: no EMA, target = online with stop-gradient)')
-    no_stop_grad: bool = _opt(False, "let the gradient through the target branch (Theorem 2; needs --ema 0)")
-    normalize: bool = _opt(True, "l2-normalised (cosine) loss; --no-normalize: plain squared error")
+    ema: float = _opt(0.996, 'EMA rate gamma_a of the target (0: no EMA)')
+    no_stop_grad: bool = _opt(False, 'gradient through the target too (Theorem 2; --ema 0)')
+    normalize: bool = _opt(True, 'l2-normalised (cosine) loss; --no-normalize: squared error')
+
+# %% ../nbs/09_byol.ipynb #8f1a2b0b
+@dataclass
+class OptimConfig:
+    "How it is trained: SGD's settings, the predictor's own rate and decay, epochs, seed."
     lr: float = _opt(0.03, 'SGD learning rate alpha')
     momentum: float = _opt(0.9, 'SGD momentum, in [0, 1)')
     wd: float = _opt(4e-4, 'weight decay of backbone + projector')
     pred_wd: float | None = _opt(None, 'predictor weight decay (default: --wd)')
     alpha_p: float = _opt(1.0, 'predictor learning rate = alpha_p x lr (Fig 6)')
     epochs: int = _opt(100, 'pre-training epochs')
-    batch_size: int = _opt(128, 'batch size (per process)')
     seed: int = _opt(0, 'random seed (>= 0)')
+
+@dataclass
+class RunConfig:
+    "Where and how fast it runs, and how it is evaluated."
     device: str = _opt('cpu', "'cpu' or 'cuda'", choices=('cpu', 'cuda'))
-    threads: int | None = _opt(None, "torch's CPU threads (default: torch's choice); recorded with the run")
-    data_root: str = _opt('data', 'folder of the downloadable datasets')
-    download: bool = _opt(False, 'download cifar10 / stl10 / fashion-mnist into --data-root when missing')
-    aug: str = _opt('batch', "augment 'batch'es on the device or 'per-image' (torchvision v2)",
-                    choices=('batch', 'per-image'))
-    aug_opts: dict = _opt(None, "changes to the dataset's augmentation recipe, e.g. {'crop_scale': [0.4, 1]}")
-    probe_epochs: int = _opt(100, "epochs of the book's linear probe")
-    knn_k: int = _opt(20, 'neighbours of the kNN probe')
-    precision: str = _opt('fp32', "'fp32', 'bf16', 'fp16' (cuda, with a GradScaler) or 'auto' (bf16 where fast)",
+    threads: int | None = _opt(None, "torch's CPU threads (default: torch's); recorded")
+    precision: str = _opt('fp32', "'fp32', 'bf16', 'fp16' (cuda, with a GradScaler) or 'auto'",
                           choices=('fp32', 'bf16', 'fp16', 'auto'))
     channels_last: bool = _opt(False, 'channels-last memory format')
     compile: bool = _opt(False, 'torch.compile the online network')
     sync_bn: bool = _opt(False, 'SyncBatchNorm across processes (torchrun only)')
+    probe_epochs: int = _opt(100, "epochs of the book's linear probe")
+    knn_k: int = _opt(20, 'neighbours of the kNN probe')
+
+@dataclass
+class TrainConfig(RunConfig, OptimConfig, ModelConfig, DataConfig):
+    "Everything one run depends on; saved in every checkpoint and metrics.json. `None`: a default."
 
 # %% ../nbs/09_byol.ipynb #8f1a2b10
-_INT_MIN = dict(subset=2, width=1, proj_hidden=1, proj_dim=1, epochs=1, batch_size=2, seed=0, threads=1,
-                probe_epochs=1, knn_k=1)
+_INT_MIN = dict(subset=2, width=1, proj_hidden=1, proj_dim=1, epochs=1, batch_size=2, seed=0,
+                threads=1, probe_epochs=1, knn_k=1)
 _REAL_RANGE = dict(ema=(0, 1, '[0, 1)'), momentum=(0, 1, '[0, 1)'), lr=(0, math.inf, '> 0'),
-                   alpha_p=(0, math.inf, '> 0'), wd=(0, math.inf, '>= 0'), pred_wd=(0, math.inf, '>= 0'))
+                   alpha_p=(0, math.inf, '> 0'), wd=(0, math.inf, '>= 0'),
+                   pred_wd=(0, math.inf, '>= 0'))
 _DEFAULT_BACKBONE = {'digits': 'small', 'fashion-mnist': 'convnet28', 'stl10': 'resnet18-imagenet'}
+
 
 def check_field(name, v):
     "Raise ValueError naming field `name` unless its value is of the right kind and in range."
@@ -82,28 +105,37 @@ def check_field(name, v):
         lo, hi, desc = _REAL_RANGE[name]
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         ok = ok and (lo < v if desc == '> 0' else lo <= v) and (v < hi if hi == 1 else True)
-        if not ok: raise ValueError(f"{name} must be a finite number {desc if desc[0] != '[' else 'in ' + desc}, "
-                                    f"got {v!r}")
+        if not ok:
+            raise ValueError(
+                f"{name} must be a finite number {desc if desc[0] != '[' else 'in ' + desc}, "
+                f"got {v!r}")
     else:
         choices = TrainConfig.__dataclass_fields__[name].metadata.get('choices')
-        if choices and v not in choices: raise ValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
+        if choices and v not in choices:
+            raise ValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
 
 # %% ../nbs/09_byol.ipynb #8f1a2b11
 @patch
 def resolved(self: TrainConfig) -> TrainConfig:
-    "A copy with the dataset/device defaults filled in and every field checked (ValueError names the field)."
-    c = dataclasses.replace(self, predictor_opts=dict(self.predictor_opts or {}), aug_opts=dict(self.aug_opts or {}))
+    """A copy with the dataset/device defaults filled in and every field checked (ValueError names
+    the field)."""
+    c = dataclasses.replace(self, predictor_opts=dict(self.predictor_opts or {}),
+                            aug_opts=dict(self.aug_opts or {}))
     if c.method == 'simsiam': c.ema = 0.0
     if c.pred_wd is None: c.pred_wd = c.wd
     if c.backbone is None: c.backbone = _DEFAULT_BACKBONE.get(c.dataset, 'resnet18')
-    for f in dataclasses.fields(c): check_field(f.name, getattr(c, f.name))
+    for f in dataclasses.fields(c):
+        check_field(f.name, getattr(c, f.name))
     if c.backbone.startswith('resnet18'):
-        if c.width is not None: raise ValueError(f"width applies to ConvNet backbones, not {c.backbone!r}")
-    elif c.width is None: c.width = 32
-    make_predictor(c.predictor, 4, **c.predictor_opts)         # its options exist and are in range
+        if c.width is not None:
+            raise ValueError(f"width applies to ConvNet backbones, not {c.backbone!r}")
+    elif c.width is None:
+        c.width = 32
+    make_predictor(c.predictor, 4, **c.predictor_opts)  # its options exist and are in range
     recipe(c.dataset, c.aug_opts)
     if c.no_stop_grad and c.ema > 0:
-        raise ValueError("no_stop_grad needs ema 0: with an EMA target no gradient reaches it (--ema 0)")
+        raise ValueError(
+            "no_stop_grad needs ema 0: with an EMA target no gradient reaches it (--ema 0)")
     if c.device == 'cuda' and not torch.cuda.is_available():
         raise ValueError("device 'cuda': no CUDA device is available here; use --device cpu")
     if c.sync_bn and int(os.environ.get('WORLD_SIZE', '1')) <= 1:
@@ -111,7 +143,8 @@ def resolved(self: TrainConfig) -> TrainConfig:
     if c.precision == 'auto':
         fast_bf16 = c.device == 'cuda' and torch.cuda.is_bf16_supported(including_emulation=False)
         c.precision = 'fp32' if c.device == 'cpu' else 'bf16' if fast_bf16 else 'fp16'
-    if c.precision == 'fp16' and c.device == 'cpu': raise ValueError("precision 'fp16' needs --device cuda")
+    if c.precision == 'fp16' and c.device == 'cpu':
+        raise ValueError("precision 'fp16' needs --device cuda")
     return c
 
 # %% ../nbs/09_byol.ipynb #8f1a2b14
@@ -120,9 +153,11 @@ def _loss(p, z, normalize):
     if normalize: return 2 - 2 * F.cosine_similarity(p, z, dim=-1).mean()
     return (p - z).square().sum(-1).mean()
 
+
 class BYOL(nn.Module):
-    """BYOL / SimSiam: `online` = backbone → projector, `predictor`, and (ema > 0) an EMA `target` of `online`,
-    started as a copy of it or (target_init='random') as an independent random network (`fresh_online()`)."""
+    """BYOL / SimSiam: `online` = backbone → projector, `predictor`, and (ema > 0) an EMA `target`
+    of `online`, started as a copy of it or (target_init='random') as an independent random
+    network (`fresh_online()`)."""
     def __init__(self, backbone, proj, predictor, *, ema=0.996, no_stop_grad=False, normalize=True,
                  target=None):
         super().__init__()
@@ -134,7 +169,8 @@ class BYOL(nn.Module):
 
     def targets(self, x1, x2, f1, f2):
         if self.target is not None:
-            with torch.no_grad(): return self.target(x1), self.target(x2)
+            with torch.no_grad():
+                return self.target(x1), self.target(x2)
         return (f1, f2) if self.no_stop_grad else (f1.detach(), f2.detach())
 
     def loss(self, x1, x2):
@@ -142,46 +178,65 @@ class BYOL(nn.Module):
         f1, f2 = self.online(x1), self.online(x2)
         z1, z2 = self.targets(x1, x2, f1, f2)
         p1, p2 = self.predictor(f1), self.predictor(f2)
-        if hasattr(self.predictor, 'observe'): self.predictor.observe(torch.cat([f1, f2]), torch.cat([z2, z1]))
+        if hasattr(self.predictor, 'observe'):
+            self.predictor.observe(torch.cat([f1, f2]), torch.cat([z2, z1]))
         return _loss(p1, z2, self.normalize) + _loss(p2, z1, self.normalize)
 
-    @torch.no_grad()
-    def update_target(self):
-        "θ_a ← γ_a θ_a + (1 − γ_a) θ (Eq 4's discrete form); BatchNorm statistics are copied."
-        if self.target is None: return
-        for pt, po in zip(self.target.parameters(), self.online.parameters()): pt.lerp_(po, 1 - self.ema)
-        for bt, bo in zip(self.target.buffers(), self.online.buffers()): bt.copy_(bo)
+# %% ../nbs/09_byol.ipynb #8f1a2b1a
+#| paper: Eq 4
+@patch
+@torch.no_grad()
+def update_target(self: BYOL):
+    "θ_a ← γ_a θ_a + (1 − γ_a) θ (Eq 4's discrete form); BatchNorm statistics are copied."
+    if self.target is None: return
+    for pt, po in zip(self.target.parameters(), self.online.parameters()):
+        pt.lerp_(po, 1 - self.ema)
+    for bt, bo in zip(self.target.buffers(), self.online.buffers()):
+        bt.copy_(bo)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b15
-def _in_channels(dataset): return 1 if dataset in ('digits', 'fashion-mnist') else 3
+def _in_channels(dataset):
+    return 1 if dataset in ('digits', 'fashion-mnist') else 3
+
 
 def build_model(cfg: TrainConfig) -> BYOL:
-    "The BYOL model of a resolved config (the target's random start drawn after the online network's)."
+    """The BYOL model of a resolved config (the target's random start drawn after the online
+    network's)."""
     def online():
         bb = make_backbone(cfg.backbone, width=cfg.width, in_channels=_in_channels(cfg.dataset))
-        return bb, projector(bb.out_dim, cfg.proj_hidden, cfg.proj_dim, bn_affine=cfg.proj_bn_affine)
+        return bb, projector(bb.out_dim, cfg.proj_hidden, cfg.proj_dim,
+                             bn_affine=cfg.proj_bn_affine)
+
     bb, pr = online()
     pd = make_predictor(cfg.predictor, cfg.proj_dim, **cfg.predictor_opts)
     target = nn.Sequential(*online()) if cfg.target_init == 'random' and cfg.ema > 0 else None
-    return BYOL(bb, pr, pd, ema=cfg.ema, no_stop_grad=cfg.no_stop_grad, normalize=cfg.normalize, target=target)
+    return BYOL(bb, pr, pd, ema=cfg.ema, no_stop_grad=cfg.no_stop_grad, normalize=cfg.normalize,
+                target=target)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b19
 RUN_FILES = ('checkpoint.pt', 'log.jsonl', 'metrics.json')
 
+
 def prepare_out(out, *, resume=False, overwrite=False) -> Path:
-    "Create / check the run folder `out`; refuse one that holds a run unless resume or overwrite is asked."
+    """Create / check the run folder `out`; refuse one that holds a run unless resume or overwrite
+    is asked."""
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"out {out} is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / '.write-test'; probe.write_text(''); probe.unlink()
-    except OSError as e: raise ValueError(f"out {out} cannot be written ({e.strerror})") from None
+        probe = out / '.write-test'
+        probe.write_text('')
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"out {out} cannot be written ({e.strerror})") from None
     found = [f for f in RUN_FILES if (out / f).exists()]
     if found and overwrite:
-        for f in found: (out / f).unlink()
+        for f in found:
+            (out / f).unlink()
     elif found and not resume:
-        raise ValueError(f"out {out} already holds a run ({', '.join(found)}): pass --resume to continue it, "
-                         "--overwrite to replace it, or choose another --out")
+        raise ValueError(
+            f"out {out} already holds a run ({', '.join(found)}): pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out")
     return out
 
 # %% ../nbs/09_byol.ipynb #8f1a2b22
@@ -195,21 +250,29 @@ def make_optimizer(model: BYOL, cfg: TrainConfig) -> torch.optim.SGD:
 # %% ../nbs/09_byol.ipynb #8f1a2b25
 _RESUME_FREE = {'epochs', 'device', 'threads', 'data_root', 'download', 'probe_epochs', 'knn_k'}
 
+
 def _atomic_write(path, write):
-    tmp = Path(str(path) + '.tmp'); write(tmp); os.replace(tmp, path)
+    tmp = Path(str(path) + '.tmp')
+    write(tmp)
+    os.replace(tmp, path)
+
 
 def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None):
-    "The model's state, the optimiser (and fp16 loss scaler), epoch and config to out/checkpoint.pt, atomically."
+    """The model's state, the optimiser (and fp16 loss scaler), epoch and config to
+    out/checkpoint.pt, atomically."""
     state = dict(model=model_state, optimizer=opt.state_dict(), epoch=epoch, config=asdict(cfg),
                  scaler=scaler.state_dict() if scaler else None)
     _atomic_write(Path(out) / 'checkpoint.pt', lambda p: torch.save(state, p))
 
+
 def read_checkpoint(path, device='cpu') -> dict:
     "A checkpoint's contents, or a ValueError saying the file is unreadable."
-    try: return torch.load(path, map_location=device, weights_only=False)
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
     except Exception as e:
-        raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); it may be truncated -- "
-                         "delete it to start over, or pass --overwrite") from None
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); it may be truncated -- "
+            "delete it to start over, or pass --overwrite") from None
 
 # %% ../nbs/09_byol.ipynb #8f1a2b26
 def restore(out, model, opt, cfg, device, scaler=None) -> int:
@@ -217,19 +280,28 @@ def restore(out, model, opt, cfg, device, scaler=None) -> int:
     path = Path(out) / 'checkpoint.pt'
     if not path.exists(): return 0
     ck = read_checkpoint(path, device)
-    diff = {k: (v, getattr(cfg, k)) for k, v in ck['config'].items()
-            if k not in _RESUME_FREE and v != getattr(cfg, k)}
+    diff = {
+        k: (v, getattr(cfg, k))
+        for k, v in ck['config'].items() if k not in _RESUME_FREE and v != getattr(cfg, k)
+    }
     if diff:
         said = ', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())
-        raise ValueError(f"resume: {path} was written with other settings ({said}); use the same options "
-                         "(only --epochs, --device, --threads and the evaluation options may change) or another --out")
+        raise ValueError(
+            f"resume: {path} was written with other settings ({said}); use the same options "
+            "(only --epochs, --device, --threads and the evaluation options may change) or another "
+            "--out"
+        )
     if ck['epoch'] > cfg.epochs:
         raise ValueError(f"resume: {path} is at epoch {ck['epoch']}, past --epochs {cfg.epochs}")
-    model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer'])
+    model.load_state_dict(ck['model'])
+    opt.load_state_dict(ck['optimizer'])
     if scaler is not None and ck.get('scaler'): scaler.load_state_dict(ck['scaler'])
     log = Path(out) / 'log.jsonl'
     if log.exists():
-        rows = [l for l in log.read_text().splitlines() if l.strip() and json.loads(l)['epoch'] <= ck['epoch']]
+        rows = [
+            l for l in log.read_text().splitlines()
+            if l.strip() and json.loads(l)['epoch'] <= ck['epoch']
+        ]
         _atomic_write(log, lambda p: p.write_text(''.join(r + '\n' for r in rows)))
     return ck['epoch']
 
@@ -237,30 +309,39 @@ def restore(out, model, opt, cfg, device, scaler=None) -> int:
 def autocast_for(cfg: TrainConfig, device):
     "The autocast context of a resolved config's precision (disabled at fp32)."
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg.precision)
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None)
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype
+                          is not None)
+
 
 def train_epoch(model: BYOL, opt, loader, *, autocast, scaler=None) -> torch.Tensor:
-    "One pass over `loader`; returns the per-step losses as one tensor (no per-step host synchronisation)."
+    """One pass over `loader`; returns the per-step losses as one tensor (no per-step host
+    synchronisation)."""
     model.train()
     losses = []
     for x1, x2, _ in loader:
-        with autocast: loss = model.loss(x1, x2)
+        with autocast:
+            loss = model.loss(x1, x2)
         opt.zero_grad(set_to_none=True)
         if scaler is None:
-            loss.backward(); opt.step()
+            loss.backward()
+            opt.step()
         else:
-            scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         model.update_target()
         losses.append(loss.detach())
     return torch.stack(losses).float()
+
 
 def check_finite(losses, epoch, kept):
     "FloatingPointError naming the first non-finite step of an epoch, if any."
     bad = (~torch.isfinite(losses)).nonzero()
     if len(bad):
         i = int(bad[0])
-        raise FloatingPointError(f"the loss became non-finite ({float(losses[i])}) at epoch {epoch}, "
-                                 f"step {i + 1}; {kept}")
+        raise FloatingPointError(
+            f"the loss became non-finite ({float(losses[i])}) at epoch {epoch}, "
+            f"step {i + 1}; {kept}")
 
 # %% ../nbs/09_byol.ipynb #8f1a2b30
 #| paper: Fig 2, Eq 9
@@ -274,7 +355,8 @@ def epoch_stats(online: nn.Module, predictor: nn.Module, x_eval) -> dict:
     q = fig2_quantities(f, W.float().cpu())
     out.update({k: np.asarray(v).tolist() for k, v in q.items()})
     out['F_erank'] = spectrum_effective_rank(q['F_eigs'])
-    Ws = W.double().cpu().numpy(); Ws = (Ws + Ws.T) / 2
+    Ws = W.double().cpu().numpy()
+    Ws = (Ws + Ws.T) / 2
     F_ = (f.T @ f / len(f)).double().cpu().numpy()
     K = K_matrix(F_, Ws, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0)
     out['lambda_min_K'] = float(np.linalg.eigvalsh(K)[0])
@@ -283,56 +365,76 @@ def epoch_stats(online: nn.Module, predictor: nn.Module, x_eval) -> dict:
 # %% ../nbs/09_byol.ipynb #8f1a2b32
 def _git(*args):
     try:
-        r = subprocess.run(['git', *args], capture_output=True, text=True, timeout=5,
-                           cwd=Path(importlib.import_module('byoltheory').__file__).resolve().parent)
+        r = subprocess.run(['git', *args], capture_output=True, text=True, timeout=5, cwd=Path(
+            importlib.import_module('byoltheory').__file__).resolve().parent)
         return r.stdout.strip() if r.returncode == 0 else None
-    except Exception: return None
+    except Exception:
+        return None
+
 
 def _code_version():
     commit = _git('rev-parse', 'HEAD')
-    return dict(git_commit=commit, git_dirty=bool(_git('status', '--porcelain', '--', '.')) if commit else None)
+    return dict(git_commit=commit,
+                git_dirty=bool(_git('status', '--porcelain', '--', '.')) if commit else None)
 
-CODE_VERSION = _code_version()      # read once, at import: the code this process runs, whatever is committed later
+
+CODE_VERSION = _code_version(
+)  # read once, at import: the code this process runs, whatever is committed later
+
 
 def run_record(cfg: TrainConfig, device, world_size=1, command=None) -> dict:
-    "What a run depends on besides its data: config, code version, library versions, threads, device."
+    """What a run depends on besides its data: config, code version, library versions, threads,
+    device."""
     import torchvision
     dev = torch.device(device)
-    return dict(config=asdict(cfg), version=__version__, **CODE_VERSION, python=platform.python_version(),
-                torch=torch.__version__, torchvision=torchvision.__version__, numpy=np.__version__,
-                torch_threads=torch.get_num_threads(), deterministic=torch.are_deterministic_algorithms_enabled(),
+    return dict(config=asdict(cfg), version=__version__, **CODE_VERSION,
+                python=platform.python_version(), torch=torch.__version__,
+                torchvision=torchvision.__version__, numpy=np.__version__,
+                torch_threads=torch.get_num_threads(),
+                deterministic=torch.are_deterministic_algorithms_enabled(),
                 device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
                 world_size=world_size, command=command)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b34
 class run_settings:
-    "Context: torch's thread count (if cfg.threads) and deterministic algorithms for the run, restored after."
-    def __init__(self, cfg): self.cfg = cfg
+    """Context: torch's thread count (if cfg.threads) and deterministic algorithms for the run,
+    restored after."""
+    def __init__(self, cfg):
+        self.cfg = cfg
+
     def __enter__(self):
         self.saved = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
         if self.cfg.threads: torch.set_num_threads(self.cfg.threads)
         if self.cfg.device == 'cuda': os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.use_deterministic_algorithms(True, warn_only=self.cfg.device == 'cuda')
+
     def __exit__(self, *exc):
-        torch.set_num_threads(self.saved[0]); torch.use_deterministic_algorithms(self.saved[1])
+        torch.set_num_threads(self.saved[0])
+        torch.use_deterministic_algorithms(self.saved[1])
+
 
 def _dist_setup(cfg):
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return 0, 1
     import torch.distributed as dist
-    if not dist.is_initialized(): dist.init_process_group('nccl' if cfg.device == 'cuda' else 'gloo')
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if cfg.device == 'cuda' else 'gloo')
     if cfg.device == 'cuda': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     return dist.get_rank(), dist.get_world_size()
+
 
 def _unwrapped_state(model, online, predictor):
     "The model's state_dict with DDP / compile wrappers removed (the keys of a plain BYOL)."
     cur = model.online, model.predictor
     model.online, model.predictor = online, predictor
-    try: return model.state_dict()
-    finally: model.online, model.predictor = cur
+    try:
+        return model.state_dict()
+    finally:
+        model.online, model.predictor = cur
 
 # %% ../nbs/09_byol.ipynb #8f1a2b35
 class Progress:
-    "One tqdm bar on a terminal; otherwise a line at every tenth of the run (no flood in a log file)."
+    """One tqdm bar on a terminal; otherwise a line at every tenth of the run (no flood in a log
+    file)."""
     def __init__(self, total, start, enabled=None, desc='pre-training'):
         self.tty = sys.stderr.isatty()
         self.enabled = self.tty if enabled is None else enabled
@@ -341,30 +443,42 @@ class Progress:
         if self.enabled and self.tty:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, initial=start, desc=desc, unit='epoch', leave=False)
+
     def update(self, epoch, **info):
         if not self.enabled: return
-        if self.bar: self.bar.update(1); self.bar.set_postfix(info)
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(info)
         elif epoch % self.every == 0 or epoch == self.total:
-            print(f"epoch {epoch}/{self.total}: " + ', '.join(f'{k} {v}' for k, v in info.items()), flush=True)
+            print(f"epoch {epoch}/{self.total}: " + ', '.join(f'{k} {v}' for k, v in info.items()),
+                  flush=True)
+
     def close(self):
         if self.bar: self.bar.close()
 
 # %% ../nbs/09_byol.ipynb #8f1a2b36
 def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None, command=None,
           stop_after=None) -> dict:
-    """Pre-train as configured, evaluate, and write log.jsonl, checkpoint.pt and metrics.json into `out`; return
-    the metrics. resume: continue out/checkpoint.pt; overwrite: replace a run in `out`; progress: None (a bar
-    on a terminal), True or False; command: recorded with the run; stop_after=k: stop after k epochs of this
-    call without evaluating (tests of resuming use it)."""
+    """Pre-train as configured, evaluate, and write log.jsonl, checkpoint.pt and metrics.json into
+    `out`; return the metrics. resume: continue out/checkpoint.pt; overwrite: replace a run in
+    `out`; progress: None (a bar on a terminal), True or False; command: recorded with the run;
+    stop_after=k: stop after k epochs of this call without evaluating (tests of resuming use it)."""
     cfg = cfg.resolved()
-    with run_settings(cfg): return _train(cfg, out, resume, overwrite, progress, command, stop_after)
+    with run_settings(cfg):
+        return _train(cfg, out, resume, overwrite, progress, command, stop_after)
 
-def _train(cfg, out, resume, overwrite, progress, command, stop_after):
+# %% ../nbs/09_byol.ipynb #a5356a9f
+def _setup(cfg, out, resume, overwrite):
+    "Steps 1-3: folder, data, the seeded model and optimiser (restored when resuming), loader."
+    from types import SimpleNamespace
     rank, world = _dist_setup(cfg)
-    dev = torch.device('cuda', torch.cuda.current_device()) if cfg.device == 'cuda' else torch.device('cpu')
+    cuda = cfg.device == 'cuda'
+    dev = torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
     out = prepare_out(out, resume=resume, overwrite=overwrite) if rank == 0 else Path(out)
-    pre = load_dataset(cfg.dataset, 'pretrain', root=cfg.data_root, download=cfg.download, subset=cfg.subset)
-    torch.manual_seed(cfg.seed); np.random.seed(cfg.seed)
+    pre = load_dataset(cfg.dataset, 'pretrain', root=cfg.data_root, download=cfg.download,
+                       subset=cfg.subset)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
     model = build_model(cfg).to(dev)
     if cfg.channels_last: model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
@@ -374,45 +488,70 @@ def _train(cfg, out, resume, overwrite, progress, command, stop_after):
     if world > 1:
         if cfg.sync_bn: model.online = nn.SyncBatchNorm.convert_sync_batchnorm(model.online)
         model.online = nn.parallel.DistributedDataParallel(model.online)
-        if list(predictor.parameters()): model.predictor = nn.parallel.DistributedDataParallel(predictor)
+        if list(predictor.parameters()):
+            model.predictor = nn.parallel.DistributedDataParallel(predictor)
     if cfg.compile: model.online = torch.compile(model.online)
-    loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, device=dev, seed=cfg.seed, rank=rank, world_size=world,
-                           aug_opts=cfg.aug_opts)
+    loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, device=dev, seed=cfg.seed, rank=rank,
+                           world_size=world, aug_opts=cfg.aug_opts)
     if len(loader) == 0:
-        raise ValueError(f"batch_size {cfg.batch_size} is larger than the {len(pre) // world} images per process")
+        raise ValueError(f"batch_size {cfg.batch_size} is larger than the {len(pre) // world} "
+                         "images per process")
     x_eval = normalized(pre, dev, limit=512)
     if cfg.channels_last: x_eval = x_eval.contiguous(memory_format=torch.channels_last)
-    autocast, t_start = autocast_for(cfg, dev), time.time()
-    bar = Progress(cfg.epochs, start, progress if rank == 0 else False)
-    for epoch in range(start + 1, cfg.epochs + 1):
+    return SimpleNamespace(rank=rank, world=world, dev=dev, out=out, model=model, online=online,
+                           predictor=predictor, opt=opt, scaler=scaler, start=start, loader=loader,
+                           x_eval=x_eval)
+
+# %% ../nbs/09_byol.ipynb #8f1a2b3a
+def _log_and_save(r, cfg, epoch, losses, seconds) -> dict:
+    "Step 4's bookkeeping on rank 0: the epoch's log entry, then the checkpoint."
+    entry = dict(epoch=epoch, loss=float(losses.mean()), seconds=seconds,
+                 **epoch_stats(r.online, r.predictor, r.x_eval))
+    with open(r.out / 'log.jsonl', 'a') as f:
+        f.write(json.dumps(entry) + '\n')
+    state = _unwrapped_state(r.model, r.online, r.predictor)
+    save_checkpoint(r.out, state, r.opt, epoch, cfg, r.scaler)
+    return entry
+
+def _train(cfg, out, resume, overwrite, progress, command, stop_after):
+    r = _setup(cfg, out, resume, overwrite)
+    autocast, t_start = autocast_for(cfg, r.dev), time.time()
+    bar = Progress(cfg.epochs, r.start, progress if r.rank == 0 else False)
+    for epoch in range(r.start + 1, cfg.epochs + 1):
         t0 = time.time()
-        losses = train_epoch(model, opt, loader.epoch(epoch - 1), autocast=autocast, scaler=scaler)
-        kept = f"the checkpoint of epoch {epoch - 1} is kept in {out}" if epoch > 1 else "no checkpoint was written"
+        batches = r.loader.epoch(epoch - 1)
+        losses = train_epoch(r.model, r.opt, batches, autocast=autocast, scaler=r.scaler)
+        kept = (f"the checkpoint of epoch {epoch - 1} is kept in {r.out}" if epoch > 1
+                else "no checkpoint was written")
         check_finite(losses, epoch, kept)
-        if rank == 0:
-            entry = dict(epoch=epoch, loss=float(losses.mean()), seconds=time.time() - t0,
-                         **epoch_stats(online, predictor, x_eval))
-            with open(out / 'log.jsonl', 'a') as f: f.write(json.dumps(entry) + '\n')
-            save_checkpoint(out, _unwrapped_state(model, online, predictor), opt, epoch, cfg, scaler)
-            bar.update(epoch, loss=f"{entry['loss']:.4f}", feature_std=f"{entry['feature_std']:.3f}")
-        if stop_after is not None and epoch - start >= stop_after: bar.close(); return {}
+        if r.rank == 0:
+            e = _log_and_save(r, cfg, epoch, losses, time.time() - t0)
+            bar.update(epoch, loss=f"{e['loss']:.4f}", feature_std=f"{e['feature_std']:.3f}")
+        if stop_after is not None and epoch - r.start >= stop_after:
+            bar.close()
+            return {}
     bar.close()
-    if world > 1:
+    if r.world > 1:
         import torch.distributed as dist
-        dist.barrier(); dist.destroy_process_group()
-    if rank != 0: return {}
-    return _finish(cfg, out, online, dev, world, command, train_seconds=time.time() - t_start, start=start)
+        dist.barrier()
+        dist.destroy_process_group()
+    if r.rank != 0: return {}
+    seconds = time.time() - t_start
+    return _finish(cfg, r.out, r.online, r.dev, r.world, command, train_seconds=seconds,
+                   start=r.start)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b37
 def _finish(cfg, out, online, dev, world, command, *, train_seconds, start):
-    "Evaluate the trained network and write metrics.json (atomically) with everything the run depends on."
+    """Evaluate the trained network and write metrics.json (atomically) with everything the run
+    depends on."""
     split = lambda s: load_dataset(cfg.dataset, s, root=cfg.data_root, subset=cfg.subset)
     m = evaluate_network(online[0], online[1], split('train'), split('test'), device=dev,
                          probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
-    m.update(epochs=cfg.epochs, resumed_from=start, train_seconds=train_seconds, date=time.strftime('%Y-%m-%d'),
-             **run_record(cfg, dev, world, command))
+    m.update(epochs=cfg.epochs, resumed_from=start, train_seconds=train_seconds,
+             date=time.strftime('%Y-%m-%d'), **run_record(cfg, dev, world, command))
     _atomic_write(out / 'metrics.json', lambda p: p.write_text(json.dumps(m, indent=1)))
     return m
+
 
 def load_checkpoint(path, device='cpu') -> tuple[BYOL, TrainConfig]:
     "Rebuild the model and its config from a checkpoint.pt written by `train`."

@@ -10,15 +10,19 @@ import byoltheory
 __all__ = ['train_config', 'build_parser', 'main']
 
 # %% ../nbs/96_cli.ipynb #96000002
-def _bool_of(t) -> bool: return t is bool
+def _bool_of(t) -> bool:
+    return t is bool
+
 
 def _scalar_type(t):
     "int / float / str / bool from an annotation such as `int | None`."
     args = [a for a in typing.get_args(t) if a is not type(None)] or [t]
     return args[0]
 
+
 def _predictor_flags() -> dict:
-    "{option: (default, predictors having it)} over chapter 7's registry (the internal `views` and `seed` left out)."
+    """{option: (default, predictors having it)} over chapter 7's registry (the internal `views` and
+    `seed` left out)."""
     from byoltheory.models import PREDICTORS, predictor_options
     flags = {}
     for name in PREDICTORS:
@@ -35,8 +39,12 @@ def _add_train_options(sp):
         meta, flag = f.metadata, '--' + f.name.replace('_', '-')
         kw = dict(dest=f.name, help=meta.get('help', ''), default=f.default)
         t = _scalar_type(hints[f.name])
-        if _bool_of(t):
-            sp.add_argument(flag, action=argparse.BooleanOptionalAction, **kw); continue
+        if _bool_of(
+                t
+        ):  # --flag for a default-False field (--no-stop-grad); --x / --no-x for a default-True
+            act = argparse.BooleanOptionalAction if f.default else 'store_true'
+            sp.add_argument(flag, action=act, **kw)
+            continue
         if t is dict: kw.update(type=json.loads, metavar='JSON')
         else: kw['type'] = t
         if meta.get('choices'): kw['choices'] = meta['choices']
@@ -46,29 +54,37 @@ def _add_train_options(sp):
         kw = dict(action=argparse.BooleanOptionalAction) if typ is bool else dict(type=typ)
         sp.add_argument('--' + k.replace('_', '-'), dest=f'popt_{k}', default=None,
                         help=f"predictor option of {', '.join(names)} (default {v})", **kw)
-    sp.add_argument('--out', default=None, help='run folder (default: runs/DATASET-METHOD-PREDICTOR-seedSEED)')
-    sp.add_argument('--resume', action='store_true', help='continue the run in --out from its last checkpoint')
+    sp.add_argument('--out', default=None,
+                    help='run folder (default: runs/DATASET-METHOD-PREDICTOR-seedSEED)')
+    sp.add_argument('--resume', action='store_true',
+                    help='continue the run in --out from its last checkpoint')
     sp.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
     sp.add_argument('--quiet', action='store_true', help='no progress display')
 
 # %% ../nbs/96_cli.ipynb #96000004
 def train_config(args, sp):
-    "The TrainConfig of parsed `train` arguments, checked (a mistake: the subcommand's usage error, exit 2)."
+    """The TrainConfig of parsed `train` arguments, checked (a mistake: the subcommand's usage
+    error, exit 2)."""
     from byoltheory.byol import TrainConfig
     from byoltheory.models import predictor_options
     vals = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    for k in ('predictor_opts', 'aug_opts'):
+        if vals[k] is not None and not isinstance(vals[k], dict):
+            sp.error(
+                f"argument --{k.replace('_', '-')}: must be a JSON object, e.g. '{{\"rho\": 0.3}}'")
     opts = dict(vals['predictor_opts'] or {})
-    if not isinstance(opts, dict): sp.error("argument --predictor-opts: must be a JSON object")
     have = predictor_options(vals['predictor'])
     for k, (_, names) in _predictor_flags().items():
         v = getattr(args, f'popt_{k}')
         if v is None: continue
         if k not in have:
-            sp.error(f"argument --{k.replace('_', '-')}: an option of --predictor {' or '.join(names)}, "
-                     f"not of {vals['predictor']!r}")
+            sp.error(
+                f"argument --{k.replace('_', '-')}: an option of --predictor {' or '.join(names)}, "
+                f"not of {vals['predictor']!r}")
         opts[k] = v
     cfg = TrainConfig(**{**vals, 'predictor_opts': opts})
-    try: cfg.resolved()
+    try:
+        cfg.resolved()
     except ValueError as e:
         name = str(e).split()[0]
         flag = f"--{name.replace('_', '-')}" if name in vals or name in have else None
@@ -76,27 +92,41 @@ def train_config(args, sp):
     return cfg
 
 # %% ../nbs/96_cli.ipynb #96000005
-def _command(): return 'byoltheory ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+def _command():
+    return 'byoltheory ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+
 
 def _cmd_train(args, sp):
     from byoltheory.byol import train
     cfg = train_config(args, sp)
     out = Path(args.out or f"runs/{cfg.dataset}-{cfg.method}-{cfg.predictor}-seed{cfg.seed}")
-    try: m = train(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=False if args.quiet else None,
-                   command=_command())
-    except ValueError as e: sp.error(str(e))
-    except FloatingPointError as e: raise SystemExit(f"byoltheory train: {e}")
-    except FileNotFoundError as e: raise SystemExit(f"byoltheory train: {e}")
+    try:
+        m = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
+                  progress=False if args.quiet else None, command=_command())
+    except ValueError as e:
+        sp.error(str(e))
+    except FloatingPointError as e:
+        raise SystemExit(f"byoltheory train: {e}")
+    except FileNotFoundError as e:
+        raise SystemExit(f"byoltheory train: {e}")
     except KeyboardInterrupt:
-        kept = (f"the checkpoint of the last finished epoch is kept in {out}/checkpoint.pt" if (out / 'checkpoint.pt')
-                .exists() else "no epoch had finished, so no checkpoint was written")
-        raise SystemExit(f"\nbyoltheory train: interrupted; {kept}. Continue with: {_command()} --resume")
+        kept = (f"the checkpoint of the last finished epoch is kept in {out}/checkpoint.pt" if
+                (out / 'checkpoint.pt').exists() else
+                "no epoch had finished, so no checkpoint was written")
+        raise SystemExit(
+            f"\nbyoltheory train: interrupted; {kept}. Continue with: {_command()} --resume")
     if m:
-        print(f"{cfg.dataset} {cfg.method} predictor={cfg.predictor} epochs={m['epochs']}: linear top-1 "
-              f"{m['top1']:.2f} % (official protocol, best epoch: {m['best_top1_official']:.2f} %), kNN top-1 "
-              f"{m['knn_top1']:.2f} %, feature_std {m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}")
-        print(f"results: {out}/metrics.json (per-epoch log: {out}/log.jsonl). Next: byoltheory eval "
-              f"--checkpoint {out}/checkpoint.pt, or compare with the baselines of chapter 8.")
+        print(
+            f"{cfg.dataset} {cfg.method} predictor={cfg.predictor} epochs={m['epochs']}: linear "
+            "top-1 "
+            f"{m['top1']:.2f} % (official protocol, best epoch: {m['best_top1_official']:.2f} %), "
+            "kNN top-1 "
+            f"{m['knn_top1']:.2f} %, feature_std {m['feature_std']:.3f}, effective rank "
+            f"{m['effective_rank']:.2f}"
+        )
+        print(
+            f"results: {out}/metrics.json (per-epoch log: {out}/log.jsonl). Next: byoltheory eval "
+            f"--checkpoint {out}/checkpoint.pt, or compare with the baselines of chapter 8.")
     return m
 
 # %% ../nbs/96_cli.ipynb #96000006
@@ -109,15 +139,21 @@ def _cmd_eval(args, sp):
     if not path.is_file(): sp.error(f"argument --checkpoint: {path} is not a file")
     if args.device == 'cuda' and not torch.cuda.is_available():
         sp.error("argument --device: no CUDA device is available here; use --device cpu")
-    try: model, cfg = load_checkpoint(path, args.device)
-    except ValueError as e: sp.error(str(e))
-    split = lambda s: load_dataset(cfg.dataset, s, root=args.data_root or cfg.data_root, subset=cfg.subset)
-    try: tr, te = split('train'), split('test')
-    except FileNotFoundError as e: raise SystemExit(f"byoltheory eval: {e}")
+    try:
+        model, cfg = load_checkpoint(path, args.device)
+    except ValueError as e:
+        sp.error(str(e))
+    split = lambda s: load_dataset(cfg.dataset, s, root=args.data_root or cfg.data_root, subset=cfg.
+                                   subset)
+    try:
+        tr, te = split('train'), split('test')
+    except FileNotFoundError as e:
+        raise SystemExit(f"byoltheory eval: {e}")
     m = evaluate_network(model.backbone, model.projector, tr, te, device=args.device,
                          probe_epochs=args.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
     out = Path(args.out) if args.out else path.with_name('eval.json')
-    out.write_text(json.dumps(dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)), indent=1))
+    out.write_text(
+        json.dumps(dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)), indent=1))
     print(f"{path}: linear top-1 {m['top1']:.2f} %, kNN top-1 {m['knn_top1']:.2f} %, feature_std "
           f"{m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}  -> {out}")
     return m
@@ -126,56 +162,79 @@ def _cmd_eval(args, sp):
 def _overrides(args, sp) -> dict:
     "The run settings a reproduce command changes, checked (a changed run is a different run)."
     from byoltheory.byol import check_field
-    o = {k: getattr(args, k) for k in ('epochs', 'probe_epochs', 'threads', 'device', 'data_root', 'download')
-         if getattr(args, k) not in (None, False)}
+    o = {
+        k: getattr(args, k)
+        for k in ('epochs', 'probe_epochs', 'threads', 'device', 'data_root')
+        if getattr(args, k) is not None
+    }
+    if args.download: o['download'] = True
     for k, v in o.items():
         if k in ('epochs', 'probe_epochs', 'threads'):
-            try: check_field(k, v)
-            except ValueError as e: sp.error(f"argument --{k.replace('_', '-')}: {e}")
+            try:
+                check_field(k, v)
+            except ValueError as e:
+                sp.error(f"argument --{k.replace('_', '-')}: {e}")
     return o
 
-def _cmd_reproduce(args, sp):
-    from byoltheory.reproduce import SCALES, load_grids, run_grid, run_config, verify
-    from byoltheory.report import grid_table
+# %% ../nbs/96_cli.ipynb #00fe0c69
+def _reproduce_plan(args, sp):
+    "Check a reproduce command before any work: (grid, output folder, changed settings, cells)."
+    from byoltheory.reproduce import load_grids, run_config
     grids = load_grids()
-    if args.grid not in grids: sp.error(f"argument grid: must be one of {', '.join(grids)}, got {args.grid!r}")
+    if args.grid not in grids:
+        sp.error(f"argument grid: must be one of {', '.join(sorted(grids))}, got {args.grid!r}")
     grid = grids[args.grid]
     if args.scale not in grid.scales:
-        sp.error(f"argument --scale: grid {args.grid} runs at {', '.join(grid.scales)}, not {args.scale!r}")
+        sp.error(f"argument --scale: grid {args.grid} runs at {', '.join(grid.scales)}, "
+                 f"not {args.scale!r}")
     over = _overrides(args, sp)
-    out = args.out
-    if any(k in over for k in ('epochs', 'probe_epochs')) and out is None: out = 'runs/smoke'
-    out = out or 'results'
-    if args.seeds is not None and args.seeds < 1: sp.error(f"argument --seeds: must be >= 1, got {args.seeds}")
-    cells = args.cell or None
+    smoke = any(k in over for k in ('epochs', 'probe_epochs'))
+    # a smoke run never goes to results/
+    out = args.out or ('runs/smoke' if smoke else 'results')
+    if args.seeds is not None and args.seeds < 1:
+        sp.error(f"argument --seeds: must be >= 1, got {args.seeds}")
     try:
-        for c in cells or []: grid.cell(c)
+        for c in args.cell or []: grid.cell(c)
         run_config(grid, grid.cells_at(args.scale)[0], args.scale, 0, **over).resolved()
-    except ValueError as e: sp.error(f"{e}" + (" (the full and colab scales run on a GPU; --device cpu runs them "
-                                              "here, slowly)" if 'CUDA' in str(e) else ''))
+    except ValueError as e:
+        gpu = ' (the full and colab scales run on a GPU; --device cpu runs them here, slowly)'
+        sp.error(f"{e}" + (gpu if 'CUDA' in str(e) else ''))
+    return grid, out, over, args.cell or None
+
+# %% ../nbs/96_cli.ipynb #68d01a89
+def _cmd_reproduce(args, sp):
+    from byoltheory.reproduce import run_grid, verify
+    from byoltheory.report import grid_table
+    grid, out, over, cells = _reproduce_plan(args, sp)
     try:
         if args.verify:
             worst = verify(args.grid, args.scale, args.verify, out=out)
-            print(f"largest difference from the committed numbers: {worst:g}"); return worst
-        res = run_grid(args.grid, scale=args.scale, seeds=args.seeds, out=out, cells=cells, command=_command(), **over)
+            print(f"largest difference from the committed numbers: {worst:g}")
+            return worst
+        res = run_grid(args.grid, scale=args.scale, seeds=args.seeds, out=out, cells=cells,
+                       command=_command(), **over)
     except KeyboardInterrupt:
-        raise SystemExit(f"\nbyoltheory reproduce: interrupted; finished runs are kept in {out}/{args.scale}/"
-                         f"{args.grid}/ and the run in progress resumes from its checkpoint: run the same command again")
+        raise SystemExit(f"\nbyoltheory reproduce: interrupted; finished runs are kept in {out}/"
+                         f"{args.scale}/{args.grid}/ and the run in progress resumes from its "
+                         "checkpoint: run the same command again")
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
     if not over or set(over) <= {'threads', 'device', 'data_root', 'download'}:
         print(grid_table(args.grid, args.scale, out=out))
-    print(f"results in {res}" + (" (changed settings: a smoke run, not the scale's grid)" if over else ''))
+    note = " (changed settings: a smoke run, not the scale's grid)"
+    print(f"results in {res}" + (note if over else ''))
     return res
 
 # %% ../nbs/96_cli.ipynb #96000008
 def _cmd_curve(args, sp):
     from byoltheory.reproduce import CURVES, curve_config, learning_curve
-    if args.name not in CURVES: sp.error(f"argument name: must be one of {', '.join(CURVES)}, got {args.name!r}")
+    if args.name not in CURVES:
+        sp.error(f"argument name: must be one of {', '.join(CURVES)}, got {args.name!r}")
     if args.epochs < 1 or args.every < 1: sp.error("arguments --epochs and --every: must be >= 1")
     path = Path(args.out) / 'fashion-mnist' / f'curve-{args.name}.json'
     rows = learning_curve(curve_config(args.name, args.epochs), path, every=args.every)
     print(f"{len(rows)} points in {path}")
     return rows
+
 
 def _cmd_ledger(args, sp):
     from byoltheory.ledger import ledger_summary
@@ -185,75 +244,106 @@ def _cmd_ledger(args, sp):
     print(json.dumps(s) if args.json else ', '.join(f"{v} {k}" for k, v in s.items()))
     return s
 
+
 def _cmd_fixed_points(args, sp):
     from byoltheory.modes import fixed_points
-    try: pm, pp = fixed_points(args.tau, args.eta, args.sigma2)
-    except ValueError as e: sp.error(str(e))
-    bound = args.tau ** 2 / (4 * (1 + args.sigma2))
-    if not (pm == pm):    # NaN: no non-collapsed fixed point
-        print(f"no non-collapsed fixed point: eta = {args.eta} > tau^2/(4(1+sigma2)) = {bound:.6g} (or tau <= 0); "
-              "every mode collapses (Obs 5)")
+    try:
+        pm, pp = fixed_points(args.tau, args.eta, args.sigma2)
+    except ValueError as e:
+        sp.error(str(e))
+    bound = args.tau**2 / (4 * (1 + args.sigma2))
+    if not (pm == pm):  # NaN: no non-collapsed fixed point
+        print(
+            f"no non-collapsed fixed point: eta = {args.eta} > tau^2/(4(1+sigma2)) = {bound:.6g} "
+            "(or tau <= 0); "
+            "every mode collapses (Obs 5)")
     else:
-        print(f"p*- = {pm:.6g} (unstable: modes starting below it collapse)\np*+ = {pp:.6g} (stable)\n"
-              f"weight-decay bound tau^2/(4(1+sigma2)) = {bound:.6g}")
+        print(
+            f"p*- = {pm:.6g} (unstable: modes starting below it collapse)\np*+ = {pp:.6g} "
+            "(stable)\n"
+            f"weight-decay bound tau^2/(4(1+sigma2)) = {bound:.6g}")
     return pm, pp
 
 # %% ../nbs/96_cli.ipynb #96000009
-_FMT = argparse.ArgumentDefaultsHelpFormatter
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    "Show each option's default, unless its help already says what it is."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        return h if '(default' in h else super()._get_help_string(action)
+
+
+def _subcommand(sub, name, fn, help):
+    "A subcommand whose errors print its own usage and whose --help shows every default."
+    sp = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+    sp.set_defaults(func=fn, sub=sp)
+    return sp
+
+def _train_eval_parsers(sub):
+    _add_train_options(_subcommand(sub, 'train', _cmd_train,
+                                   'pre-train BYOL / SimSiam and evaluate it'))
+    sp = _subcommand(sub, 'eval', _cmd_eval, 're-evaluate a checkpoint written by train')
+    sp.add_argument('--checkpoint', required=True, help='OUT/checkpoint.pt of a training run')
+    sp.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where to evaluate')
+    sp.add_argument('--data-root', default=None, help='dataset folder (default: the run\'s)')
+    sp.add_argument('--probe-epochs', type=int, default=100, help="epochs of the book's probe")
+    sp.add_argument('--out', default=None, help='the JSON to write (default: eval.json by the run)')
+
+# %% ../nbs/96_cli.ipynb #96000010
+def _reproduce_parser(sub):
+    from byoltheory.reproduce import SCALES
+    sp = _subcommand(sub, 'reproduce', _cmd_reproduce, "run one of the paper's grids at a scale")
+    sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
+    sp.add_argument('--scale', default='digits', choices=tuple(SCALES), help='where it runs')
+    sp.add_argument('--seeds', type=int, default=None, help="seeds per cell (default: the scale's)")
+    sp.add_argument('--cell', action='append', help='run only this cell (repeatable)')
+    sp.add_argument('--threads', type=int, default=None, help="CPU threads (default: the scale's)")
+    sp.add_argument('--device', default=None, choices=('cpu', 'cuda'), help="default: the scale's")
+    sp.add_argument('--epochs', type=int, default=None, help='change every run (a smoke test)')
+    sp.add_argument('--probe-epochs', type=int, default=None,
+                    help='change the probe (a smoke test)')
+    sp.add_argument('--data-root', default=None, help='folder of the downloadable datasets')
+    sp.add_argument('--download', action='store_true', help='download a missing dataset')
+    sp.add_argument('--out', default=None, help='results folder (default: results/)')
+    sp.add_argument('--verify', type=int, default=0, metavar='N',
+                    help='re-run N committed runs and compare')
+    sp = _subcommand(sub, 'curve', _cmd_curve, 'the learning curve of the Fashion-MNIST recipe')
+    sp.add_argument('name', help='linear or directpred (the predictor)')
+    sp.add_argument('--epochs', type=int, default=40, help='train this long')
+    sp.add_argument('--every', type=int, default=5, help='evaluate every N epochs')
+    sp.add_argument('--out', default='results', help='results folder')
+
+# %% ../nbs/96_cli.ipynb #96000011
+def _theory_parsers(sub):
+    sp = _subcommand(sub, 'fixed-points', _cmd_fixed_points,
+                     'non-collapsed fixed points p*± of Eq 16')
+    sp.add_argument('--tau', type=float, default=1.0, help='target/online ratio tau (1: SimSiam)')
+    sp.add_argument('--eta', type=float, required=True,
+                    help='weight decay eta in flow units (>= 0)')
+    sp.add_argument('--sigma2', type=float, default=0.0,
+                    help='augmentation variance sigma^2 (>= 0)')
+    sp = _subcommand(sub, 'ledger', _cmd_ledger, "count the paper's items the book checks")
+    sp.add_argument('--nbs', default='nbs', help='folder of the book notebooks')
+    sp.add_argument('--json', action='store_true', help='print the counts as JSON')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `byoltheory` argument parser with all subcommands."
-    from byoltheory.reproduce import SCALES
-    p = argparse.ArgumentParser(prog='byoltheory', description='Learning dynamics of BYOL / SimSiam (Tian, Chen & '
-                                "Ganguli, ICML 2021): the book's computations from the command line.")
+    about = ('Learning dynamics of BYOL / SimSiam (Tian, Chen & Ganguli, '
+             "ICML 2021): the book's computations.")
+    p = argparse.ArgumentParser(prog='byoltheory', description=about)
     p.add_argument('--version', action='version', version=f'byoltheory {byoltheory.__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
-    add = lambda name, fn, help: sub.add_parser(name, help=help, description=help, formatter_class=_FMT)
-    sp = add('train', _cmd_train, 'pre-train BYOL / SimSiam and evaluate it (writes OUT/metrics.json)')
-    _add_train_options(sp); sp.set_defaults(func=_cmd_train, sub=sp)
-    sp = add('eval', _cmd_eval, 're-evaluate a checkpoint written by train')
-    sp.add_argument('--checkpoint', required=True, help='OUT/checkpoint.pt of a training run')
-    sp.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where to evaluate')
-    sp.add_argument('--data-root', default=None, help='dataset folder (default: the one the run used)')
-    sp.add_argument('--probe-epochs', type=int, default=100, help="epochs of the book's linear probe")
-    sp.add_argument('--out', default=None, help='where to write the JSON (default: eval.json by the checkpoint)')
-    sp.set_defaults(func=_cmd_eval, sub=sp)
-    sp = add('reproduce', _cmd_reproduce, "run one of the paper's grids at a scale, resuming what is done")
-    sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …; all in chapter 10)')
-    sp.add_argument('--scale', default='digits', choices=tuple(SCALES), help='where the grid runs (chapter 10)')
-    sp.add_argument('--seeds', type=int, default=None, help="seeds per cell (default: the scale's)")
-    sp.add_argument('--cell', action='append', help='run only this cell (repeatable)')
-    sp.add_argument('--threads', type=int, default=None, help="torch CPU threads per run (default: the scale's)")
-    sp.add_argument('--device', default=None, choices=('cpu', 'cuda'), help="default: the scale's")
-    sp.add_argument('--epochs', type=int, default=None, help='change every run (a smoke test; goes to runs/smoke)')
-    sp.add_argument('--probe-epochs', type=int, default=None, help='change the probe (a smoke test, as --epochs)')
-    sp.add_argument('--data-root', default=None, help='folder of the downloadable datasets')
-    sp.add_argument('--download', action='store_true', help='download a missing dataset with torchvision')
-    sp.add_argument('--out', default=None, help='results folder (default: results/)')
-    sp.add_argument('--verify', type=int, default=0, metavar='N', help='re-run N committed runs and compare')
-    sp.set_defaults(func=_cmd_reproduce, sub=sp)
-    sp = add('curve', _cmd_curve, 'the learning curve of the Fashion-MNIST recipe (chapter 10)')
-    sp.add_argument('name', help='linear or directpred (the predictor)')
-    sp.add_argument('--epochs', type=int, default=40, help='train this long'); sp.add_argument('--every', type=int,
-                    default=5, help='evaluate every N epochs'); sp.add_argument('--out', default='results', help='folder')
-    sp.set_defaults(func=_cmd_curve, sub=sp)
-    sp = add('fixed-points', _cmd_fixed_points, 'non-collapsed fixed points p*± of Eq 16')
-    sp.add_argument('--tau', type=float, default=1.0, help='target/online ratio tau (1: SimSiam)')
-    sp.add_argument('--eta', type=float, required=True, help='weight decay eta in flow units (>= 0)')
-    sp.add_argument('--sigma2', type=float, default=0.0, help='augmentation variance sigma^2 (>= 0)')
-    sp.set_defaults(func=_cmd_fixed_points, sub=sp)
-    sp = add('ledger', _cmd_ledger, "count the paper's items the book checks")
-    sp.add_argument('--nbs', default='nbs', help='folder of the book notebooks')
-    sp.add_argument('--json', action='store_true', help='print the counts as JSON')
-    sp.set_defaults(func=_cmd_ledger, sub=sp)
+    for add in (_train_eval_parsers, _reproduce_parser, _theory_parsers): add(sub)
     return p
 
 def main(argv=None):
     "Entry point of the `byoltheory` console script."
     p = build_parser()
     args = p.parse_args(argv)
-    if not getattr(args, 'func', None): p.print_help(); return 0
+    if not getattr(args, 'func', None):
+        p.print_help()
+        return 0
     args.func(args, args.sub)
     return 0
 
-if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # python -m byoltheory.cli (torchrun)
+if __name__ == '__main__' and '__file__' in globals():
+    sys.exit(main())  # python -m byoltheory.cli (torchrun)

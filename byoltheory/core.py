@@ -14,73 +14,92 @@ def is_torch(a) -> bool:
     "True for a torch tensor (the theory's functions accept numpy arrays and torch tensors alike)."
     return type(a).__module__.startswith('torch')
 
-_PARAM_RULES = {'alpha_p': (lambda v: v > 0, '> 0'), 'beta': (lambda v: v >= 0, '>= 0'), 'eta': (lambda v: v >= 0, '>= 0'),
-                'sigma2': (lambda v: v >= 0, '>= 0'), 'tau': (lambda v: np.ones_like(v, dtype=bool), 'real')}
+
+_PARAM_RULES = {
+    'alpha_p': (lambda v: v > 0, '> 0'), 'beta': (lambda v: v >= 0, '>= 0'),
+    'eta': (lambda v: v >= 0, '>= 0'), 'sigma2': (lambda v: v >= 0, '>= 0'),
+    'tau': (lambda v: np.ones_like(v, dtype=bool), 'real')
+}
+
 
 def check_params(**params):
-    """Raise ValueError naming the parameter unless each is finite and in its range: α_p > 0; β, η, σ² ≥ 0; τ real.
-    Arrays are checked elementwise. Every chapter validates its hyper-parameters with this one function."""
+    """Raise ValueError naming the parameter unless each is finite and in its range: α_p > 0; β, η,
+    σ² ≥ 0; τ real. Arrays are checked elementwise. Every chapter validates its hyper-parameters
+    with this one function."""
     for name, v in params.items():
         ok, rng = _PARAM_RULES[name]
         a = np.asarray(v, dtype=float)
-        if not (np.all(np.isfinite(a)) and np.all(ok(a))): raise ValueError(f"{name} must be finite and {rng}, got {v}")
+        if not (np.all(np.isfinite(a)) and np.all(ok(a))):
+            raise ValueError(f"{name} must be finite and {rng}, got {v}")
+
 
 def check_symmetric(name, M, n=None):
     "Raise ValueError naming `name` unless M is a square, symmetric matrix (n×n when n is given)."
-    if M.ndim != 2 or M.shape[0] != M.shape[1]: raise ValueError(f"{name} must be a square matrix, got shape {tuple(M.shape)}")
-    if n is not None and M.shape[0] != n: raise ValueError(f"{name} must be {n}x{n} to match W's n0 = {n}, got {tuple(M.shape)}")
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {tuple(M.shape)}")
+    if n is not None and M.shape[0] != n:
+        raise ValueError(f"{name} must be {n}x{n} to match W's n0 = {n}, got {tuple(M.shape)}")
     scale = float(abs(M).max()) or 1.0
-    if float(abs(M - M.T).max()) > 1e-8 * scale: raise ValueError(f"{name} must be symmetric (it is a correlation matrix)")
+    if float(abs(M - M.T).max()) > 1e-8 * scale:
+        raise ValueError(f"{name} must be symmetric (it is a correlation matrix)")
 
 # %% ../nbs/97_core.ipynb #a1d1d2db
-_DP_C = np.array([0, 1/5, 3/10, 4/5, 8/9, 1, 1])
-_DP_A = [[], [1/5], [3/40, 9/40], [44/45, -56/15, 32/9], [19372/6561, -25360/2187, 64448/6561, -212/729],
-         [9017/3168, -355/33, 46732/5247, 49/176, -5103/18656], [35/384, 0, 500/1113, 125/192, -2187/6784, 11/84]]
-_DP_B = np.array([35/384, 0, 500/1113, 125/192, -2187/6784, 11/84, 0])
-_DP_E = _DP_B - np.array([5179/57600, 0, 7571/16695, 393/640, -92097/339200, 187/2100, 1/40])
+def _flat(y0):
+    """Flatten a tuple of arrays into one vector: (z0, unflatten, flatten).
+    unflatten maps (..., z0.size) to a tuple of (...) + each shape (views);
+    flatten maps a tuple broadcastable to the shapes back to a new vector."""
+    y = [np.array(a, dtype=float) for a in y0]
+    ends = np.cumsum([a.size for a in y])
+    parts = [(e - a.size, e, a.shape) for a, e in zip(y, ends)]
 
-def odeint(f, y0, t, *, rtol=1e-8, atol=1e-10, h0=None, max_steps=1_000_000):
-    """Integrate dy/dt = f(t, y) with adaptive Dormand-Prince 5(4), where y is a tuple of numpy arrays
-    (any shapes). Returns a tuple of arrays shaped (len(t),) + shape of each component. One step
-    size for the whole tuple; error control on max |err| / (atol + rtol·|y|) over all elements."""
+    def unflatten(z):
+        return tuple(z[..., i:j].reshape(z.shape[:-1] + s) for i, j, s in parts)
+
+    def flatten(ys):
+        z = np.empty(ends[-1] if len(ends) else 0)
+        for (i, j, s), a in zip(parts, ys):
+            z[i:j].reshape(s)[...] = a
+        return z
+    return (flatten(y) if y else np.zeros(0)), unflatten, flatten
+
+
+def _check_grid(t, rtol, atol):
+    "The time grid `t` as a float array, after checking it and the tolerances."
     t = np.asarray(t, dtype=float)
-    if t.ndim != 1 or len(t) < 1 or np.any(np.diff(t) <= 0): raise ValueError("t must be a 1-d increasing time grid")
-    if not (rtol > 0 and atol > 0): raise ValueError(f"rtol and atol must be > 0, got {rtol}, {atol}")
-    y = tuple(np.array(a, dtype=float) for a in y0)
-    if not all(np.all(np.isfinite(a)) for a in y): raise ValueError("initial condition y0 has non-finite entries")
-    out = [np.empty((len(t),) + a.shape) for a in y]
-    for o, a in zip(out, y): o[0] = a
-    tc = t[0]; k1 = f(tc, y); steps = 0
-    h = h0 if h0 is not None else (min(1e-2, (t[-1] - t[0]) / 100) if len(t) > 1 else 0)
-    for i in range(1, len(t)):
-        while tc < t[i]:
-            if steps >= max_steps: raise RuntimeError(f"odeint: more than max_steps={max_steps} steps before t={t[i]}")
-            last = tc + h >= t[i] - 1e-12 * max(1.0, abs(t[i]))
-            hh = t[i] - tc if last else h
-            ks = [k1]
-            with np.errstate(over='ignore', invalid='ignore'):
-                for s in range(1, 7):
-                    ys = tuple(a + hh * sum(c * k[j] for c, k in zip(_DP_A[s], ks) if c != 0) for j, a in enumerate(y))
-                    ks.append(f(tc + _DP_C[s] * hh, ys))
-            y_new = ys                                       # stage 7 is evaluated at the 5th-order solution (FSAL)
-            err = 0.0
-            with np.errstate(over='ignore', invalid='ignore'):
-                for j, a in enumerate(y):
-                    e = hh * sum(c * k[j] for c, k in zip(_DP_E, ks) if c != 0)
-                    sc = atol + rtol * np.maximum(np.abs(a), np.abs(y_new[j]))
-                    ej = float(np.max(np.abs(e) / sc)) if e.size else 0.0
-                    err = max(err, ej) if np.isfinite(ej) else np.inf     # a non-finite trial step is rejected
-            steps += 1
-            if not np.isfinite(err) and hh < 1e-12 * max(1.0, abs(tc)):
-                raise FloatingPointError(f"odeint: the solution becomes non-finite near t={tc:.6g} (the flow diverges there)")
-            if err <= 1.0:
-                tc = t[i] if last else tc + hh
-                y, k1 = y_new, ks[6]
-                if last: break
-            fac = 0.9 * err ** -0.2 if err > 0 else 5.0
-            h = hh * min(5.0, max(0.2, fac)) if not (last and err <= 1.0) else h
-        for o, a in zip(out, y): o[i] = a
-    return tuple(out)
+    if t.ndim != 1 or len(t) < 1 or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be a 1-d increasing time grid")
+    if not (rtol > 0 and atol > 0):
+        raise ValueError(f"rtol and atol must be > 0, got {rtol}, {atol}")
+    return t
+
+# %% ../nbs/97_core.ipynb #e6252404
+def odeint(f, y0, t, *, rtol=1e-8, atol=1e-10):
+    """Integrate dy/dt = f(t, y), y a tuple of numpy arrays (any shapes), with
+    SciPy's RK45 on the flattened state. Returns a tuple of arrays shaped
+    (len(t),) + the shape of each component, at exactly the times `t`.
+    Raises FloatingPointError where the solution stops being finite."""
+    from scipy.integrate import RK45
+    t = _check_grid(t, rtol, atol)
+    z0, unflatten, flatten = _flat(y0)
+    if not np.all(np.isfinite(z0)):
+        raise ValueError("initial condition y0 has non-finite entries")
+
+    def rhs(tt, z):
+        with np.errstate(over='ignore', invalid='ignore'):
+            return flatten(f(tt, unflatten(z)))
+    out = np.empty((len(t), z0.size))
+    out[0] = z0
+    if len(t) == 1: return unflatten(out)
+    solver, i = RK45(rhs, t[0], z0, t[-1], rtol=rtol, atol=atol), 1
+    while i < len(t):
+        solver.step()
+        if solver.status == 'failed':
+            raise FloatingPointError(
+                f"odeint: the solution becomes non-finite near t={solver.t:.6g}"
+                " (the flow diverges there)")
+        j = np.searchsorted(t, solver.t, side='right')
+        if j > i: out[i:j], i = solver.dense_output()(t[i:j]).T, j
+    return unflatten(out)
 
 # %% ../nbs/97_core.ipynb #21ed5d0d
 def random_spd(n, rng, *, cond=10.0):
@@ -92,9 +111,14 @@ def random_spd(n, rng, *, cond=10.0):
 def results_dir() -> Path:
     "The committed results: $BYOLTHEORY_RESULTS, the repository's results/, or the installed copy."
     here = Path(importlib.import_module('byoltheory').__file__).resolve().parent.parent
-    places = ([Path(os.environ['BYOLTHEORY_RESULTS'])] if os.environ.get('BYOLTHEORY_RESULTS') else []) + [
-        here / 'results', Path.cwd().parent / 'results', Path(sys.prefix) / 'share' / 'byoltheory' / 'results']
+    places = ([Path(os.environ['BYOLTHEORY_RESULTS'])]
+              if os.environ.get('BYOLTHEORY_RESULTS') else []) + [
+                  here / 'results',
+                  Path.cwd().parent / 'results',
+                  Path(sys.prefix) / 'share' / 'byoltheory' / 'results'
+              ]
     for p in places:
         if (p / 'digits').is_dir() or (p / 'fashion-mnist').is_dir(): return p
-    raise FileNotFoundError("the committed results were not found in " + ', '.join(map(str, places)) +
-                            ": install byoltheory from its repository (pip installs them) or set BYOLTHEORY_RESULTS")
+    raise FileNotFoundError(
+        "the committed results were not found in " + ', '.join(map(str, places)) +
+        ": install byoltheory from its repository (pip installs them) or set BYOLTHEORY_RESULTS")

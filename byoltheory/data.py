@@ -17,28 +17,40 @@ __all__ = ['DATASETS', 'SPLITS', 'PRETRAIN_SIZES', 'FASHION_MNIST_SYSTEM', 'AUGM
 # %% ../nbs/06_data.ipynb #f733cc72
 DATASETS = ('digits', 'fashion-mnist', 'cifar10', 'stl10', 'fake')
 SPLITS = ('pretrain', 'train', 'test')
-PRETRAIN_SIZES = {'digits': 1347, 'fashion-mnist': 60_000, 'cifar10': 50_000, 'stl10': 105_000, 'fake': 256}
-FASHION_MNIST_SYSTEM = Path('/usr/share/datasets/fashion-mnist')     # Debian's dataset-fashion-mnist
+PRETRAIN_SIZES = {
+    'digits': 1347, 'fashion-mnist': 60_000, 'cifar10': 50_000, 'stl10': 105_000, 'fake': 256
+}
+FASHION_MNIST_SYSTEM = Path('/usr/share/datasets/fashion-mnist')  # Debian's dataset-fashion-mnist
+
 
 @dataclass
 class ImageSet:
-    "An in-memory image dataset: `images` uint8 (N, C, H, W), `labels` int64 (N,), -1 for unlabeled."
+    """An in-memory image dataset: `images` uint8 (N, C, H, W), `labels` int64 (N,), -1 for
+    unlabeled."""
     name: str
     images: torch.Tensor
     labels: torch.Tensor
     num_classes: int
-    def __len__(self): return len(self.images)
+
+    def __len__(self):
+        return len(self.images)
+
     @property
-    def shape(self): return tuple(self.images.shape[1:])
+    def shape(self):
+        return tuple(self.images.shape[1:])
+
 
 def _missing(name, places, hint=''):
     where = ' or '.join(str(Path(p).resolve()) for p in places)
-    return FileNotFoundError(f"dataset {name!r} was not found in {where}: pass --download (download=True) to "
-                             f"fetch it with torchvision, or --data-root pointing at a copy{hint}")
+    return FileNotFoundError(
+        f"dataset {name!r} was not found in {where}: pass --download (download=True) to "
+        f"fetch it with torchvision, or --data-root pointing at a copy{hint}")
 
 # %% ../nbs/06_data.ipynb #5e2a9c10
 def _idx(path: Path, offset) -> np.ndarray:
-    with gzip.open(path, 'rb') as f: return np.frombuffer(f.read(), np.uint8, offset=offset)
+    with gzip.open(path, 'rb') as f:
+        return np.frombuffer(f.read(), np.uint8, offset=offset)
+
 
 def _read_fashion_mnist(root, split):
     prefix = 't10k' if split == 'test' else 'train'
@@ -48,7 +60,9 @@ def _read_fashion_mnist(root, split):
         if img.exists() and lbl.exists():
             x = _idx(img, 16).reshape(-1, 1, 28, 28)
             return torch.from_numpy(x.copy()), torch.from_numpy(_idx(lbl, 8).astype(np.int64))
-    raise _missing('fashion-mnist', places, " (or, on Debian, `apt-get install dataset-fashion-mnist`)")
+    raise _missing('fashion-mnist', places,
+                   " (or, on Debian, `apt-get install dataset-fashion-mnist`)")
+
 
 def _read_cifar10(root, split):
     d = Path(root) / 'cifar-10-batches-py'
@@ -59,6 +73,7 @@ def _read_cifar10(root, split):
     y = np.concatenate([b[b'labels'] for b in batches]).astype(np.int64)
     return torch.from_numpy(x), torch.from_numpy(y)
 
+# %% ../nbs/06_data.ipynb #10649357
 def _read_stl10(root, split):
     d = Path(root) / 'stl10_binary'
     parts = {'pretrain': ['train', 'unlabeled'], 'train': ['train'], 'test': ['test']}[split]
@@ -66,17 +81,22 @@ def _read_stl10(root, split):
     for part in parts:
         if not (d / f'{part}_X.bin').exists(): raise _missing('stl10', [d])
         x = np.fromfile(d / f'{part}_X.bin', np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
-        y = (np.fromfile(d / f'{part}_y.bin', np.uint8).astype(np.int64) - 1 if part != 'unlabeled'
-             else np.full(len(x), -1, np.int64))
-        xs.append(x); ys.append(y)
-    return torch.from_numpy(np.ascontiguousarray(np.concatenate(xs))), torch.from_numpy(np.concatenate(ys))
+        y = (np.fromfile(d / f'{part}_y.bin', np.uint8).astype(np.int64) -
+             1 if part != 'unlabeled' else np.full(len(x), -1, np.int64))
+        xs.append(x)
+        ys.append(y)
+    return torch.from_numpy(np.ascontiguousarray(np.concatenate(xs))), torch.from_numpy(
+        np.concatenate(ys))
 
 # %% ../nbs/06_data.ipynb #8e0f3b44
 def _download(name, root):
     import torchvision
-    cls = {'fashion-mnist': torchvision.datasets.FashionMNIST, 'cifar10': torchvision.datasets.CIFAR10,
-           'stl10': torchvision.datasets.STL10}[name]
+    cls = {
+        'fashion-mnist': torchvision.datasets.FashionMNIST, 'cifar10': torchvision.datasets.CIFAR10,
+        'stl10': torchvision.datasets.STL10
+    }[name]
     cls(root, download=True)
+
 
 def _digits():
     from sklearn.datasets import load_digits
@@ -84,33 +104,44 @@ def _digits():
     x = torch.tensor(np.round(d.images * (255 / 16)), dtype=torch.uint8)[:, None]
     return x, torch.tensor(d.target, dtype=torch.long)
 
+
 def _fake(split):
     import torchvision
     n = 64 if split == 'test' else 256
-    ds = torchvision.datasets.FakeData(n, (3, 32, 32), 10, random_offset=0 if split == 'test' else 1000)
+    ds = torchvision.datasets.FakeData(n, (3, 32, 32), 10,
+                                       random_offset=0 if split == 'test' else 1000)
     x = torch.stack([torch.from_numpy(np.array(img)).permute(2, 0, 1) for img, _ in ds])
     return x, torch.tensor([int(lbl) for _, lbl in ds])
 
-def _fixed_perm(n): return torch.randperm(n, generator=torch.Generator().manual_seed(0))
+
+def _fixed_perm(n):
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))
 
 # %% ../nbs/06_data.ipynb #2b7c51d8
 def load_dataset(name, split='pretrain', *, root='data', download=False, subset=None) -> ImageSet:
-    """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees; STL-10:
-    train+unlabeled), 'train' (labelled, for the probes) or 'test'. `subset=N` keeps the first N images of a
-    fixed permutation of the pretrain / train split. download=True fetches a missing set with torchvision."""
+    """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees;
+    STL-10: train+unlabeled), 'train' (labelled, for the probes) or 'test'. `subset=N` keeps the
+    first N images of a fixed permutation of the pretrain / train split. download=True fetches a
+    missing set with torchvision."""
     if name not in DATASETS: raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 2):
-        raise ValueError(f"subset must be an integer >= 2 (a number of images) or None, got {subset!r}")
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int)
+                               or subset < 2):
+        raise ValueError(
+            f"subset must be an integer >= 2 (a number of images) or None, got {subset!r}")
     if name == 'digits':
         x, y = _digits()
-        perm = _fixed_perm(len(x))                                     # fixed split, 1347 / 450
+        perm = _fixed_perm(len(x))  # fixed split, 1347 / 450
         idx = perm[:1347] if split != 'test' else perm[1347:]
         x, y = x[idx], y[idx]
-    elif name == 'fake': x, y = _fake(split)
+    elif name == 'fake':
+        x, y = _fake(split)
     else:
-        read = {'fashion-mnist': _read_fashion_mnist, 'cifar10': _read_cifar10, 'stl10': _read_stl10}[name]
-        try: x, y = read(root, split)
+        read = {
+            'fashion-mnist': _read_fashion_mnist, 'cifar10': _read_cifar10, 'stl10': _read_stl10
+        }[name]
+        try:
+            x, y = read(root, split)
         except FileNotFoundError:
             if not download: raise
             _download(name, root)
@@ -126,30 +157,38 @@ _NO_AUG = dict(flip=False, jitter=None, p_jitter=0.0, p_gray=0.0, blur=None, p_b
 AUGMENTATIONS = {
     'stl10': _NO_AUG | dict(size=96, crop_scale=(0.08, 1.0), flip=True, jitter=(0.8, 0.8, 0.8, 0.2),
                             p_jitter=0.8, p_gray=0.2, blur=(0.1, 2.0), p_blur=1.0),
-    'cifar10': _NO_AUG | dict(size=32, crop_scale=(0.08, 1.0), flip=True, jitter=(0.4, 0.4, 0.4, 0.1),
-                              p_jitter=0.8, p_gray=0.2),
-    'fashion-mnist': _NO_AUG | dict(size=28, crop_scale=(0.2, 1.0), flip=True, jitter=(0.4, 0.4, 0.0, 0.0),
-                                    p_jitter=0.8),
+    'cifar10': _NO_AUG | dict(size=32, crop_scale=(0.08, 1.0), flip=True,
+                              jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_gray=0.2),
+    'fashion-mnist': _NO_AUG
+    | dict(size=28, crop_scale=(0.2, 1.0), flip=True, jitter=(0.4, 0.4, 0.0, 0.0), p_jitter=0.8),
     'digits': _NO_AUG | dict(size=8, crop_scale=(0.5, 1.0), rotate=10.0, translate=0.1, noise=0.1),
 }
 AUGMENTATIONS['fake'] = AUGMENTATIONS['cifar10']
 
+
 def recipe(name, overrides=None) -> dict:
     "The augmentation recipe of dataset `name`, with `overrides` (keys of the recipe) applied."
-    if name not in AUGMENTATIONS: raise ValueError(f"dataset must be one of {tuple(AUGMENTATIONS)}, got {name!r}")
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"dataset must be one of {tuple(AUGMENTATIONS)}, got {name!r}")
     r = dict(AUGMENTATIONS[name])
     for k, v in (overrides or {}).items():
-        if k not in r: raise ValueError(f"{k} is not an augmentation option (the options: {', '.join(r)})")
+        if k not in r:
+            raise ValueError(f"{k} is not an augmentation option (the options: {', '.join(r)})")
         r[k] = tuple(v) if isinstance(v, list) else v
     return r
 
+# %% ../nbs/06_data.ipynb #679052a6
 def view_transform(name, overrides=None):
-    "The per-image torchvision.transforms.v2 pipeline for one view: uint8 (C, H, W) → float in [0, 1]."
+    """The per-image torchvision.transforms.v2 pipeline for one view: uint8 (C, H, W) → float in [0,
+    1]."""
     import torchvision.transforms.v2 as v2
     r = recipe(name, overrides)
-    ops = [v2.ToDtype(torch.float32, scale=True),
-           v2.RandomResizedCrop(r['size'], scale=r['crop_scale'], antialias=True)]
-    if r['rotate'] or r['translate']: ops.append(v2.RandomAffine(r['rotate'], translate=(r['translate'],) * 2))
+    ops = [
+        v2.ToDtype(torch.float32, scale=True),
+        v2.RandomResizedCrop(r['size'], scale=r['crop_scale'], antialias=True)
+    ]
+    if r['rotate'] or r['translate']:
+        ops.append(v2.RandomAffine(r['rotate'], translate=(r['translate'], ) * 2))
     if r['flip']: ops.append(v2.RandomHorizontalFlip())
     if r['jitter']: ops.append(v2.RandomApply([v2.ColorJitter(*r['jitter'])], p=r['p_jitter']))
     if r['p_gray']: ops.append(v2.RandomGrayscale(r['p_gray']))
@@ -160,9 +199,11 @@ def view_transform(name, overrides=None):
 # %% ../nbs/06_data.ipynb #0c4d6e21
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
+
 class BatchAugment(torch.nn.Module):
     """One view of a whole batch at once, with per-image random parameters, on the batch's device.
-    Input uint8 or float (B, C, H, W); output float (B, C, size, size) in about [0, 1] (noise may leave it)."""
+    Input uint8 or float (B, C, H, W); output float (B, C, size, size) in about [0, 1] (noise may
+    leave it)."""
     def __init__(self, name, overrides=None):
         super().__init__()
         self.name, self.r = name, recipe(name, overrides)
@@ -178,7 +219,9 @@ class BatchAugment(torch.nn.Module):
         ang = (u() * 2 - 1) * math.radians(r['rotate'])
         cx, cy = cx + (u() * 2 - 1) * 2 * r['translate'], cy + (u() * 2 - 1) * 2 * r['translate']
         c, s = torch.cos(ang), torch.sin(ang)
-        return torch.stack([torch.stack([sx * w * c, -h * s, cx], 1), torch.stack([sx * w * s, h * c, cy], 1)], 1)
+        return torch.stack(
+            [torch.stack([sx * w * c, -h * s, cx], 1),
+             torch.stack([sx * w * s, h * c, cy], 1)], 1)
 
 # %% ../nbs/06_data.ipynb #0c4d6e22
 @patch
@@ -188,7 +231,8 @@ def forward(self: BatchAugment, x):
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     B, C, H, W = x.shape
     dev = x.device
-    grid = F.affine_grid(self._theta(B, dev).to(x.dtype), (B, C, r['size'], r['size']), align_corners=False)
+    grid = F.affine_grid(
+        self._theta(B, dev).to(x.dtype), (B, C, r['size'], r['size']), align_corners=False)
     pad = 'zeros' if r['rotate'] else 'border'
     x = F.grid_sample(x, grid, mode='bilinear', padding_mode=pad, align_corners=False)
     if r['jitter']: x = self._jitter(x)
@@ -200,6 +244,7 @@ def forward(self: BatchAugment, x):
         x = self._blur(x, sigma, torch.rand(B, device=dev) < r['p_blur'])
     if r['noise']: x = x + r['noise'] * torch.randn_like(x)
     return x
+
 
 def _gray(x):
     "Luma of an RGB batch (B, 1, H, W); a grey batch is its own luma."
@@ -221,77 +266,101 @@ def _jitter(self: BatchAugment, x):
         y = self._hue(g + (y - g) * fac(sat), (torch.rand(B, device=dev) * 2 - 1) * hue)
     return on * y.clamp(0, 1) + (1 - on) * x
 
+
 @patch
 def _hue(self: BatchAugment, x, h):
     "Rotate chroma by 2πh in YIQ space (per image)."
-    M = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device)
+    M = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                     device=x.device)
     yiq = torch.einsum('ij,bjhw->bihw', M, x)
     a = 2 * math.pi * h
     c, s = torch.cos(a).view(-1, 1, 1), torch.sin(a).view(-1, 1, 1)
     i, q = yiq[:, 1] * c - yiq[:, 2] * s, yiq[:, 1] * s + yiq[:, 2] * c
     return torch.einsum('ij,bjhw->bihw', torch.linalg.inv(M), torch.stack([yiq[:, 0], i, q], 1))
 
+# %% ../nbs/06_data.ipynb #cd91346b
 @patch
 def _blur(self: BatchAugment, x, sigma, on, k=9):
     "Separable Gaussian blur with a per-image σ (identity kernel where `on` is false)."
     B, C, H, W = x.shape
     t = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
-    ker = torch.exp(-t[None] ** 2 / (2 * sigma[:, None] ** 2)); ker = ker / ker.sum(1, keepdim=True)
+    ker = torch.exp(-t[None]**2 / (2 * sigma[:, None]**2))
+    ker = ker / ker.sum(1, keepdim=True)
     ker = torch.where(on[:, None], ker, (t == 0).to(x.dtype)[None].expand_as(ker))
     ker = ker.repeat_interleave(C, 0)
-    y = F.pad(x.reshape(1, B * C, H, W), (k // 2,) * 4, mode='reflect')
-    y = F.conv2d(F.conv2d(y, ker.view(-1, 1, 1, k), groups=B * C), ker.view(-1, 1, k, 1), groups=B * C)
+    y = F.pad(x.reshape(1, B * C, H, W), (k // 2, ) * 4, mode='reflect')
+    y = F.conv2d(F.conv2d(y, ker.view(-1, 1, 1, k), groups=B * C), ker.view(-1, 1, k, 1),
+                 groups=B * C)
     return y.view(B, C, H, W)
 
 # %% ../nbs/06_data.ipynb #88c8cde9
-MEAN_STD = {'cifar10': ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),     # the official code's
-            'stl10': ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),                          # the official code: none
-            'fashion-mnist': ((0.2860,), (0.3530,)),           # Fashion-MNIST's 60,000 training images
-            'digits': ((0.3051,), (0.3757,))}                  # the 1,347 training digits
+MEAN_STD = {
+    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),  # the official code's
+    'stl10': ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the official code: none
+    'fashion-mnist': ((0.2860, ), (0.3530, )),  # Fashion-MNIST's 60,000 training images
+    'digits': ((0.3051, ), (0.3757, ))
+}  # the 1,347 training digits
+
 
 def mean_std(ds: ImageSet):
-    "Channel mean and std that normalise `ds`: the official code's for CIFAR-10 / STL-10, else measured."
+    """Channel mean and std that normalise `ds`: the official code's for CIFAR-10 / STL-10, else
+    measured."""
     if ds.name in MEAN_STD: return tuple(torch.tensor(v) for v in MEAN_STD[ds.name])
     x = ds.images.float() / 255
     return x.mean((0, 2, 3)), x.std((0, 2, 3))
 
+# %% ../nbs/06_data.ipynb #cb26976f
 class TwoViewLoader:
-    """Shuffled batches of two augmented, normalised views of `ds`: yields (x1, x2, labels) on `device`.
-    aug: 'batch' (BatchAugment on `device`) or 'per-image' (torchvision v2 per image on the CPU).
-    `epoch(e)` seeds the shuffle and the augmentation from (seed, e), so resuming at epoch e reproduces the
-    uninterrupted run. With rank/world_size, each rank takes its own slice of every epoch's permutation."""
-    def __init__(self, ds: ImageSet, batch_size, *, aug='batch', device='cpu', seed=0, drop_last=True,
-                 rank=0, world_size=1, aug_opts=None):
-        if aug not in ('batch', 'per-image'): raise ValueError(f"aug must be 'batch' or 'per-image', got {aug!r}")
+    """Shuffled batches of two augmented, normalised views of `ds`: yields (x1, x2, labels) on
+    `device`. aug: 'batch' (BatchAugment on `device`) or 'per-image' (torchvision v2 per image on
+    the CPU). `epoch(e)` seeds the shuffle and the augmentation from (seed, e), so resuming at
+    epoch e reproduces the uninterrupted run. With rank/world_size, each rank takes its own slice
+    of every epoch's permutation."""
+    def __init__(self, ds: ImageSet, batch_size, *, aug='batch', device='cpu', seed=0,
+                 drop_last=True, rank=0, world_size=1, aug_opts=None):
+        if aug not in ('batch', 'per-image'):
+            raise ValueError(f"aug must be 'batch' or 'per-image', got {aug!r}")
         if batch_size < 2: raise ValueError(f"batch_size must be >= 2, got {batch_size}")
-        self.ds, self.bs, self.aug, self.device, self.seed = ds, int(batch_size), aug, torch.device(device), seed
-        self.drop_last, self.rank, self.world = drop_last, rank, world_size
+        self.ds, self.bs, self.aug, self.seed = ds, int(batch_size), aug, seed
+        self.device, self.drop_last = torch.device(device), drop_last
+        self.rank, self.world = rank, world_size
         self.mean, self.std = (t.view(1, -1, 1, 1).to(self.device) for t in mean_std(ds))
         self._batch, self._per = BatchAugment(ds.name, aug_opts), view_transform(ds.name, aug_opts)
         self.epoch_ = 0
+
     def epoch(self, e):
-        self.epoch_ = e; return self
+        "Set the epoch whose shuffle and augmentation the next iteration draws."
+        self.epoch_ = e
+        return self
+
     def __len__(self):
         n = len(self.ds) // self.world
         return n // self.bs if self.drop_last else math.ceil(n / self.bs)
-    def _views(self, x):
-        if self.aug == 'batch':
-            x = x.to(self.device, non_blocking=True)
-            return self._batch(x), self._batch(x)
-        v = [torch.stack([self._per(im) for im in x]).to(self.device) for _ in range(2)]
-        return v[0], v[1]
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch_)
-        perm = torch.randperm(len(self.ds), generator=g)
-        perm = perm[self.rank: len(perm) - len(perm) % self.world: self.world]
-        torch.manual_seed(self.seed * 100_003 + self.epoch_ + 7919 * (self.rank + 1))   # the augmentation's
-        for i in range(len(self)):
-            idx = perm[i * self.bs:(i + 1) * self.bs]
-            x1, x2 = self._views(self.ds.images[idx])
-            yield (x1 - self.mean) / self.std, (x2 - self.mean) / self.std, self.ds.labels[idx].to(self.device)
 
+# %% ../nbs/06_data.ipynb #42798617
+@patch
+def _views(self: TwoViewLoader, x):
+    if self.aug == 'batch':
+        x = x.to(self.device, non_blocking=True)
+        return self._batch(x), self._batch(x)
+    v = [torch.stack([self._per(im) for im in x]).to(self.device) for _ in range(2)]
+    return v[0], v[1]
+
+@patch
+def __iter__(self: TwoViewLoader):
+    g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch_)
+    perm = torch.randperm(len(self.ds), generator=g)
+    perm = perm[self.rank:len(perm) - len(perm) % self.world:self.world]
+    torch.manual_seed(self.seed * 100_003 + self.epoch_ + 7919 * (self.rank + 1))  # augmentation
+    for i in range(len(self)):
+        idx = perm[i * self.bs:(i + 1) * self.bs]
+        x1, x2 = self._views(self.ds.images[idx])
+        yield ((x1 - self.mean) / self.std, (x2 - self.mean) / self.std,
+               self.ds.labels[idx].to(self.device))
+
+# %% ../nbs/06_data.ipynb #42798618
 def normalized(ds: ImageSet, device='cpu', *, limit=None):
-    """The un-augmented images of `ds` (the first `limit` of them, if given), as float, normalised like the
-    training views (for evaluation)."""
+    """The un-augmented images of `ds` (the first `limit` of them, if given), as float, normalised
+    like the training views (for evaluation)."""
     m, s = (t.view(1, -1, 1, 1) for t in mean_std(ds))
     return ((ds.images[:limit].float() / 255 - m) / s).to(device)

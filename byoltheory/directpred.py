@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import patch
-from .core import is_torch, check_params, odeint
-from .linear import _byol_flow, check_linear_args, Trajectory
+from .core import is_torch
+from .linear import simulate, Trajectory
 
 # %% auto #0
 __all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'moving_average', 'DirectPredictor', 'simulate_directpred']
@@ -16,37 +16,47 @@ __all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'moving_averag
 #| paper: Eq 18
 FORMS = ('eq18', 'official')
 
+
 def _check_rule(eps, c, form):
     if form not in FORMS: raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    if not (np.isfinite(eps) and eps >= 0): raise ValueError(f"eps must be finite and >= 0, got {eps}")
+    if not (np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
     if not np.isfinite(c): raise ValueError(f"c must be finite, got {c}")
     if form == 'official' and eps != 0 and c != 0:
-        raise ValueError("form='official' takes eps or c, not both (the code's single dyn_eps is added outside the root "
-                         "for eps, inside it for c = -dyn_eps)")
+        raise ValueError(
+            "form='official' takes eps or c, not both (the code's single dyn_eps is added outside "
+            "the root "
+            "for eps, inside it for c = -dyn_eps)")
+
 
 def predictor_eigenvalues(s, *, eps=0.1, c=0.0, form='eq18'):
     """DirectPred's p_j from F's eigenvalues s_j (along the last axis; numpy array or torch tensor).
-    form='eq18' (Eq 18, Table 7 for c ≠ 0): p_j = √max(s_j − c, 0) + ε·max_j s_j.
-    form='official' (luckmatters `boost_scale`): p_j = max(√(s_j / max s) + ε, 1e-4), or √max(s_j / max s − c, 1e-4) if c ≠ 0.
-    Negative s_j (round-off of a PSD estimate) count as 0."""
+    form='eq18' (Eq 18, Table 7 for c ≠ 0): p_j = √max(s_j − c, 0) + ε·max_j s_j. form='official'
+    (luckmatters `boost_scale`): p_j = max(√(s_j / max s) + ε, 1e-4), or √max(s_j / max s − c,
+    1e-4) if c ≠ 0. Negative s_j (round-off of a PSD estimate) count as 0."""
     _check_rule(eps, c, form)
     t = is_torch(s)
     s = s.clip(min=0)
     smax = s.amax(dim=-1, keepdim=True) if t else s.max(axis=-1, keepdims=True)
     if form == 'eq18':
-        return (s - c).clip(min=0) ** 0.5 + eps * smax
+        return (s - c).clip(min=0)**0.5 + eps * smax
     r = s / (smax.clip(min=1e-30) if t else np.maximum(smax, 1e-30))
-    return (r - c).clip(min=1e-4) ** 0.5 if c != 0 else (r ** 0.5 + eps).clip(min=1e-4)
+    return (r - c).clip(min=1e-4)**0.5 if c != 0 else (r**0.5 + eps).clip(min=1e-4)
 
+# %% ../nbs/05_directpred.ipynb #bed57955
+#| paper: Eq 18
 def directpred_weight(F, *, eps=0.1, c=0.0, form='eq18'):
-    """Eq 18: W_p = Û diag(p_j) Ûᵀ from the eigendecomposition of a symmetric F (numpy or torch, batched over leading
-    axes). Torch inputs are decomposed with `torch.linalg.eigh` in float64 and returned in F's dtype."""
+    """Eq 18: W_p = Û diag(p_j) Ûᵀ from the eigendecomposition of a symmetric F (numpy or torch,
+    batched over leading axes). Torch inputs are decomposed with `torch.linalg.eigh` in float64
+    and returned in F's dtype."""
     if is_torch(F):
-        F64 = F.detach().double(); F64 = (F64 + F64.mT) / 2
+        F64 = F.detach().double()
+        F64 = (F64 + F64.mT) / 2
         s, U = torch.linalg.eigh(F64)
         p = predictor_eigenvalues(s, eps=eps, c=c, form=form)
         return ((U * p.unsqueeze(-2)) @ U.mT).to(F.dtype)
-    F = np.asarray(F, dtype=float); F = (F + np.swapaxes(F, -1, -2)) / 2
+    F = np.asarray(F, dtype=float)
+    F = (F + np.swapaxes(F, -1, -2)) / 2
     s, U = np.linalg.eigh(F)
     p = predictor_eigenvalues(s, eps=eps, c=c, form=form)
     return (U * p[..., None, :]) @ np.swapaxes(U, -1, -2)
@@ -54,62 +64,78 @@ def directpred_weight(F, *, eps=0.1, c=0.0, form='eq18'):
 # %% ../nbs/05_directpred.ipynb #7a23e97d
 #| paper: Eq 18-19
 def _allreduce_(*tensors):
-    "Sum tensors in place across ranks when torch.distributed is initialised (the batch terms of Eq 19)."
+    """Sum tensors in place across ranks when torch.distributed is initialised (the batch terms of
+    Eq 19)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        for t in tensors: torch.distributed.all_reduce(t)
+        for t in tensors:
+            torch.distributed.all_reduce(t)
+
 
 def moving_average(F, S, rho, first):
-    """Eq 19: ρF̂ + (1 − ρ)S, or S where `first` is true (a bool tensor broadcasting against F̂: the official
-    code starts the estimate at the first batch, not at zero)."""
+    """Eq 19: ρF̂ + (1 − ρ)S, or S where `first` is true (a bool tensor broadcasting against F̂: the
+    official code starts the estimate at the first batch, not at zero)."""
     return torch.where(first, S, rho * F + (1 - rho) * S)
+
 
 def _check_int(name, v, lo=1):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
 
+# %% ../nbs/05_directpred.ipynb #a7a71be1
+#| paper: Eq 18-19
 class DirectPredictor(nn.Module):
-    """DirectPred (Section 4): a linear predictor W_p set from a moving estimate F̂ of its input correlation by
-    Eq 18 instead of by gradient descent; a drop-in for `nn.Linear(dim, dim)`. One training step is `views`
-    training-mode calls (BYOL's `predictor(f1), predictor(f2)`); like the official code, each step folds
-    the rows of all its calls into F̂ once (Eq 19) and W_p is re-set every `freq` steps, taking effect
-    from the next step. rho: Eq 19's ρ in [0, 1); eps: Eq 18's ε ≥ 0; freq ≥ 1 (W_p is trained by the
-    optimiser between re-sets when freq > 1); c: Table 7's threshold; partitions: k > 1 for the
-    feature-dependent variant; bias: a trainable bias; form: 'eq18' (as printed) or 'official' (the
-    luckmatters rule); views: training calls per step; seed: the partitions' directions (None: torch's
-    global generator)."""
+    """DirectPred (Section 4): a linear predictor W_p set from a moving estimate F̂ of its input
+    correlation by Eq 18 instead of by gradient descent; a drop-in for `nn.Linear(dim, dim)`. One
+    training step is `views` training-mode calls (BYOL's `predictor(f1), predictor(f2)`); like
+    the official code, each step folds the rows of all its calls into F̂ once (Eq 19) and W_p is
+    re-set every `freq` steps, taking effect from the next step. rho: Eq 19's ρ in [0, 1); eps:
+    Eq 18's ε ≥ 0; freq ≥ 1 (W_p is trained by the optimiser between re-sets when freq > 1); c:
+    Table 7's threshold; partitions: k > 1 for the feature-dependent variant; bias: a trainable
+    bias; form: 'eq18' (as printed) or 'official' (the luckmatters rule); views: training calls
+    per step; seed: the partitions' directions (None: torch's global generator)."""
     def __init__(self, dim, *, rho=0.3, eps=0.1, freq=1, c=0.0, partitions=1, bias=False,
                  form='eq18', views=2, seed=None):
         super().__init__()
         for name, v in [('dim', dim), ('freq', freq), ('partitions', partitions), ('views', views)]:
             _check_int(name, v)
-        if not (0 <= rho < 1): raise ValueError(f"rho must be in [0, 1) (Eq 19's averaging weight), got {rho}")
+        if not (0 <= rho < 1):
+            raise ValueError(f"rho must be in [0, 1) (Eq 19's averaging weight), got {rho}")
         _check_rule(eps, c, form)
-        self.dim, self.rho, self.eps, self.c, self.form = dim, float(rho), float(eps), float(c), form
+        self.dim, self.rho, self.eps, self.c = dim, float(rho), float(eps), float(c)
+        self.form = form
         self.freq, self.partitions, self.views = int(freq), int(partitions), int(views)
         shape = (dim, dim) if partitions == 1 else (partitions, 2, dim, dim)
         W0 = torch.eye(dim).expand(shape).clone()
         if freq == 1: self.register_buffer('weight', W0)
         else: self.weight = nn.Parameter(W0)
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
-        for name, value in [('F', torch.zeros(shape)), ('S_step', torch.zeros(shape)),
-                            ('n_step', torch.zeros(shape[:-2])), ('seen', torch.zeros(shape[:-2], dtype=torch.bool)),
-                            ('calls', torch.zeros((), dtype=torch.long))]:
-            self.register_buffer(name, value)
-        if partitions > 1:
-            g = None if seed is None else torch.Generator().manual_seed(seed)
-            self.register_buffer('partition_w', torch.randn(dim, partitions, generator=g))
-            self.register_buffer('partition_center', torch.zeros(partitions))
-            self.register_buffer('center_step', torch.zeros(partitions))
+        self._state_buffers(shape, seed)
 
-    def extra_repr(self):
-        return (f"dim={self.dim}, rho={self.rho}, eps={self.eps}, freq={self.freq}, c={self.c}, "
-                f"partitions={self.partitions}, bias={self.bias is not None}, form={self.form!r}, "
-                f"views={self.views}")
+# %% ../nbs/05_directpred.ipynb #7a23e97e
+@patch
+def _state_buffers(self: DirectPredictor, shape, seed):
+    "F̂ and its bookkeeping; with partitions, their random directions and running centres."
+    for name, value in [('F', torch.zeros(shape)), ('S_step', torch.zeros(shape)),
+                        ('n_step', torch.zeros(shape[:-2])),
+                        ('seen', torch.zeros(shape[:-2], dtype=torch.bool)),
+                        ('calls', torch.zeros((), dtype=torch.long))]:
+        self.register_buffer(name, value)
+    if self.partitions > 1:
+        g = None if seed is None else torch.Generator().manual_seed(seed)
+        self.register_buffer('partition_w', torch.randn(self.dim, self.partitions, generator=g))
+        self.register_buffer('partition_center', torch.zeros(self.partitions))
+        self.register_buffer('center_step', torch.zeros(self.partitions))
 
-    @property
-    def steps(self) -> int:
-        "Training steps completed (every `views` training-mode calls)."
-        return int(self.calls) // self.views
+@patch
+def extra_repr(self: DirectPredictor):
+    return (f"dim={self.dim}, rho={self.rho}, eps={self.eps}, freq={self.freq}, c={self.c}, "
+            f"partitions={self.partitions}, bias={self.bias is not None}, form={self.form!r}, "
+            f"views={self.views}")
+
+@patch(as_prop=True)
+def steps(self: DirectPredictor) -> int:
+    "Training steps completed (every `views` training-mode calls)."
+    return int(self.calls) // self.views
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a1
 #| paper: Eq 18
@@ -119,20 +145,25 @@ def _reset_due(self: DirectPredictor) -> bool:
     t = self.steps
     return int(self.calls) % self.views == 0 and t >= 1 and (t - 1) % self.freq == 0
 
+
 @patch
 @torch.no_grad()
 def set_weight(self: DirectPredictor):
-    "Re-set W_p from the current F̂ by Eq 18 (or the chosen rule); halves never seen keep their W_p."
+    """Re-set W_p from the current F̂ by Eq 18 (or the chosen rule); halves never seen keep their
+    W_p."""
     W = directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form)
     self.weight.copy_(torch.where(self.seen[..., None, None], W, self.weight))
+
 
 @patch
 @torch.no_grad()
 def next_weight(self: DirectPredictor) -> torch.Tensor:
-    "The W_p the next training step will predict with (eval mode predicts with it; nothing is changed)."
+    """The W_p the next training step will predict with (eval mode predicts with it; nothing is
+    changed)."""
     if not self._reset_due(): return self.weight.detach()
     W = directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form)
     return torch.where(self.seen[..., None, None], W, self.weight.detach())
+
 
 @patch
 def matrix(self: DirectPredictor) -> torch.Tensor:
@@ -144,23 +175,26 @@ def matrix(self: DirectPredictor) -> torch.Tensor:
 @patch
 @torch.no_grad()
 def _accumulate(self: DirectPredictor, x):
-    "Add one call's rows x (n, dim) to the step's sums; returns each row's partition sides (n, k) or None."
+    """Add one call's rows x (n, dim) to the step's sums; returns each row's partition sides (n, k)
+    or None."""
     if self.partitions == 1:
         self.S_step += x.T @ x
         self.n_step += len(x)
         return None
     proj = x @ self.partition_w
     center, n = proj.sum(0), torch.tensor(float(len(x)), device=x.device)
-    _allreduce_(center, n)                                     # the split is the whole batch's mean
+    _allreduce_(center, n)  # the split is the whole batch's mean
     center = center / n
     sides = proj >= center
-    m = sides.float()                                                  # (n, k)
+    m = sides.float()  # (n, k)
     above = torch.einsum('nk,ni,nj->kij', m, x, x)
-    self.S_step += torch.stack([x.T @ x - above, above], dim=1)         # (k, 2, d, d): below / above
+    self.S_step += torch.stack([x.T @ x - above, above], dim=1)  # (k, 2, d, d): below / above
     self.n_step += torch.stack([len(x) - m.sum(0), m.sum(0)], dim=1)
     self.center_step += center
     return sides
 
+# %% ../nbs/05_directpred.ipynb #2ad40751
+#| paper: Eq 19
 @patch
 @torch.no_grad()
 def _end_step(self: DirectPredictor):
@@ -172,56 +206,63 @@ def _end_step(self: DirectPredictor):
     F_new = moving_average(self.F, F_batch, self.rho, ~self.seen[..., None, None])
     self.F.copy_(torch.where(has, F_new, self.F))
     if self.partitions > 1:
-        c_new = moving_average(self.partition_center, self.center_step / self.views, self.rho, ~self.seen.any())
+        c_new = moving_average(self.partition_center, self.center_step / self.views, self.rho,
+                               ~self.seen.any())
         self.partition_center.copy_(c_new)
         self.center_step.zero_()
     self.seen |= has[..., 0, 0]
-    S.zero_(); n.zero_()
+    S.zero_()
+    n.zero_()
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a3
 @patch
 def forward(self: DirectPredictor, f):
     if f.ndim < 1 or f.shape[-1] != self.dim:
-        raise ValueError(f"f must have shape (..., {self.dim}) for DirectPredictor(dim={self.dim}), "
-                         f"got {tuple(f.shape)}")
+        raise ValueError(
+            f"f must have shape (..., {self.dim}) for DirectPredictor(dim={self.dim}), "
+            f"got {tuple(f.shape)}")
     x = f.detach().reshape(-1, self.dim).float()
-    if len(x) == 0: raise ValueError("f must have at least one row (an empty batch carries no estimate of F)")
+    if len(x) == 0:
+        raise ValueError("f must have at least one row (an empty batch carries no estimate of F)")
     sides = None
     if self.training:
         if not torch.isfinite(x).all():
             raise FloatingPointError(
-                f"DirectPredictor: the predictor's input f has NaN/Inf entries at step {self.steps} (is training "
+                "DirectPredictor: the predictor's input f has NaN/Inf entries at step "
+                f"{self.steps} (is training "
                 "diverging?); F̂ and W_p are left unchanged.")
         if self._reset_due(): self.set_weight()
         sides = self._accumulate(x)
         self.calls += 1
         if int(self.calls) % self.views == 0: self._end_step()
         W = self.weight
-    else: W = self.next_weight()
+    else:
+        W = self.next_weight()
     W = W.to(f.dtype)
     if self.partitions == 1: y = f @ W.T
     else:
         if sides is None: sides = (x @ self.partition_w) >= self.partition_center
-        m = sides.to(f.dtype).reshape(f.shape[:-1] + (self.partitions,))
-        out = torch.einsum('...i,ksji->...ksj', f, W)           # (..., k, 2, dim): each half's prediction
+        m = sides.to(f.dtype).reshape(f.shape[:-1] + (self.partitions, ))
+        out = torch.einsum('...i,ksji->...ksj', f, W)  # (..., k, 2, dim): each half's prediction
         y = (out[..., 0, :] * (1 - m)[..., None] + out[..., 1, :] * m[..., None]).mean(-2)
     return y if self.bias is None else y + self.bias.to(f.dtype)
 
 # %% ../nbs/05_directpred.ipynb #b839561e
 #| paper: Eq 18
-def simulate_directpred(W0, X, Xp, t, *, Wa0=None, method='byol', beta=1.0, eta=0.0, eps=0.1, c=0.0, form='eq18',
-                        rtol=1e-8, atol=1e-10) -> Trajectory:
-    """Lemma 1's flow of W (Eq 3) and W_a (Eq 4; method 'simsiam': W_a = W) with the predictor set at every instant by
-    Eq 18 from F = W(X + X')Wᵀ -- DirectPred's ρ → 0, freq = 1 limit. Returns a `Trajectory` whose Wp is DirectPred's W_p."""
-    W0, X, Xp = (np.asarray(a, dtype=float) for a in (W0, X, Xp))
-    Wa0 = W0.copy() if Wa0 is None else np.asarray(Wa0, dtype=float)
-    check_linear_args(W0, np.eye(len(W0)), X, Xp, Wa0); check_params(beta=beta, eta=eta); _check_rule(eps, c, form)
-    if method not in ('byol', 'simsiam'): raise ValueError(f"method must be 'byol' or 'simsiam', got {method!r}")
-    S = X + Xp
-    wp = lambda W: directpred_weight(W @ S @ np.swapaxes(W, -1, -2), eps=eps, c=c, form=form)
-    def f(_, y):
-        W, Wa = y
-        dW, _, dWa = _byol_flow(W, wp(W), Wa if method == 'byol' else W, X, Xp, 1.0, beta, eta)
-        return dW, (dWa if method == 'byol' else dW)
-    W, Wa = odeint(f, (W0, Wa0), t, rtol=rtol, atol=atol)
-    return Trajectory(np.asarray(t, dtype=float), W, wp(W), Wa)
+def simulate_directpred(W0, X, Xp, t, *, Wa0=None, method='byol', beta=1.0,
+                        eta=0.0, eps=0.1, c=0.0, form='eq18', rtol=1e-8,
+                        atol=1e-10) -> Trajectory:
+    """Lemma 1's flow of W (Eq 3) and W_a (Eq 4; method 'simsiam': W_a = W) with
+    the predictor set at every instant by Eq 18 from F = W(X + X')Wᵀ --
+    DirectPred's ρ → 0, freq = 1 limit: chapter 1's `simulate` with DirectPred
+    as its predictor rule. Returns a `Trajectory` whose Wp is DirectPred's W_p."""
+    _check_rule(eps, c, form)
+    if method not in ('byol', 'simsiam'):
+        raise ValueError(f"method must be 'byol' or 'simsiam', got {method!r}")
+    X, Xp = (np.asarray(a, dtype=float) for a in (X, Xp))
+
+    def rule(W):  # Eq 18 on F = W (X + X') Wᵀ, batched over leading axes
+        F = W @ (X + Xp) @ np.swapaxes(W, -1, -2)
+        return directpred_weight(F, eps=eps, c=c, form=form)
+    return simulate(W0, None, X, Xp, t, Wa0=Wa0, method=method, beta=beta,
+                    eta=eta, predictor=rule, rtol=rtol, atol=atol)

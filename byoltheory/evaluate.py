@@ -16,61 +16,85 @@ __all__ = ['PROBES', 'features', 'linear_probe', 'knn_accuracy', 'feature_std', 
 # %% ../nbs/08_evaluate.ipynb #6f069c97
 @torch.inference_mode()
 def features(net: nn.Module, x: torch.Tensor, *, batch=1024) -> torch.Tensor:
-    "Outputs of `net` in eval mode on the images x (N, C, H, W), computed in batches, as float32 on x's device."
-    was = net.training; net.eval()
+    """Outputs of `net` in eval mode on the images x (N, C, H, W), computed in batches, as float32
+    on x's device."""
+    was = net.training
+    net.eval()
     out = torch.cat([net(x[i:i + batch]).float() for i in range(0, len(x), batch)])
     net.train(was)
-    return out.clone()                 # an ordinary tensor (inference tensors cannot enter autograd later)
+    return out.clone()  # an ordinary tensor (inference tensors cannot enter autograd later)
+
 
 def _topk(logits, y, k):
     k = min(k, logits.shape[1])
     return float((logits.topk(k, dim=1).indices == y[:, None]).any(1).float().mean() * 100)
 
+
 def _standardise(train_x, test_x):
     mu, sd = train_x.mean(0), train_x.std(0)
-    sd = torch.where(sd > 1e-6 * sd.max().clamp(min=1e-30), sd, torch.ones_like(sd))   # constant: unscaled
+    sd = torch.where(sd > 1e-6 * sd.max().clamp(min=1e-30), sd,
+                     torch.ones_like(sd))  # constant: unscaled
     return (train_x - mu) / sd, (test_x - mu) / sd
 
 # %% ../nbs/08_evaluate.ipynb #6f069c98
-PROBES = {'book': dict(optimizer='sgd', lr=0.1, weight_decay=1e-4, batch=256, epochs=100),
-          'official': dict(optimizer='adam', lr=3e-4, weight_decay=1e-3, batch=128, epochs=50)}
+PROBES = {
+    'book': dict(optimizer='sgd', lr=0.1, weight_decay=1e-4, batch=256, epochs=100),
+    'official': dict(optimizer='adam', lr=3e-4, weight_decay=1e-3, batch=128, epochs=50)
+}
 
+
+def _probe_setup(d, ncls, p, g, device):
+    "The classifier (small random init), its optimiser and (SGD) cosine schedule for protocol p."
+    clf = nn.Linear(d, ncls).to(device)
+    with torch.no_grad():
+        clf.weight.copy_(torch.randn(clf.weight.shape, generator=g).to(device) * 0.01)
+        clf.bias.zero_()
+    lr, wd = p['lr'], p['weight_decay']
+    if p['optimizer'] == 'adam':
+        return clf, torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=wd), None
+    opt = torch.optim.SGD(clf.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
+    return clf, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, p['epochs'])
+
+# %% ../nbs/08_evaluate.ipynb #f44b5990
 def linear_probe(train_x, train_y, test_x, test_y, *, protocol='book', epochs=None, seed=0) -> dict:
-    """A linear softmax classifier on standardised features. protocol 'book': SGD (momentum 0.9, cosine
-    schedule), returns top1 / top5 (%) after the final epoch; 'official': Adam, returns top1 / top5 of the
-    final epoch and `best_top1`, the best test top-1 over epochs (optimistic). `epochs` overrides the protocol's."""
-    if protocol not in PROBES: raise ValueError(f"protocol must be one of {tuple(PROBES)}, got {protocol!r}")
+    """A linear softmax classifier on standardised features. protocol 'book': SGD (momentum 0.9,
+    cosine schedule), returns top1 / top5 (%) after the final epoch; 'official': Adam, returns
+    top1 / top5 of the final epoch and `best_top1`, the best test top-1 over epochs (optimistic).
+    `epochs` overrides the protocol's."""
+    if protocol not in PROBES:
+        raise ValueError(f"protocol must be one of {tuple(PROBES)}, got {protocol!r}")
     p = dict(PROBES[protocol], **({} if epochs is None else dict(epochs=epochs)))
     if isinstance(p['epochs'], bool) or not isinstance(p['epochs'], int) or p['epochs'] < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {p['epochs']!r}")
     g = torch.Generator().manual_seed(seed)
     xtr, xte = _standardise(train_x, test_x)
-    clf = nn.Linear(xtr.shape[1], int(max(train_y.max(), test_y.max())) + 1).to(xtr.device)
-    with torch.no_grad():
-        clf.weight.copy_(torch.randn(clf.weight.shape, generator=g).to(xtr.device) * 0.01); clf.bias.zero_()
-    if p['optimizer'] == 'sgd':
-        opt = torch.optim.SGD(clf.parameters(), lr=p['lr'], momentum=0.9, weight_decay=p['weight_decay'])
-    else: opt = torch.optim.Adam(clf.parameters(), lr=p['lr'], weight_decay=p['weight_decay'])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p['epochs']) if p['optimizer'] == 'sgd' else None
+    clf, opt, sched = _probe_setup(xtr.shape[1], int(max(train_y.max(), test_y.max())) + 1, p, g,
+                                   xtr.device)
     best = 0.0
     for _ in range(p['epochs']):
         perm = torch.randperm(len(xtr), generator=g).to(xtr.device)
         for i in range(0, len(xtr), p['batch']):
             idx = perm[i:i + p['batch']]
             loss = F.cross_entropy(clf(xtr[idx]), train_y[idx])
-            opt.zero_grad(); loss.backward(); opt.step()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
         if sched: sched.step()
         if protocol == 'official':
-            with torch.no_grad(): best = max(best, _topk(clf(xte), test_y, 1))
-    with torch.no_grad(): logits = clf(xte)
+            with torch.no_grad():
+                best = max(best, _topk(clf(xte), test_y, 1))
+    with torch.no_grad():
+        logits = clf(xte)
     out = dict(top1=_topk(logits, test_y, 1), top5=_topk(logits, test_y, 5))
     return out | (dict(best_top1=best) if protocol == 'official' else {})
 
 # %% ../nbs/08_evaluate.ipynb #6f069c99
 @torch.no_grad()
 def knn_accuracy(train_x, train_y, test_x, test_y, *, k=20, temperature=0.07, chunk=1024) -> float:
-    "Top-1 (%) of a weighted k-nearest-neighbour vote with cosine similarity on un-standardised features."
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    """Top-1 (%) of a weighted k-nearest-neighbour vote with cosine similarity on un-standardised
+    features."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
     k = min(k, len(train_x))
     a, ncls = F.normalize(train_x.float(), dim=1), int(train_y.max()) + 1
     correct = 0
@@ -82,18 +106,23 @@ def knn_accuracy(train_x, train_y, test_x, test_y, *, k=20, temperature=0.07, ch
         correct += int((votes.argmax(1) == test_y[i:i + chunk]).sum())
     return 100.0 * correct / len(test_x)
 
+
 @torch.no_grad()
 def feature_std(z) -> float:
-    "std over samples of the ℓ2-normalised rows of z (N, d), mean over the d dimensions, × √d (0: collapsed)."
+    """std over samples of the ℓ2-normalised rows of z (N, d), mean over the d dimensions, × √d (0:
+    collapsed)."""
     z = F.normalize(torch.as_tensor(z).float(), dim=1)
     return float(z.std(0).mean() * math.sqrt(z.shape[1]))
 
+
 def spectrum_effective_rank(ev) -> float:
-    "exp(entropy) of a non-negative spectrum normalised to sum 1 (negative round-off counts as 0): 1 … len(ev)."
+    """exp(entropy) of a non-negative spectrum normalised to sum 1 (negative round-off counts as 0):
+    1 … len(ev)."""
     ev = np.clip(np.asarray(ev.cpu() if hasattr(ev, 'cpu') else ev, dtype=np.float64), 0, None)
     if ev.sum() <= 0: return 0.0
     p = ev[ev > 0] / ev.sum()
     return float(np.exp(-(p * np.log(p)).sum()))
+
 
 @torch.no_grad()
 def effective_rank(h) -> float:
@@ -102,14 +131,15 @@ def effective_rank(h) -> float:
 
 # %% ../nbs/08_evaluate.ipynb #0e649a8b
 def probe_features(train_h, train_y, test_h, test_y, *, probe_epochs=100, knn_k=20, seed=0) -> dict:
-    """Both linear probes (top1, top5 by the book's protocol; top1_official, best_top1_official by the official
-    code's), the kNN top-1 (knn_top1) and the effective_rank of test_h."""
+    """Both linear probes (top1, top5 by the book's protocol; top1_official, best_top1_official by
+    the official code's), the kNN top-1 (knn_top1) and the effective_rank of test_h."""
     out = linear_probe(train_h, train_y, test_h, test_y, epochs=probe_epochs, seed=seed)
     off = linear_probe(train_h, train_y, test_h, test_y, protocol='official', seed=seed)
     out.update(top1_official=off['top1'], best_top1_official=off['best_top1'])
     out['knn_top1'] = knn_accuracy(train_h, train_y, test_h, test_y, k=knn_k)
     out['effective_rank'] = effective_rank(test_h)
     return out
+
 
 def _probe_inputs(train: ImageSet, test: ImageSet, device):
     "Normalised un-augmented images and labels: the labelled part of `train`, and `test`."
@@ -118,10 +148,11 @@ def _probe_inputs(train: ImageSet, test: ImageSet, device):
     return xtr, train.labels[keep].to(device), xte, test.labels.to(device)
 
 # %% ../nbs/08_evaluate.ipynb #0e649a90
-def evaluate_network(backbone, projector, train: ImageSet, test: ImageSet, *, device='cpu', probe_epochs=100,
-                     knn_k=20, seed=0) -> dict:
-    """Both linear probes, kNN, effective rank (backbone features) and feature_std (projector outputs) of a
-    network, on the un-augmented, normalised images of `train` (labelled part) and `test`."""
+def evaluate_network(backbone, projector, train: ImageSet, test: ImageSet, *, device='cpu',
+                     probe_epochs=100, knn_k=20, seed=0) -> dict:
+    """Both linear probes, kNN, effective rank (backbone features) and feature_std (projector
+    outputs) of a network, on the un-augmented, normalised images of `train` (labelled part) and
+    `test`."""
     xtr, ytr, xte, yte = _probe_inputs(train, test, device)
     out = probe_features(features(backbone, xtr), ytr, features(backbone, xte), yte,
                          probe_epochs=probe_epochs, knn_k=knn_k, seed=seed)
@@ -129,12 +160,14 @@ def evaluate_network(backbone, projector, train: ImageSet, test: ImageSet, *, de
                           if projector is not None else float('nan'))
     return out
 
-def baseline_probes(train: ImageSet, test: ImageSet, make_backbone, *, device='cpu', probe_epochs=100,
-                    knn_k=20, seed=0) -> dict:
-    """The two reference rows, {'raw pixels': …, 'random backbone': …}, with the same probes; `make_backbone()`
-    builds an untrained backbone (seeded by `seed`)."""
+
+def baseline_probes(train: ImageSet, test: ImageSet, make_backbone, *, device='cpu',
+                    probe_epochs=100, knn_k=20, seed=0) -> dict:
+    """The two reference rows, {'raw pixels': …, 'random backbone': …}, with the same probes;
+    `make_backbone()` builds an untrained backbone (seeded by `seed`)."""
     xtr, ytr, xte, yte = _probe_inputs(train, test, device)
-    probe = lambda a, b: probe_features(a, ytr, b, yte, probe_epochs=probe_epochs, knn_k=knn_k, seed=seed)
+    probe = lambda a, b: probe_features(a, ytr, b, yte, probe_epochs=probe_epochs, knn_k=knn_k, seed
+                                        =seed)
     raw = probe(xtr.flatten(1), xte.flatten(1))
     torch.manual_seed(seed)
     net = make_backbone().to(device)

@@ -11,53 +11,65 @@ __all__ = ['MAIN_SCALE', 'INDEX', 'paper_items', 'parse_ledger_line', 'scan_note
            'collect_errata']
 
 # %% ../nbs/90_ledger.ipynb #041f55ca
-_EQ_SECTIONS = [(1, 6, '§2'), (7, 10, '§3.1'), (11, 17, '§3.1-3.2'), (18, 19, '§4'), (20, 50, 'App. A'),
-                (51, 91, 'App. B'), (92, 93, 'App. B.2'), (94, 101, 'App. D')]
+_EQ_SECTIONS = [(1, 6, '§2'), (7, 10, '§3.1'), (11, 17, '§3.1-3.2'), (18, 19, '§4'),
+                (20, 50, 'App. A'), (51, 91, 'App. B'), (92, 93, 'App. B.2'), (94, 101, 'App. D')]
 _EQ_WHAT = {
-    1: 'BYOL objective with stop-gradient', 2: 'predictor flow (Lemma 1)', 3: 'online flow (Lemma 1)',
-    4: 'EMA flow (Lemma 1)', 5: 'Theorem 1 invariant', 6: 'no-stop-gradient flow (Theorem 2)',
-    7: 'reduced dynamics of W_p and F', 8: 'commutator dynamics (Theorem 3)', 9: 'the matrix K',
-    10: 'commutator bound', 11: 'mode dynamics of p_j', 12: 'mode dynamics of s_j', 13: 'mode dynamics of tau',
-    14: 'exact integral of motion', 15: 'tau on the invariant parabola', 16: 'p_j dynamics on the parabola',
-    17: 'K positive-definite condition per mode', 18: 'DirectPred predictor', 19: 'moving estimate of F',
-    20: 'objective (restated)', 21: 'predictor gradient', 22: 'online gradient', 37: 'predictor flow with decay',
+    1: 'BYOL objective with stop-gradient', 2: 'predictor flow (Lemma 1)',
+    3: 'online flow (Lemma 1)', 4: 'EMA flow (Lemma 1)', 5: 'Theorem 1 invariant',
+    6: 'no-stop-gradient flow (Theorem 2)', 7: 'reduced dynamics of W_p and F',
+    8: 'commutator dynamics (Theorem 3)', 9: 'the matrix K', 10: 'commutator bound',
+    11: 'mode dynamics of p_j', 12: 'mode dynamics of s_j', 13: 'mode dynamics of tau',
+    14: 'exact integral of motion', 15: 'tau on the invariant parabola',
+    16: 'p_j dynamics on the parabola', 17: 'K positive-definite condition per mode',
+    18: 'DirectPred predictor', 19: 'moving estimate of F', 20: 'objective (restated)',
+    21: 'predictor gradient', 22: 'online gradient', 37: 'predictor flow with decay',
     38: 'online flow with decay', 39: 'symmetrised loss', 40: 'symmetrised predictor flow',
     41: 'Theorem 1 (restated)', 42: 'Theorem 1 proof', 43: 'Theorem 1 proof', 44: 'Theorem 1 proof',
     45: 'Theorem 2 (restated)', 46: 'no-stop-gradient gradient', 47: 'no-stop-gradient gradient',
     48: 'no-stop-gradient gradient', 49: 'no-stop-gradient gradient', 50: 'Kronecker form',
-    55: 'W_p flow under Assumptions 1-2', 56: 'F flow under Assumptions 1-2', 57: 'fixed point of W_p',
-    60: 'symmetrised reduced dynamics', 61: 'Theorem 3 (restated)', 62: 'K (restated)',
-    73: 'mode dynamics of p_j', 74: 'mode dynamics of s_j', 79: 'exact integral', 86: 'tau dynamics',
-    91: 'tau closed form', 92: 'p*_- ', 93: 'monotonicity in tau', 94: 'online flow, general data',
-    95: 'predictor flow, general data', 96: 'EMA flow', 97: 'fixed-point manifold', 98: 'scalar w_p flow',
-    99: 'scalar w flow', 100: 'scalar w_a flow', 101: 'error function'}
+    55: 'W_p flow under Assumptions 1-2', 56: 'F flow under Assumptions 1-2',
+    57: 'fixed point of W_p', 60: 'symmetrised reduced dynamics', 61: 'Theorem 3 (restated)',
+    62: 'K (restated)', 73: 'mode dynamics of p_j', 74: 'mode dynamics of s_j',
+    79: 'exact integral', 86: 'tau dynamics', 91: 'tau closed form', 92: 'p*_- ',
+    93: 'monotonicity in tau', 94: 'online flow, general data', 95: 'predictor flow, general data',
+    96: 'EMA flow', 97: 'fixed-point manifold', 98: 'scalar w_p flow', 99: 'scalar w flow',
+    100: 'scalar w_a flow', 101: 'error function'
+}
 
+# %% ../nbs/90_ledger.ipynb #2e61556f
 def paper_items() -> list[dict]:
     "Every numbered item of the paper: dicts with `item`, `section` and `what`."
-    items = [dict(item='Lemma 1', section='§2', what='BYOL/SimSiam gradient flow')]
-    items += [dict(item=f'Theorem {i}', section=s, what=w) for i, s, w in
-              [(1, '§2', 'weight decay balances predictor and online net'), (2, '§2', 'stop-gradient is essential'),
-               (3, '§3.1', 'eigenspace alignment')]]
-    items += [dict(item=f'Assumption {i}', section='§3', what=w) for i, w in
-              [(1, 'proportional EMA'), (2, 'isotropic data and augmentation'), (3, 'symmetric predictor')]]
+    def row(item, section, what): return dict(item=item, section=section, what=what)
+    items = [row('Lemma 1', '§2', 'BYOL/SimSiam gradient flow')]
+    thms = [('§2', 'weight decay balances predictor and online net'),
+            ('§2', 'stop-gradient is essential'), ('§3.1', 'eigenspace alignment')]
+    items += [row(f'Theorem {i}', s, w) for i, (s, w) in enumerate(thms, 1)]
+    assumptions = ['proportional EMA', 'isotropic data and augmentation',
+                   'symmetric predictor']
+    items += [row(f'Assumption {i}', '§3', w)
+              for i, w in enumerate(assumptions, 1)]
     for lo, hi, sec in _EQ_SECTIONS:
-        items += [dict(item=f'Eq {i}', section=sec, what=_EQ_WHAT.get(i, 'derivation step')) for i in range(lo, hi + 1)]
-    items += [dict(item=f'Obs {i}', section='§3.2', what='') for i in range(1, 11)]
-    figs = {1: 'architecture', 2: 'F and W_p during STL-10 training', 3: 'phase portraits, eta = 0, 0.01, 1',
-            4: 'fixed points of Eq 16', 5: 'weight decay and EMA over time', 6: 'relative predictor rate alpha_p',
-            7: 'proportional-EMA assumption', 8: 'asymmetric part of W_p vanishes', 9: 'commutator norm',
-            10: 'low-dimensional BYOL flows'}
-    items += [dict(item=f'Fig {i}', section='', what=w) for i, w in figs.items()]
-    tabs = {1: 'plugging in the optimal predictor', 2: 'no weight decay', 3: 'symmetric W_p x EMA x bias',
-            4: 'effects of hyper-parameters', 5: 'separate weight decay', 6: 'DirectPred rho x eps',
-            7: 'DirectPred c_j and freq', 8: 'longer training', 9: 'ImageNet'}
-    items += [dict(item=f'Table {i}', section='', what=w) for i, w in tabs.items()]
+        items += [row(f'Eq {i}', sec, _EQ_WHAT.get(i, 'derivation step'))
+                  for i in range(lo, hi + 1)]
+    items += [row(f'Obs {i}', '§3.2', '') for i in range(1, 11)]
+    figs = ['architecture', 'F and W_p during STL-10 training',
+            'phase portraits, eta = 0, 0.01, 1', 'fixed points of Eq 16',
+            'weight decay and EMA over time', 'relative predictor rate alpha_p',
+            'proportional-EMA assumption', 'asymmetric part of W_p vanishes',
+            'commutator norm', 'low-dimensional BYOL flows']
+    items += [row(f'Fig {i}', '', w) for i, w in enumerate(figs, 1)]
+    tabs = ['plugging in the optimal predictor', 'no weight decay',
+            'symmetric W_p x EMA x bias', 'effects of hyper-parameters',
+            'separate weight decay', 'DirectPred rho x eps',
+            'DirectPred c_j and freq', 'longer training', 'ImageNet']
+    items += [row(f'Table {i}', '', w) for i, w in enumerate(tabs, 1)]
     return items
 
 # %% ../nbs/90_ledger.ipynb #9c8296ce
 _LEDGER_RE = re.compile(r'^#\s*ledger:\s*(.+)$')
 _KIND_RE = re.compile(r'^(Eq|Fig|Table|Theorem|Lemma|Assumption|Obs)\s+(\d+)(?:\s*-\s*(\d+))?$')
 _ASSERTS = re.compile(r'^\s*(assert\b|test_(eq|close|fail|ne|is|shuffled|stdout)\(|expect\()', re.M)
+
 
 def parse_ledger_line(spec: str) -> list[str]:
     "Expand a ledger mark such as `'Eq 20-22, Theorem 1'` into item names."
@@ -72,19 +84,23 @@ def parse_ledger_line(spec: str) -> list[str]:
 
 # %% ../nbs/90_ledger.ipynb #9634bb8b
 def _defined(src) -> list[str]:
-    "The public names an export cell defines (functions, classes, assignments; patched methods as Class.method)."
+    """The public names an export cell defines (functions, classes, assignments; patched methods as
+    Class.method)."""
     import ast
     names = []
     for node in ast.parse(src).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            patched = [a.annotation for a in node.args.args[:1]] if isinstance(node, ast.FunctionDef) else []
-            cls = getattr(patched[0], 'id', None) if patched and any('patch' in ast.unparse(d) for d in
-                                                                      node.decorator_list) else None
+            patched = [a.annotation
+                       for a in node.args.args[:1]] if isinstance(node, ast.FunctionDef) else []
+            cls = getattr(patched[0], 'id',
+                          None) if patched and any('patch' in ast.unparse(d)
+                                                   for d in node.decorator_list) else None
             names.append(f'{cls}.{node.name}' if cls else node.name)
         elif isinstance(node, ast.Assign):
             names += [t.id for t in node.targets if isinstance(t, ast.Name)]
     return [n for n in names if not n.split('.')[-1].startswith('_')]
 
+# %% ../nbs/90_ledger.ipynb #ad184ad9
 def scan_notebooks(nbs_path) -> list[dict]:
     "Every ledger mark in the chapter notebooks under `nbs_path` (see above), in reading order."
     from execnb.nbio import read_nb
@@ -107,36 +123,51 @@ def scan_notebooks(nbs_path) -> list[dict]:
             if 'paper:' in d and 'export' in d:
                 body = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|'))
                 names = [f'{module}.{n}' for n in _defined(body)]
-                rows += [dict(base, item=i, kind='implements', names=names) for i in parse_ledger_line(' '.join(d['paper:']))]
+                rows += [
+                    dict(base, item=i, kind='implements', names=names)
+                    for i in parse_ledger_line(' '.join(d['paper:']))
+                ]
             first = c.source.lstrip().splitlines()[0] if c.source.strip() else ''
             m = _LEDGER_RE.match(first)
             if m:
                 asserts = bool(_ASSERTS.search(c.source))
-                rows += [dict(base, item=i, kind='check', asserts=asserts) for i in parse_ledger_line(m.group(1))]
+                rows += [
+                    dict(base, item=i, kind='check', asserts=asserts)
+                    for i in parse_ledger_line(m.group(1))
+                ]
     return rows
 
 # %% ../nbs/90_ledger.ipynb #9634bb91
 MAIN_SCALE = 'fashion-mnist'
 
+
 def grid_statuses(item, results=None) -> dict:
-    "{scale: status} of the grids that test `item` (chapter 11's `grid_status`); {} if no grid tests it."
+    """{scale: status} of the grids that test `item` (chapter 11's `grid_status`); {} if no grid
+    tests it."""
     from byoltheory.reproduce import load_grids
-    from byoltheory.report import grid_status, status
+    from byoltheory.report import status
     from byoltheory.core import results_dir
     grids = [g for g in load_grids().values() if item in g.items]
     if not grids: return {}
-    try: out = Path(results) if results else results_dir()
-    except FileNotFoundError: out = None
+    try:
+        out = Path(results) if results else results_dir()
+    except FileNotFoundError:
+        out = None
     res = {}
     for scale in ('fashion-mnist', 'digits', 'full'):
         here = [g for g in grids if scale in g.scales]
         if not here: continue
-        if out is None: res[scale] = 'not run yet'; continue
+        if out is None:
+            res[scale] = 'not run yet'
+            continue
         from byoltheory.report import claim_rows
-        vs = [r['verdict'] for g in here if (out / scale / g.name).exists()
-              for r in claim_rows(g.name, scale, out=out)]
+        vs = [
+            r['verdict'] for g in here if (out / scale / g.name).exists()
+            for r in claim_rows(g.name, scale, out=out)
+        ]
         res[scale] = status(vs)
     return res
+
 
 def item_status(item, where, results=None) -> str:
     "An item's status from its covering rows (see the top of the page)."
@@ -151,24 +182,36 @@ def item_status(item, where, results=None) -> str:
 def ledger_table(nbs_path, results=None) -> list[dict]:
     "One row per paper item: paper_items' fields, `where` (the marks covering it) and `status`."
     found = {}
-    for r in scan_notebooks(nbs_path): found.setdefault(r['item'], []).append(r)
+    for r in scan_notebooks(nbs_path):
+        found.setdefault(r['item'], []).append(r)
     unknown = sorted(set(found) - {i['item'] for i in paper_items()})
     if unknown: raise ValueError(f"ledger marks name items the paper does not have: {unknown}")
-    return [dict(i, where=found.get(i['item'], []), status=item_status(i['item'], found.get(i['item'], []), results))
-            for i in paper_items()]
+    return [
+        dict(i, where=found.get(i['item'], []), status=item_status(i['item'],
+                                                                   found.get(i['item'], []),
+                                                                   results)) for i in paper_items()
+    ]
+
 
 def ledger_markdown(rows) -> str:
     "The ledger rows as a MyST table: item | paper | what | implemented by | checked in | status."
-    link = lambda w: f"[{w['chapter'].split(' · ')[0] or w['notebook']}]({w['notebook']}) · {w['section']}"
-    lines = ['| Item | Paper | What | Implemented by | Checked / reproduced in | Status |', '|---|---|---|---|---|---|']
+    link = lambda w: (f"[{w['chapter'].split(' · ')[0] or w['notebook']}]({w['notebook']})"
+                      f" · {w['section']}")
+    lines = [
+        '| Item | Paper | What | Implemented by | Checked / reproduced in | Status |',
+        '|---|---|---|---|---|---|'
+    ]
     for r in rows:
         impl = sorted({n for w in r['where'] if w['kind'] == 'implements' for n in w['names']})
         chk = sorted({link(w) for w in r['where'] if w['kind'] == 'check'})
         st = r['status']
-        lines.append(f"| {r['item']} | {r['section']} | {r['what']} | {'<br>'.join(f'`{n}`' for n in impl) or '--'} "
-                     f"| {'<br>'.join(chk) or '--'} | {'*open*' if st == 'open' else st} |")
+        lines.append(
+            f"| {r['item']} | {r['section']} | {r['what']} | "
+            f"{'<br>'.join(f'`{n}`' for n in impl) or '--'} "
+            f"| {'<br>'.join(chk) or '--'} | {'*open*' if st == 'open' else st} |")
     return '\n'.join(lines)
 
+# %% ../nbs/90_ledger.ipynb #806c4f80
 def ledger_summary(rows) -> dict:
     "Counts of the paper's items by status (a 'partly …' status counts as 'partly')."
     out = {}
@@ -180,11 +223,13 @@ def ledger_summary(rows) -> dict:
 # %% ../nbs/90_ledger.ipynb #c8fee407
 _KIND_ORDER = ['Lemma', 'Theorem', 'Assumption', 'Eq', 'Obs', 'Fig', 'Table']
 
+
 def compact_items(items) -> str:
     "Shorten item names, e.g. ['Eq 1', 'Eq 2', 'Eq 3', 'Eq 5', 'Fig 2'] → 'Eqs 1-3, 5; Fig 2'."
     by = {}
     for it in items:
-        k, n = it.split(); by.setdefault(k, set()).add(int(n))
+        k, n = it.split()
+        by.setdefault(k, set()).add(int(n))
     out = []
     for k in sorted(by, key=lambda k: _KIND_ORDER.index(k) if k in _KIND_ORDER else 99):
         ns, runs = sorted(by[k]), []
@@ -196,25 +241,31 @@ def compact_items(items) -> str:
         out.append(f"{k}{'s' if plural else ''} {txt}")
     return '; '.join(out)
 
+
 INDEX = Path(importlib.import_module('byoltheory').__file__).parent / 'ledger_index.json'
 
+
 def ledger_index(nbs_path) -> dict:
-    "{notebook: the paper items its marks cover}, shipped with the package for chapters run outside a clone."
+    """{notebook: the paper items its marks cover}, shipped with the package for chapters run
+    outside a clone."""
     out = {}
-    for r in scan_notebooks(nbs_path): out.setdefault(r['notebook'], set()).add(r['item'])
+    for r in scan_notebooks(nbs_path):
+        out.setdefault(r['notebook'], set()).add(r['item'])
     return {k: sorted(v) for k, v in sorted(out.items())}
 
+# %% ../nbs/90_ledger.ipynb #35328b8b
 def paper_code_box(module: str, paper: str, notebook: str, nbs_path='.'):
-    """The chapter's "Paper ↔ code" box (a collapsible MyST admonition, displayed as Markdown): the paper's
-    sections, the items the chapter's marks cover (read from the notebooks, or from the index shipped with the
-    package when the chapter runs alone, as in Colab), and the public names of `byoltheory.<module>` with the
-    first sentence of each docstring."""
+    """The chapter's "Paper ↔ code" box (a collapsible MyST admonition, displayed as Markdown): the
+    paper's sections, the items the chapter's marks cover (read from the notebooks, or from the
+    index shipped with the package when the chapter runs alone, as in Colab), and the public
+    names of `byoltheory.<module>` with the first sentence of each docstring."""
     import importlib, inspect
     from IPython.display import Markdown
     mod = importlib.import_module(f'byoltheory.{module}')
     if (Path(nbs_path) / notebook).exists():
         items = sorted({r['item'] for r in scan_notebooks(nbs_path) if r['notebook'] == notebook})
-    else: items = json.loads(INDEX.read_text()).get(notebook, [])
+    else:
+        items = json.loads(INDEX.read_text()).get(notebook, [])
     rows = []
     for name in mod.__all__:
         obj = getattr(mod, name)
@@ -230,11 +281,14 @@ def paper_code_box(module: str, paper: str, notebook: str, nbs_path='.'):
 
 # %% ../nbs/90_ledger.ipynb #06c24f5c
 def collect_errata(nbs_path) -> list[dict]:
-    "Markdown cells tagged `erratum` in the chapter notebooks: dicts with notebook, chapter and text."
+    """Markdown cells tagged `erratum` in the chapter notebooks: dicts with notebook, chapter and
+    text."""
     out = []
     for nb in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
         cells = json.loads(nb.read_text())['cells']
         for c in cells:
             if c['cell_type'] == 'markdown' and 'erratum' in c.get('metadata', {}).get('tags', []):
-                out.append(dict(notebook=nb.name, chapter=_title(cells), text=''.join(c['source']).strip()))
+                out.append(
+                    dict(notebook=nb.name, chapter=_title(cells),
+                         text=''.join(c['source']).strip()))
     return out

@@ -7,8 +7,8 @@ import numpy as np
 from .core import is_torch, check_params, check_symmetric, odeint
 
 # %% auto #0
-__all__ = ['augmentation_moments', 'check_linear_args', 'byol_flow', 'simsiam_flow', 'flow_rates', 'sgd_step', 'Trajectory',
-           'simulate', 'balance_matrix', 'balance_residual', 'no_stopgrad_flow', 'no_stopgrad_matrix']
+__all__ = ['METHODS', 'augmentation_moments', 'check_linear_args', 'byol_flow', 'simsiam_flow', 'flow_rates', 'sgd_step',
+           'Trajectory', 'simulate', 'balance_matrix', 'balance_residual', 'no_stopgrad_flow', 'no_stopgrad_matrix']
 
 # %% ../nbs/01_linear_model.ipynb #77369177
 #| paper: Lemma 1
@@ -18,9 +18,10 @@ def augmentation_moments(views) -> tuple[np.ndarray, np.ndarray]:
     normaliser, so both estimates are unbiased for any number of views."""
     v = np.asarray(views, dtype=float)
     if v.ndim != 3: raise ValueError(f"views must have shape (n_data, n_views, n0), got {v.shape}")
-    if v.shape[1] < 2: raise ValueError(f"views needs n_views >= 2 to estimate X', got {v.shape[1]}")
+    if v.shape[1] < 2:
+        raise ValueError(f"views needs n_views >= 2 to estimate X', got {v.shape[1]}")
     n, m, _ = v.shape
-    xbar = v.mean(axis=1)                                   # (n, n0): sample mean of the views
+    xbar = v.mean(axis=1)  # (n, n0): sample mean of the views
     dev = v - xbar[:, None, :]
     Xp = np.einsum('nvi,nvj->ij', dev, dev) / (n * (m - 1))
     # E[x̄ x̄ᵀ] from the sample mean of m views is biased by X'/m: remove it.
@@ -30,52 +31,67 @@ def augmentation_moments(views) -> tuple[np.ndarray, np.ndarray]:
 # %% ../nbs/01_linear_model.ipynb #8caad466
 #| paper: Lemma 1, Eq 2-4
 def check_linear_args(W, Wp, X, Xp, Wa=None):
-    "Validate shapes of the linear model: W (n1, n0), Wp (n1, n1), Wa like W, X and Xp symmetric (n0, n0)."
+    """Validate shapes of the linear model: W (n1, n0), Wp (n1, n1), Wa like W, X and Xp symmetric
+    (n0, n0)."""
     if W.ndim != 2: raise ValueError(f"W must be a matrix (n1, n0), got shape {tuple(W.shape)}")
     n1, n0 = W.shape
-    if tuple(Wp.shape) != (n1, n1): raise ValueError(f"Wp must be ({n1}, {n1}) to match W {tuple(W.shape)}, got {tuple(Wp.shape)}")
-    if Wa is not None and tuple(Wa.shape) != (n1, n0): raise ValueError(f"Wa must have W's shape {(n1, n0)}, got {tuple(Wa.shape)}")
-    check_symmetric('X', X, n0); check_symmetric('Xp', Xp, n0)
+    if tuple(Wp.shape) != (n1, n1):
+        raise ValueError(
+            f"Wp must be ({n1}, {n1}) to match W {tuple(W.shape)}, got {tuple(Wp.shape)}")
+    if Wa is not None and tuple(Wa.shape) != (n1, n0):
+        raise ValueError(f"Wa must have W's shape {(n1, n0)}, got {tuple(Wa.shape)}")
+    check_symmetric('X', X, n0)
+    check_symmetric('Xp', Xp, n0)
+
 
 def _byol_flow(W, Wp, Wa, X, Xp, alpha_p, beta, eta):
-    G = -Wp @ W @ (X + Xp) + Wa @ X                 # the bracket shared by Eqs 2 and 3
+    G = -Wp @ W @ (X + Xp) + Wa @ X  # the bracket shared by Eqs 2 and 3
     return Wp.T @ G - eta * W, alpha_p * G @ W.T - eta * Wp, beta * (W - Wa)
+
 
 def byol_flow(W, Wp, Wa, X, Xp, *, alpha_p=1.0, beta=1.0, eta=0.0):
     """Lemma 1, Eqs 3, 2, 4: the BYOL gradient flow. Returns (dW, dWp, dWa) -- online, predictor,
     target. Works on numpy arrays or torch tensors (W n1×n0, Wp n1×n1, Wa n1×n0, X and Xp n0×n0)."""
-    check_linear_args(W, Wp, X, Xp, Wa); check_params(alpha_p=alpha_p, beta=beta, eta=eta)
+    check_linear_args(W, Wp, X, Xp, Wa)
+    check_params(alpha_p=alpha_p, beta=beta, eta=eta)
     return _byol_flow(W, Wp, Wa, X, Xp, alpha_p, beta, eta)
+
 
 def simsiam_flow(W, Wp, X, Xp, *, alpha_p=1.0, eta=0.0):
     "Lemma 1 with W_a = W and the stop-gradient kept (SimSiam): returns (dW, dWp)."
-    check_linear_args(W, Wp, X, Xp); check_params(alpha_p=alpha_p, eta=eta)
+    check_linear_args(W, Wp, X, Xp)
+    check_params(alpha_p=alpha_p, eta=eta)
     dW, dWp, _ = _byol_flow(W, Wp, W, X, Xp, alpha_p, 0.0, eta)
     return dW, dWp
 
 # %% ../nbs/01_linear_model.ipynb #42b20316
 #| paper: Eq 2-4
-def flow_rates(lr, *, gamma_a=None, step_decay=None, weight_decay=None, pred_lr=None, momentum=0.0) -> dict:
+def flow_rates(lr, *, gamma_a=None, step_decay=None, weight_decay=None, pred_lr=None,
+               momentum=0.0) -> dict:
     """Translate discrete hyper-parameters into the flow's (Lemma 1). `lr` is α; the predictor's
     rate `pred_lr` is αα_p; the EMA gives αβ = 1 − γ_a; weight decay is either the paper's η̄ = αη
     (`step_decay`, the per-step shrink) or PyTorch's SGD `weight_decay` (per-step shrink α·wd, so
     η = wd). Momentum μ rescales α to α/(1−μ). Returns dict(alpha_p, beta, eta, lr_eff)."""
     if not (lr > 0): raise ValueError(f"lr must be > 0, got {lr}")
     if not (0 <= momentum < 1): raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-    if gamma_a is not None and not (0 <= gamma_a <= 1): raise ValueError(f"gamma_a must lie in [0, 1], got {gamma_a}")
+    if gamma_a is not None and not (0 <= gamma_a <= 1):
+        raise ValueError(f"gamma_a must lie in [0, 1], got {gamma_a}")
     if step_decay is not None and weight_decay is not None:
-        raise ValueError("give step_decay (the paper's η̄ = αη) or weight_decay (PyTorch's), not both")
+        raise ValueError(
+            "give step_decay (the paper's η̄ = αη) or weight_decay (PyTorch's), not both")
     for name, v in [('step_decay', step_decay), ('weight_decay', weight_decay)]:
         if v is not None and v < 0: raise ValueError(f"{name} must be >= 0, got {v}")
     a = lr / (1 - momentum)
-    eta = (step_decay / a if step_decay is not None else 0.0) if weight_decay is None else float(weight_decay)
+    eta = (step_decay /
+           a if step_decay is not None else 0.0) if weight_decay is None else float(weight_decay)
     return dict(alpha_p=(pred_lr if pred_lr is not None else lr) / lr,
                 beta=0.0 if gamma_a is None else (1 - gamma_a) / a, eta=eta, lr_eff=a)
 
+
 def sgd_step(W, Wp, Wa, grad_W, grad_Wp, *, lr, alpha_p=1.0, gamma_a=None, step_decay=0.0):
-    """One discrete BYOL step from (stochastic) gradients of Eq 1: W by plain SGD, W_p at rate lr·alpha_p,
-    both shrunk by the paper's per-step weight decay η̄ = `step_decay` (= αη, Eqs 2-3); then the target
-    by EMA W_a ← γ_a W_a + (1−γ_a) W. gamma_a=None means SimSiam (W_a = W)."""
+    """One discrete BYOL step from (stochastic) gradients of Eq 1: W by plain SGD, W_p at rate
+    lr·alpha_p, both shrunk by the paper's per-step weight decay η̄ = `step_decay` (= αη, Eqs
+    2-3); then the target by EMA W_a ← γ_a W_a + (1−γ_a) W. gamma_a=None means SimSiam (W_a = W)."""
     W_new = W - lr * grad_W - step_decay * W
     Wp_new = Wp - lr * alpha_p * grad_Wp - step_decay * Wp
     Wa_new = W_new if gamma_a is None else gamma_a * Wa + (1 - gamma_a) * W_new
@@ -91,27 +107,62 @@ class Trajectory:
     Wp: np.ndarray
     Wa: np.ndarray
 
-def simulate(W0, Wp0, X, Xp, t, *, Wa0=None, method='byol', alpha_p=1.0, beta=1.0, eta=0.0,
-             symmetric_predictor=False, rtol=1e-9, atol=1e-12) -> Trajectory:
-    """Integrate the linear model over the time grid t. method: 'byol' (Eqs 2-4; Wa0 defaults to W0),
-    'simsiam' (W_a = W, stop-gradient kept) or 'no_stopgrad' (Eq 6 for W, Eq 2 with W_a = W for W_p).
-    symmetric_predictor symmetrises dW_p (Assumption 3). Returns a `Trajectory`."""
-    W0, Wp0, X, Xp = (np.asarray(a, dtype=float) for a in (W0, Wp0, X, Xp))
+
+METHODS = ('byol', 'simsiam', 'no_stopgrad')
+
+
+def _predictor_rule(predictor, W0):
+    """W ↦ W_p for a fixed (n1, n1) matrix or a rule (a callable); checks the
+    rule's W_p at W0."""
+    if callable(predictor): rule = predictor
+    else:
+        P = np.asarray(predictor, dtype=float)
+        rule = lambda W: np.broadcast_to(P, W.shape[:-2] + P.shape)
+    n1 = len(W0)
+    if np.shape(rule(W0)) != (n1, n1):
+        raise ValueError(f"predictor must be a ({n1}, {n1}) matrix or give one, "
+                         f"got shape {np.shape(rule(W0))}")
+    return rule
+
+# %% ../nbs/01_linear_model.ipynb #f92a6bcc
+#| paper: Eq 2-4, Eq 6
+def simulate(W0, Wp0, X, Xp, t, *, Wa0=None, method='byol', alpha_p=1.0,
+             beta=1.0, eta=0.0, symmetric_predictor=False, predictor=None,
+             rtol=1e-9, atol=1e-12) -> Trajectory:
+    """Integrate the linear model over the time grid t. method: 'byol' (Eqs 2-4;
+    Wa0 defaults to W0), 'simsiam' (W_a = W, stop-gradient kept) or
+    'no_stopgrad' (Eq 6 for W, Eq 2 with W_a = W for W_p). The predictor is
+    learned from Wp0 by Eq 2 (symmetric_predictor symmetrises dW_p, Assumption
+    3), or, with Wp0=None, set by `predictor`: a fixed matrix (the identity
+    removes it) or a rule W ↦ W_p applied at every instant (chapter 5's
+    DirectPred; it must broadcast over leading axes). Returns a `Trajectory`."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if (Wp0 is None) == (predictor is None):
+        raise ValueError("give Wp0 (a learned predictor) or predictor "
+                         "(a fixed matrix or a rule W -> W_p), exactly one")
+    W0, X, Xp = (np.asarray(a, dtype=float) for a in (W0, X, Xp))
     Wa0 = W0.copy() if Wa0 is None else np.asarray(Wa0, dtype=float)
-    check_linear_args(W0, Wp0, X, Xp, Wa0); check_params(alpha_p=alpha_p, beta=beta, eta=eta)
-    if method not in ('byol', 'simsiam', 'no_stopgrad'):
-        raise ValueError(f"method must be 'byol', 'simsiam' or 'no_stopgrad', got {method!r}")
+    learned = predictor is None
+    check_linear_args(W0, np.asarray(Wp0 if learned else np.eye(len(W0))),
+                      X, Xp, Wa0)
+    check_params(alpha_p=alpha_p, beta=beta, eta=eta)
+    rule = None if learned else _predictor_rule(predictor, W0)
     sym = (lambda M: (M + M.T) / 2) if symmetric_predictor else (lambda M: M)
+    b = beta if method == 'byol' else 0.0
+
     def f(_, y):
-        W, Wp, Wa = y
-        if method == 'byol':
-            dW, dWp, dWa = _byol_flow(W, Wp, Wa, X, Xp, alpha_p, beta, eta)
-            return dW, sym(dWp), dWa
-        dW, dWp, _ = _byol_flow(W, Wp, W, X, Xp, alpha_p, 0.0, eta)
+        W, Wp, Wa = y if learned else (y[0], rule(y[0]), y[1])
+        if method != 'byol': Wa = W
+        dW, dWp, dWa = _byol_flow(W, Wp, Wa, X, Xp, alpha_p, b, eta)
         if method == 'no_stopgrad': dW = no_stopgrad_flow(W, Wp, X, Xp) - eta * W
-        return dW, sym(dWp), dW
-    W, Wp, Wa = odeint(f, (W0, Wp0, Wa0), t, rtol=rtol, atol=atol)
-    return Trajectory(np.asarray(t, dtype=float), W, Wp, Wa)
+        if method != 'byol': dWa = dW
+        return (dW, sym(dWp), dWa) if learned else (dW, dWa)
+
+    y0 = (W0, np.asarray(Wp0, dtype=float), Wa0) if learned else (W0, Wa0)
+    y = odeint(f, y0, t, rtol=rtol, atol=atol)
+    Wp = y[1] if learned else rule(y[0])
+    return Trajectory(np.asarray(t, dtype=float), y[0], Wp, y[-1])
 
 # %% ../nbs/01_linear_model.ipynb #7e9573a4
 #| paper: Theorem 1, Eq 5
@@ -119,6 +170,7 @@ def balance_matrix(W, Wp, *, alpha_p=1.0):
     "D = W Wᵀ − α_p⁻¹ W_pᵀ W_p, batched over leading axes (Theorem 1: D(t) = e^{−2ηt} C)."
     W, Wp = np.asarray(W), np.asarray(Wp)
     return W @ np.swapaxes(W, -1, -2) - np.swapaxes(Wp, -1, -2) @ Wp / alpha_p
+
 
 def balance_residual(traj: Trajectory, *, alpha_p=1.0, eta=0.0) -> np.ndarray:
     """‖W Wᵀ − α_p⁻¹ W_pᵀ W_p − e^{−2ηt} C‖_F / ‖C‖_F along a trajectory, C from t = t[0] (Eq 5)."""
@@ -130,16 +182,19 @@ def balance_residual(traj: Trajectory, *, alpha_p=1.0, eta=0.0) -> np.ndarray:
 # %% ../nbs/01_linear_model.ipynb #12eabb79
 #| paper: Theorem 2, Eq 6
 def no_stopgrad_flow(W, Wp, X, Xp):
-    """Theorem 2 (Eq 49, matrix form of Eq 6): dW when W_a = W and the target branch is not detached,
-    dW = −(W_pᵀW_p + I) W X' − (W_p − I)ᵀ(W_p − I) W X. No weight decay."""
+    """Theorem 2 (Eq 49, matrix form of Eq 6): dW when W_a = W and the target branch is not
+    detached, dW = −(W_pᵀW_p + I) W X' − (W_p − I)ᵀ(W_p − I) W X. No weight decay."""
     check_linear_args(W, Wp, X, Xp)
-    I = np.eye(Wp.shape[0]) if not is_torch(Wp) else __import__('torch').eye(Wp.shape[0], dtype=Wp.dtype)
+    I = np.eye(Wp.shape[0]) if not is_torch(Wp) else __import__('torch').eye(
+        Wp.shape[0], dtype=Wp.dtype)
     Wt = Wp - I
     return -(Wp.T @ Wp + I) @ W @ Xp - Wt.T @ Wt @ W @ X
+
 
 def no_stopgrad_matrix(Wp, X, Xp):
     """The matrix M of Eq 6: d vec(W)/dt = −M vec(W), vec stacking columns (Fortran order):
     M = X' ⊗ (W_pᵀW_p + I) + X ⊗ (W_p − I)ᵀ(W_p − I)."""
     Wp, X, Xp = (np.asarray(a, dtype=float) for a in (Wp, X, Xp))
-    I = np.eye(Wp.shape[0]); Wt = Wp - I
+    I = np.eye(Wp.shape[0])
+    Wt = Wp - I
     return np.kron(Xp, Wp.T @ Wp + I) + np.kron(X, Wt.T @ Wt)

@@ -17,9 +17,11 @@ __all__ = ['CONVNET_PLANS', 'CONVNET_POOL', 'BACKBONES', 'PREDICTORS', 'resnet18
 
 # %% ../nbs/07_models.ipynb #87671d79
 def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
-    """torchvision's ResNet-18 without its classifier (output: the pooled 512-d features). stem='imagenet' keeps
-    the 7×7 stride-2 convolution and max-pool (STL-10); 'cifar' uses a 3×3 stride-1 convolution, no max-pool."""
-    if stem not in ('cifar', 'imagenet'): raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+    """torchvision's ResNet-18 without its classifier (output: the pooled 512-d features).
+    stem='imagenet' keeps the 7×7 stride-2 convolution and max-pool (STL-10); 'cifar' uses a 3×3
+    stride-1 convolution, no max-pool."""
+    if stem not in ('cifar', 'imagenet'):
+        raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
     net = torchvision.models.resnet18()
     if stem == 'cifar':
         net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
@@ -32,33 +34,45 @@ def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
 
 # %% ../nbs/07_models.ipynb #6a1f0c2e
 class ConvNet(nn.Module):
-    """3×3 conv-BN-ReLU layers given as (channels, stride), then average pooling to a `pool`×`pool` grid,
-    flattened → (B, last channels · pool²)."""
+    """3×3 conv-BN-ReLU layers given as (channels, stride), then average pooling to a `pool`×`pool`
+    grid, flattened → (B, last channels · pool²)."""
     def __init__(self, plan, in_channels=1, pool=1):
         super().__init__()
         layers, cin = [], in_channels
         for cout, stride in plan:
-            layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+            layers += [
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU()
+            ]
             cin = cout
         self.net, self.pool, self.out_dim = nn.Sequential(*layers), pool, cin * pool * pool
-    def forward(self, x): return F.adaptive_avg_pool2d(self.net(x), self.pool).flatten(1)
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(self.net(x), self.pool).flatten(1)
+
 
 CONVNET_PLANS = {
-    'small': lambda w: [(w, 1), (2 * w, 2), (4 * w, 1)],                        # digits: 8×8 → 4×4
-    'convnet28': lambda w: [(w, 1), (2 * w, 2), (2 * w, 1), (4 * w, 2), (4 * w, 1)],   # 28×28 → 14 → 7
+    'small': lambda w: [(w, 1), (2 * w, 2), (4 * w, 1)],  # digits: 8×8 → 4×4
+    'convnet28': lambda w: [(w, 1), (2 * w, 2), (2 * w, 1), (4 * w, 2),
+                            (4 * w, 1)],  # 28×28 → 14 → 7
 }
 CONVNET_PLANS['convnet28-gap'] = CONVNET_PLANS['convnet28']
-CONVNET_POOL = {'small': 1, 'convnet28': 2, 'convnet28-gap': 1}     # convnet28: a 2×2 grid of 7×7 averages
+CONVNET_POOL = {'small': 1, 'convnet28': 2,
+                'convnet28-gap': 1}  # convnet28: a 2×2 grid of 7×7 averages
 
 # %% ../nbs/07_models.ipynb #1b9e0c71
 BACKBONES = ('resnet18', 'resnet18-imagenet', *CONVNET_PLANS)
 
+
 def make_backbone(name, *, width=32, in_channels=3) -> nn.Module:
-    """A backbone by name: 'resnet18' (CIFAR stem), 'resnet18-imagenet' (ImageNet/STL stem), or a `ConvNet`
-    preset ('small', 'convnet28') whose first layer has `width` channels. ResNet-18 has the standard width."""
+    """A backbone by name: 'resnet18' (CIFAR stem), 'resnet18-imagenet' (ImageNet/STL stem), or a
+    `ConvNet` preset ('small', 'convnet28') whose first layer has `width` channels. ResNet-18 has
+    the standard width."""
     if name not in BACKBONES: raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}")
     if name.startswith('resnet18'):
-        return resnet18(stem='imagenet' if name.endswith('imagenet') else 'cifar', in_channels=in_channels)
+        return resnet18(stem='imagenet' if name.endswith('imagenet') else 'cifar',
+                        in_channels=in_channels)
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be an integer >= 1, got {width!r}")
     return ConvNet(CONVNET_PLANS[name](width), in_channels, CONVNET_POOL[name])
@@ -66,8 +80,8 @@ def make_backbone(name, *, width=32, in_channels=3) -> nn.Module:
 # %% ../nbs/07_models.ipynb #d2815b77
 def projector(in_dim, hidden=512, out=128, *, bn_affine=True) -> nn.Sequential:
     "The 2-layer projector MLP (Appendix C): in → hidden → BN → ReLU → out."
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden, affine=bn_affine), nn.ReLU(),
-                         nn.Linear(hidden, out))
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden, affine=bn_affine),
+                         nn.ReLU(), nn.Linear(hidden, out))
 
 # %% ../nbs/07_models.ipynb #c371468f
 #| paper: Assumption 3
@@ -75,44 +89,61 @@ class LinearPredictor(nn.Linear):
     "The linear predictor W_p (d × d); `init_scale` multiplies PyTorch's default initialisation."
     def __init__(self, dim, *, bias=False, init_scale=1.0):
         super().__init__(dim, dim, bias=bias)
-        with torch.no_grad(): self.weight.mul_(init_scale)
-    def matrix(self): return self.weight.detach()
+        with torch.no_grad():
+            self.weight.mul_(init_scale)
+
+    def matrix(self):
+        return self.weight.detach()
+
 
 class _Symmetric(nn.Module):
-    def forward(self, A): return (A + A.T) / 2
+    def forward(self, A):
+        return (A + A.T) / 2
+
 
 class SymmetricPredictor(LinearPredictor):
     "A linear W_p parametrised as (A + Aᵀ)/2: symmetric at every moment (Assumption 3)."
     def __init__(self, dim, *, bias=False, init_scale=1.0):
         super().__init__(dim, bias=bias, init_scale=init_scale)
-        with torch.no_grad(): self.weight.copy_((self.weight + self.weight.T) / 2)
+        with torch.no_grad():
+            self.weight.copy_((self.weight + self.weight.T) / 2)
         parametrize.register_parametrization(self, 'weight', _Symmetric())
+
 
 class NoPredictor(nn.Identity):
     "No predictor: W_p = I (no parameters, no options)."
-    def __init__(self, dim): super().__init__()
-    def matrix(self): return None
+    def __init__(self, dim):
+        super().__init__()
+
+    def matrix(self):
+        return None
 
 # %% ../nbs/07_models.ipynb #0e3b7a41
 class TwoLayerPredictor(nn.Module):
-    """Linear(d, h) → BN → ReLU → Linear(h, d); `symmetric=True` ties the second weight to the first's
-    transpose; `bn_affine=False` is the official configuration's BatchNorm without scale and shift."""
+    """Linear(d, h) → BN → ReLU → Linear(h, d); `symmetric=True` ties the second weight to the
+    first's transpose; `bn_affine=False` is the official configuration's BatchNorm without scale
+    and shift."""
     def __init__(self, dim, *, hidden=512, bias=False, symmetric=False, bn_affine=True):
         super().__init__()
-        self.l1, self.bn = nn.Linear(dim, hidden, bias=bias), nn.BatchNorm1d(hidden, affine=bn_affine)
+        self.l1, self.bn = nn.Linear(dim, hidden,
+                                     bias=bias), nn.BatchNorm1d(hidden, affine=bn_affine)
         self.symmetric = symmetric
         if symmetric: self.bias2 = nn.Parameter(torch.zeros(dim)) if bias else None
         else: self.l2 = nn.Linear(hidden, dim, bias=bias)
+
     def forward(self, f):
         h = F.relu(self.bn(self.l1(f)))
         return F.linear(h, self.l1.weight.T, self.bias2) if self.symmetric else self.l2(h)
-    def matrix(self): return None
+
+    def matrix(self):
+        return None
 
 # %% ../nbs/07_models.ipynb #2c61f7d4
 #| paper: Table 1
 class OptimalPredictor(nn.Module):
-    """Table 1's plug-in predictor: W_p = sym(C)(F̂ + λI)⁻¹, F̂ and C the moving averages (Eq 19) of E[ffᵀ]
-    and E[f_a fᵀ], re-solved every `every` steps of `observe(f, f_a)`. No trainable parameters."""
+    """Table 1's plug-in predictor: W_p = sym(C)(F̂ + λI)⁻¹, F̂ and C the moving averages (Eq 19) of
+    E[ffᵀ] and E[f_a fᵀ], re-solved every `every` steps of `observe(f, f_a)`. No trainable
+    parameters."""
     def __init__(self, dim, *, every=1, rho=0.3, ridge=0.01):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -120,43 +151,54 @@ class OptimalPredictor(nn.Module):
         if not 0 <= rho < 1: raise ValueError(f"rho must be in [0, 1), got {rho}")
         if not ridge > 0: raise ValueError(f"ridge must be > 0, got {ridge}")
         self.dim, self.every, self.rho, self.ridge = dim, every, rho, ridge
-        for name, v in [('F', torch.zeros(dim, dim)), ('C', torch.zeros(dim, dim)), ('weight', torch.eye(dim)),
-                        ('steps', torch.zeros((), dtype=torch.long))]:
+        for name, v in [('F', torch.zeros(dim, dim)), ('C', torch.zeros(dim, dim)),
+                        ('weight', torch.eye(dim)), ('steps', torch.zeros((), dtype=torch.long))]:
             self.register_buffer(name, v)
 
     @torch.no_grad()
     def observe(self, f, fa):
-        "One step's predictor inputs f and targets f_a (rows paired): update F̂ and C, re-solve when due."
+        """One step's predictor inputs f and targets f_a (rows paired): update F̂ and C, re-solve
+        when due."""
         f, fa, first = f.detach().float(), fa.detach().float(), self.steps == 0
         self.F.copy_(moving_average(self.F, f.T @ f / len(f), self.rho, first))
         self.C.copy_(moving_average(self.C, fa.T @ f / len(f), self.rho, first))
         if int(self.steps) % self.every == 0:
             A = (self.F + self.ridge * torch.eye(self.dim, device=f.device)).double()
             Csym = ((self.C + self.C.T) / 2).double()
-            self.weight.copy_(torch.linalg.solve(A, Csym.T).T.float())     # sym(C) A⁻¹ (A symmetric)
+            self.weight.copy_(torch.linalg.solve(A, Csym.T).T.float())  # sym(C) A⁻¹ (A symmetric)
         self.steps += 1
 
-    def forward(self, f): return f @ self.weight.clone().T.to(f.dtype)    # a copy: observe() re-solves in place
-    def matrix(self): return self.weight.detach()
+    def forward(self, f):
+        return f @ self.weight.clone().T.to(f.dtype)  # a copy: observe() re-solves in place
+
+    def matrix(self):
+        return self.weight.detach()
 
 # %% ../nbs/07_models.ipynb #1f6b8a37
-PREDICTORS = {'linear': LinearPredictor, 'sym': SymmetricPredictor, 'two-layer': TwoLayerPredictor,
-              'directpred': DirectPredictor, 'optimal': OptimalPredictor, 'none': NoPredictor}
+PREDICTORS = {
+    'linear': LinearPredictor, 'sym': SymmetricPredictor, 'two-layer': TwoLayerPredictor,
+    'directpred': DirectPredictor, 'optimal': OptimalPredictor, 'none': NoPredictor
+}
+
 
 def predictor_options(name) -> dict:
     "The options of predictor `name` with their defaults (its class's keyword-only arguments)."
-    if name not in PREDICTORS: raise ValueError(f"predictor must be one of {tuple(PREDICTORS)}, got {name!r}")
+    if name not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {tuple(PREDICTORS)}, got {name!r}")
     params = inspect.signature(PREDICTORS[name]).parameters.values()
     return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
 
+
 def make_predictor(name, dim, **options) -> nn.Module:
-    "The predictor `name` on d = `dim` features with the given options (an option it lacks is an error)."
+    """The predictor `name` on d = `dim` features with the given options (an option it lacks is an
+    error)."""
     allowed = predictor_options(name)
     for k in options:
         if k not in allowed:
             raise ValueError(f"{k} is not an option of predictor {name!r} "
                              f"(its options: {', '.join(allowed) or 'none'})")
     return PREDICTORS[name](dim, **options)
+
 
 def predictor_matrix(p):
     "The (d, d) map W_p a predictor will use next (partitioned DirectPred: the average), or None."

@@ -17,52 +17,63 @@ def _mode_flow(p, s, tau, alpha_p, beta, eta, sigma2):
     g = tau - (1 + sigma2) * p
     return alpha_p * s * g - eta * p, 2 * s * (p * g - eta), beta * (1 - tau) - tau * (p * g - eta)
 
+
 def mode_flow(p, s, tau, *, alpha_p, beta, eta, sigma2):
     """Eqs 11-13 for each eigen-mode: returns (dp, ds, dtau), dτ being Eq 13 divided by s.
     Broadcasts over numpy arrays of p, s, tau and of the hyper-parameters."""
     check_params(alpha_p=alpha_p, beta=beta, eta=eta, sigma2=sigma2)
-    return _mode_flow(np.asarray(p, float), np.asarray(s, float), np.asarray(tau, float), alpha_p, beta, eta, sigma2)
+    return _mode_flow(np.asarray(p, float), np.asarray(s, float), np.asarray(tau, float), alpha_p,
+                      beta, eta, sigma2)
 
 # %% ../nbs/03_mode_dynamics.ipynb #926b4062
 #| paper: Eq 14
 def mode_constant(p0, s0, *, alpha_p=1.0):
     "c_j of Eq 14, fixed by the initial condition: c_j = s_j(0) − α_p⁻¹ p_j(0)²."
-    return np.asarray(s0, float) - np.asarray(p0, float) ** 2 / alpha_p
+    return np.asarray(s0, float) - np.asarray(p0, float)**2 / alpha_p
+
 
 def eq14_residual(traj, *, alpha_p=1.0, eta=0.0) -> np.ndarray:
-    """|s − α_p⁻¹p² − e^{−2ηt}c| / (|s| + α_p⁻¹p² + |c|) along a `ModeTrajectory` (Eq 14): zero for an exact solution."""
+    """|s − α_p⁻¹p² − e^{−2ηt}c| / (|s| + α_p⁻¹p² + |c|) along a `ModeTrajectory` (Eq 14): zero for
+    an exact solution."""
     c = mode_constant(traj.p[0], traj.s[0], alpha_p=alpha_p)
-    decay = np.exp(-2 * eta * (traj.t - traj.t[0])).reshape((-1,) + (1,) * c.ndim)
-    scale = np.abs(traj.s) + traj.p ** 2 / alpha_p + np.abs(c)
-    return np.abs(traj.s - traj.p ** 2 / alpha_p - decay * c) / np.maximum(scale, 1e-300)
+    decay = np.exp(-2 * eta * (traj.t - traj.t[0])).reshape((-1, ) + (1, ) * c.ndim)
+    scale = np.abs(traj.s) + traj.p**2 / alpha_p + np.abs(c)
+    return np.abs(traj.s - traj.p**2 / alpha_p - decay * c) / np.maximum(scale, 1e-300)
 
 # %% ../nbs/03_mode_dynamics.ipynb #47a461d0
 #| paper: Eq 11-13
 @dataclass
 class ModeTrajectory:
-    "Solutions of Eqs 11-13: `p`, `s`, `tau` shaped (len(t),) + the broadcast shape of the initial conditions."
+    """Solutions of Eqs 11-13: `p`, `s`, `tau` shaped (len(t),) + the broadcast shape of the initial
+    conditions."""
     t: np.ndarray
     p: np.ndarray
     s: np.ndarray
     tau: np.ndarray
 
+
 def integrate_modes(p0, s0, t, *, tau0=1.0, alpha_p=1.0, beta=0.0, eta=0.0, sigma2=0.0, ema=False,
                     rtol=1e-9, atol=1e-12) -> ModeTrajectory:
-    """Integrate Eqs 11-13 for a batch of modes over the time grid t. p0, s0, tau0 and the hyper-parameters
-    broadcast together (so a grid over α_p or η is one call); ema=False keeps τ ≡ tau0 (SimSiam for tau0 = 1), ema=True evolves τ by Eq 13 at rate beta."""
+    """Integrate Eqs 11-13 for a batch of modes over the time grid t. p0, s0, tau0 and the
+    hyper-parameters broadcast together (so a grid over α_p or η is one call); ema=False keeps τ
+    ≡ tau0 (SimSiam for tau0 = 1), ema=True evolves τ by Eq 13 at rate beta."""
     check_params(alpha_p=alpha_p, beta=beta, eta=eta, sigma2=sigma2)
     shape = np.broadcast_shapes(*(np.shape(a) for a in (p0, s0, tau0, alpha_p, beta, eta, sigma2)))
-    p0, s0, tau0 = (np.broadcast_to(np.asarray(a, dtype=float), shape).copy() for a in (p0, s0, tau0))
+    p0, s0, tau0 = (np.broadcast_to(np.asarray(a, dtype=float), shape).copy()
+                    for a in (p0, s0, tau0))
     for name, a in [('p0', p0), ('s0', s0), ('tau0', tau0)]:
         if not np.all(np.isfinite(a)): raise ValueError(f"{name} must be finite")
-    if np.any(s0 < 0): raise ValueError("s0 must be >= 0 (s_j is an eigenvalue of the PSD matrix F)")
+    if np.any(s0 < 0):
+        raise ValueError("s0 must be >= 0 (s_j is an eigenvalue of the PSD matrix F)")
     if ema:
         f = lambda _, y: _mode_flow(y[0], y[1], y[2], alpha_p, beta, eta, sigma2)
         p, s, tau = odeint(f, (p0, s0, tau0), t, rtol=rtol, atol=atol)
     else:
+
         def f(_, y):
             dp, ds, _ = _mode_flow(y[0], y[1], tau0, alpha_p, 0.0, eta, sigma2)
             return dp, ds
+
         p, s = odeint(f, (p0, s0), t, rtol=rtol, atol=atol)
         tau = np.broadcast_to(tau0, p.shape).copy()
     return ModeTrajectory(np.asarray(t, dtype=float), p, s, tau)
@@ -73,31 +84,35 @@ def fixed_points(tau, eta, sigma2=0.0):
     """The non-collapsed fixed points (p*₋, p*₊) of Eq 16, broadcasting over arrays; NaN where
     η > τ²/(4(1+σ²)) or τ ≤ 0 (no non-collapsed fixed point)."""
     check_params(eta=eta, sigma2=sigma2)
-    tau, eta, sigma2 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (tau, eta, sigma2)))
+    tau, eta, sigma2 = np.broadcast_arrays(*(np.asarray(a, dtype=float)
+                                             for a in (tau, eta, sigma2)))
     if not np.all(np.isfinite(tau)): raise ValueError("tau must be finite")
-    disc = tau ** 2 - 4 * eta * (1 + sigma2)
+    disc = tau**2 - 4 * eta * (1 + sigma2)
     ok = (disc >= 0) & (tau > 0)
     root = np.sqrt(np.where(ok, disc, 0.0))
     pm = np.where(ok, (tau - root) / (2 * (1 + sigma2)), np.nan)
     pp = np.where(ok, (tau + root) / (2 * (1 + sigma2)), np.nan)
     return (pm[()], pp[()])
 
+
 def eq16_rhs(p, *, tau=1.0, eta=0.0, sigma2=0.0):
     "ṗ on the invariant parabola (Eq 16): p²[τ − (1+σ²)p] − ηp."
     p = np.asarray(p, float)
-    return p ** 2 * (tau - (1 + sigma2) * p) - eta * p
+    return p**2 * (tau - (1 + sigma2) * p) - eta * p
 
 # %% ../nbs/03_mode_dynamics.ipynb #aa5a35ae
 #| paper: Eq 9, Eq 17
 def mode_K(p, s, tau, *, alpha_p=1.0, eta=0.0, sigma2=0.0):
     "K_j, the eigenvalue of Eq 9's K on mode j when W_p and F are aligned."
     p, s, tau = (np.asarray(a, float) for a in (p, s, tau))
-    return (1 + sigma2) * (alpha_p / 2 * s + p ** 2 - tau / (1 + sigma2) * p) + 1.5 * eta
+    return (1 + sigma2) * (alpha_p / 2 * s + p**2 - tau / (1 + sigma2) * p) + 1.5 * eta
+
 
 def mode_delta(p, tau, *, eta=0.0, sigma2=0.0):
     "Δ_j = p_j[τ − (1+σ²)p_j] − η, the growth rate of Eq 16 (ṗ_j = p_j Δ_j on the parabola)."
     p, tau = np.asarray(p, float), np.asarray(tau, float)
     return p * (tau - (1 + sigma2) * p) - eta
+
 
 def eq17_bound(s, *, alpha_p=1.0, eta=0.0, sigma2=0.0):
     "The right-hand side of Eq 17: ½[α_p(1+σ²)s_j + η]; K_j > 0 ⇔ Δ_j below it."
@@ -116,52 +131,70 @@ def mode_jacobian(p, s, tau=1.0, *, alpha_p=1.0, eta=0.0, sigma2=0.0):
     J[..., 1, 1] = 2 * p * g - 2 * eta
     return J
 
+
 def classify(J, tol=1e-9) -> str:
-    "'stable', 'unstable' or 'saddle' from a Jacobian's eigenvalues; zero eigenvalues (lines of fixed points) are ignored."
+    """'stable', 'unstable' or 'saddle' from a Jacobian's eigenvalues; zero eigenvalues (lines of
+    fixed points) are ignored."""
     ev = np.linalg.eigvals(J).real
     ev = ev[np.abs(ev) > tol]
     if len(ev) == 0: return 'degenerate'
     return 'stable' if np.all(ev < 0) else 'unstable' if np.all(ev > 0) else 'saddle'
 
-def mode_fixed_points(*, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0) -> list[tuple[float, float, str]]:
-    "Isolated fixed points (p, s, kind) of Eqs 11-12 at fixed τ when η > 0: the origin and p*± on the parabola."
+
+def mode_fixed_points(*, tau=1.0, alpha_p=1.0, eta=0.0,
+                      sigma2=0.0) -> list[tuple[float, float, str]]:
+    """Isolated fixed points (p, s, kind) of Eqs 11-12 at fixed τ when η > 0: the origin and p*± on
+    the parabola."""
     pts = [(0.0, 0.0)]
     for ps in fixed_points(tau, eta, sigma2):
-        if np.isfinite(ps) and ps > 0: pts.append((float(ps), float(ps) ** 2 / alpha_p))
-    return [(p, s, classify(mode_jacobian(p, s, tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2))) for p, s in pts]
+        if np.isfinite(ps) and ps > 0: pts.append((float(ps), float(ps)**2 / alpha_p))
+    return [(p, s, classify(mode_jacobian(p, s, tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)))
+            for p, s in pts]
+
 
 STABILITY_COLORS = {'stable': 'red', 'unstable': 'green', 'saddle': 'black', 'degenerate': 'gray'}
 
-def phase_portrait(ax=None, *, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0, p_range=(-1.0, 2.0), s_range=(0.0, 2.0),
-                   density=1.2, trajectories=None, t_max=60.0):
-    """Draw the (p_j, s_j) flow of Eqs 11-12 at fixed τ: stream lines, fixed points coloured by stability
-    (red stable, green unstable, black saddle), the invariant parabola s = p²/α_p (dashed), and optional
-    trajectories from the initial conditions `trajectories` = [(p0, s0), ...]. Returns the axes."""
+# %% ../nbs/03_mode_dynamics.ipynb #4d1ec45e
+#| paper: Fig 3, Fig 4
+def phase_portrait(ax=None, *, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0, p_range=(-1.0, 2.0),
+                   s_range=(0.0, 2.0), density=1.2, trajectories=None, t_max=60.0):
+    """Draw the (p_j, s_j) flow of Eqs 11-12 at fixed τ: stream lines, fixed points coloured by
+    stability (red stable, green unstable, black saddle), the invariant parabola s = p²/α_p
+    (dashed), and optional trajectories from the initial conditions `trajectories` = [(p0, s0),
+    ...]. Returns the axes."""
     import matplotlib.pyplot as plt
     ax = ax or plt.gca()
     P, S = np.meshgrid(np.linspace(*p_range, 120), np.linspace(*s_range, 120))
     dP, dS, _ = _mode_flow(P, S, tau, alpha_p, 0.0, eta, sigma2)
     ax.streamplot(P, S, dP, dS, color='#4a7fc1', density=density, linewidth=0.7, arrowsize=0.8)
     pg = np.linspace(*p_range, 400)
-    ax.plot(pg, pg ** 2 / alpha_p, 'k--', lw=1.3, label=r'$s = p^2/\alpha_p$')
+    ax.plot(pg, pg**2 / alpha_p, 'k--', lw=1.3, label=r'$s = p^2/\alpha_p$')
     if eta == 0:
-        p_line = np.linspace(*p_range, 301)            # collapsed branch s = 0
-        kinds = [classify(mode_jacobian(p, 0.0, tau, alpha_p=alpha_p, sigma2=sigma2)) for p in p_line]
+        p_line = np.linspace(*p_range, 301)  # collapsed branch s = 0
+        kinds = [
+            classify(mode_jacobian(p, 0.0, tau, alpha_p=alpha_p, sigma2=sigma2)) for p in p_line
+        ]
         s_line = np.linspace(max(s_range[0], 1e-3), s_range[1], 101)
-        p_nc = tau / (1 + sigma2)                      # non-collapsed branch p = τ/(1+σ²)
-        kinds_nc = [classify(mode_jacobian(p_nc, s, tau, alpha_p=alpha_p, sigma2=sigma2)) for s in s_line]
-        for xs, ys, ks in [(p_line, np.zeros_like(p_line), kinds), (np.full_like(s_line, p_nc), s_line, kinds_nc)]:
+        p_nc = tau / (1 + sigma2)  # non-collapsed branch p = τ/(1+σ²)
+        kinds_nc = [
+            classify(mode_jacobian(p_nc, s, tau, alpha_p=alpha_p, sigma2=sigma2)) for s in s_line
+        ]
+        for xs, ys, ks in [(p_line, np.zeros_like(p_line), kinds),
+                           (np.full_like(s_line, p_nc), s_line, kinds_nc)]:
             for k in set(ks):
                 m = np.array([kk == k for kk in ks])
-                ax.plot(np.where(m, xs, np.nan), np.where(m, ys, np.nan), color=STABILITY_COLORS[k], lw=3, solid_capstyle='butt')
+                ax.plot(np.where(m, xs, np.nan), np.where(m, ys, np.nan), color=STABILITY_COLORS[k],
+                        lw=3, solid_capstyle='butt')
     else:
         for p, s, k in mode_fixed_points(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2):
             ax.plot(p, s, 'o', color=STABILITY_COLORS[k], ms=9, mec='k', zorder=5)
     if trajectories is not None:
         p0, s0 = np.asarray(trajectories, float).T
-        tr = integrate_modes(p0, s0, np.linspace(0, t_max, 400), tau0=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
+        tr = integrate_modes(p0, s0, np.linspace(0, t_max, 400), tau0=tau, alpha_p=alpha_p, eta=eta,
+                             sigma2=sigma2)
         ax.plot(tr.p, tr.s, color='orange', lw=1.5)
-    ax.set(xlim=p_range, ylim=s_range, xlabel='$p_j$ (predictor eigenvalue)', ylabel='$s_j$ (eigenvalue of $F$)')
+    ax.set(xlim=p_range, ylim=s_range, xlabel='$p_j$ (predictor eigenvalue)',
+           ylabel='$s_j$ (eigenvalue of $F$)')
     return ax
 
 # %% ../nbs/03_mode_dynamics.ipynb #dda41493
@@ -169,10 +202,15 @@ def interactive_phase_portrait():
     "Fig 3 with ipywidgets sliders for η, α_p, σ² and τ (for Jupyter / Colab)."
     import ipywidgets as w
     import matplotlib.pyplot as plt
+
     def draw(eta=0.01, alpha_p=1.0, sigma2=0.0, tau=1.0):
         fig, ax = plt.subplots(figsize=(6, 4.5))
         phase_portrait(ax, tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
-        ax.set_title(f'η={eta:.3f}, α_p={alpha_p:.2f}, σ²={sigma2:.2f}, τ={tau:.2f}'); plt.show()
-    return w.interact(draw, eta=w.FloatSlider(value=0.01, min=0, max=0.5, step=0.005, readout_format='.3f'),
-                      alpha_p=w.FloatLogSlider(value=1, base=10, min=-1, max=1), sigma2=w.FloatSlider(value=0, min=0, max=2, step=0.05),
-                      tau=w.FloatSlider(value=1, min=0.05, max=1, step=0.05))
+        ax.set_title(f'η={eta:.3f}, α_p={alpha_p:.2f}, σ²={sigma2:.2f}, τ={tau:.2f}')
+        plt.show()
+
+    return w.interact(
+        draw, eta=w.FloatSlider(value=0.01, min=0, max=0.5, step=0.005, readout_format='.3f'),
+        alpha_p=w.FloatLogSlider(value=1, base=10, min=-1,
+                                 max=1), sigma2=w.FloatSlider(value=0, min=0, max=2, step=0.05),
+        tau=w.FloatSlider(value=1, min=0.05, max=1, step=0.05))

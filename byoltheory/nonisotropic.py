@@ -4,8 +4,8 @@
 from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
-from .core import check_params, check_symmetric, odeint
-from .linear import augmentation_moments, simulate, Trajectory, _byol_flow
+from .core import check_params, check_symmetric
+from .linear import augmentation_moments, simulate, Trajectory
 from .modes import classify, STABILITY_COLORS
 
 # %% auto #0
@@ -15,28 +15,41 @@ __all__ = ['PSD_TOL', 'check_correlations', 'view_correlations', 'learned_subspa
 
 # %% ../nbs/04_nonisotropic.ipynb #ee7890c7
 #| paper: Eq 94-96
-PSD_TOL = 3e-2   # eigenvalues above -PSD_TOL·λ_max(Σˢ) count as non-negative: a Monte-Carlo estimate of a
-#                 singular Σᵈ from 50,000 draws has entries off by ~1 % of λ_max, so its null space dips a few % below 0
+# Eigenvalues above -PSD_TOL·λ_max(Σˢ) count as non-negative: a Monte-Carlo estimate of a singular
+# Σᵈ from 50,000 draws has entries off by ~1 % of λ_max, so its null space dips a few % below 0.
+PSD_TOL = 3e-2
+
 
 def check_correlations(Sigma_s, Sigma_d):
-    """Validate a pair (Σˢ, Σᵈ): symmetric, same shape, Σˢ positive definite (Eq 97 inverts it), Σᵈ = X and
-    Σˢ − Σᵈ = X' positive semi-definite (up to PSD_TOL·λ_max(Σˢ)). Returns them as float arrays."""
+    """Validate a pair (Σˢ, Σᵈ): symmetric, same shape, Σˢ positive definite (Eq 97 inverts it), Σᵈ
+    = X and Σˢ − Σᵈ = X' positive semi-definite (up to PSD_TOL·λ_max(Σˢ)). Returns them as float
+    arrays."""
     Ss, Sd = np.asarray(Sigma_s, dtype=float), np.asarray(Sigma_d, dtype=float)
     check_symmetric('Sigma_s', Ss)
-    if Sd.shape != Ss.shape: raise ValueError(f"Sigma_d must have Sigma_s's shape {Ss.shape}, got {Sd.shape}")
+    if Sd.shape != Ss.shape:
+        raise ValueError(f"Sigma_d must have Sigma_s's shape {Ss.shape}, got {Sd.shape}")
     check_symmetric('Sigma_d', Sd)
     ev_s = np.linalg.eigvalsh(Ss)
     if not np.all(np.isfinite(ev_s)) or ev_s[0] <= 0:
-        raise ValueError(f"Sigma_s must be positive definite (Eq 97 uses its inverse); smallest eigenvalue {ev_s[0]:.3g}")
+        raise ValueError(
+            "Sigma_s must be positive definite (Eq 97 uses its inverse); smallest eigenvalue "
+            f"{ev_s[0]:.3g}"
+        )
     tol = PSD_TOL * ev_s[-1]
     for name, M in [('Sigma_d', Sd), ('Sigma_s - Sigma_d', Ss - Sd)]:
         lo = np.linalg.eigvalsh(M)[0]
-        if lo < -tol: raise ValueError(f"{name} must be positive semi-definite (a correlation / covariance); smallest eigenvalue {lo:.3g}")
+        if lo < -tol:
+            raise ValueError(
+                f"{name} must be positive semi-definite (a correlation / covariance); smallest "
+                f"eigenvalue {lo:.3g}"
+            )
     return Ss, Sd
 
+
 def view_correlations(views) -> tuple[np.ndarray, np.ndarray]:
-    """(Σˢ, Σᵈ) = (X + X', X) estimated from augmented views shaped (n_data, n_views, n0), n_views ≥ 2:
-    the same-view and different-view correlations of Appendix D. Unbiased (via `augmentation_moments`)."""
+    """(Σˢ, Σᵈ) = (X + X', X) estimated from augmented views shaped (n_data, n_views, n0), n_views ≥
+    2: the same-view and different-view correlations of Appendix D. Unbiased (via
+    `augmentation_moments`)."""
     X, Xp = augmentation_moments(views)
     return X + Xp, X
 
@@ -46,51 +59,51 @@ def _check_k(k, n0):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n0:
         raise ValueError(f"k must be an integer in [1, {n0}] (the input dimension n0), got {k!r}")
 
+
 def learned_subspace(Sigma_s, Sigma_d, k) -> tuple[np.ndarray, np.ndarray]:
-    """The k principal eigenmodes of Σᵈ[Σˢ]⁻¹ (Eq 97): returns (mu, V) with eigenvalues mu (k,) descending in
-    [0, 1] and V (k, n0) whose rows are the unit-norm left eigenvectors -- the rows BYOL/SimSiam's W converges to."""
+    """The k principal eigenmodes of Σᵈ[Σˢ]⁻¹ (Eq 97): returns (mu, V) with eigenvalues mu (k,)
+    descending in [0, 1] and V (k, n0) whose rows are the unit-norm left eigenvectors -- the rows
+    BYOL/SimSiam's W converges to."""
     Ss, Sd = check_correlations(Sigma_s, Sigma_d)
     _check_k(k, Ss.shape[0])
-    mu, V = sla.eigh(Sd, Ss)                      # Σᵈ v = μ Σˢ v  ⇔  vᵀ Σᵈ(Σˢ)⁻¹ = μ vᵀ
+    mu, V = sla.eigh(Sd, Ss)  # Σᵈ v = μ Σˢ v  ⇔  vᵀ Σᵈ(Σˢ)⁻¹ = μ vᵀ
     idx = np.argsort(mu)[::-1][:k]
     V = V[:, idx].T
     return mu[idx], V / np.linalg.norm(V, axis=1, keepdims=True)
+
 
 def fixed_point_residual(W, Wp, Sigma_s, Sigma_d) -> float:
     "‖W_pW − WΣᵈ[Σˢ]⁻¹‖_F / ‖W‖_F: how far (W, W_p) is from the fixed-point manifold of Eq 97."
     Ss, Sd = check_correlations(Sigma_s, Sigma_d)
     W, Wp = np.asarray(W, float), np.asarray(Wp, float)
-    WM = np.linalg.solve(Ss, Sd @ W.T).T          # W Σᵈ (Σˢ)⁻¹ without forming the inverse
+    WM = np.linalg.solve(Ss, Sd @ W.T).T  # W Σᵈ (Σˢ)⁻¹ without forming the inverse
     return float(np.linalg.norm(Wp @ W - WM) / max(np.linalg.norm(W), 1e-300))
 
+
 def row_space_angle(A, B) -> float:
-    "Largest principal angle, in degrees, between the row spaces of A and B (0 when they span the same space)."
+    """Largest principal angle, in degrees, between the row spaces of A and B (0 when they span the
+    same space)."""
     return float(np.degrees(sla.subspace_angles(np.atleast_2d(A).T, np.atleast_2d(B).T).max()))
 
 # %% ../nbs/04_nonisotropic.ipynb #8d825f65
 #| paper: Eq 94-96
-def simulate_nonisotropic(W0, Sigma_s, Sigma_d, t, *, Wp0=None, Wa0=None, method='byol', alpha_p=1.0, beta=1.0,
-                          rtol=1e-9, atol=1e-12) -> Trajectory:
-    """Eqs 94-96 (method 'byol') or SimSiam (method 'simsiam', W_a = W) for general Σˢ, Σᵈ over the time grid t,
-    without weight decay as in Appendix D. Wp0=None removes the predictor (W_p ≡ I, D.3). Returns a `Trajectory`."""
+def simulate_nonisotropic(W0, Sigma_s, Sigma_d, t, *, Wp0=None, Wa0=None,
+                          method='byol', alpha_p=1.0, beta=1.0, rtol=1e-9,
+                          atol=1e-12) -> Trajectory:
+    """Eqs 94-96 (method 'byol') or SimSiam (method 'simsiam', W_a = W) for
+    general Σˢ, Σᵈ over the time grid t, without weight decay as in Appendix D.
+    Wp0=None removes the predictor (W_p ≡ I, D.3). Returns a `Trajectory`."""
     Ss, Sd = check_correlations(Sigma_s, Sigma_d)
-    X, Xp = Sd, Ss - Sd
-    if Wp0 is not None:
-        return simulate(W0, Wp0, X, Xp, t, Wa0=Wa0, method=method, alpha_p=alpha_p, beta=beta, rtol=rtol, atol=atol)
     W0 = np.asarray(W0, dtype=float)
     if W0.ndim != 2 or W0.shape[1] != Ss.shape[0]:
-        raise ValueError(f"W0 must be a matrix (n1, {Ss.shape[0]}) to match Sigma_s, got shape {W0.shape}")
-    if method not in ('byol', 'simsiam'): raise ValueError(f"method must be 'byol' or 'simsiam', got {method!r}")
-    check_params(beta=beta)
-    I = np.eye(W0.shape[0])
-    Wa0 = W0.copy() if Wa0 is None else np.asarray(Wa0, dtype=float)
-    if Wa0.shape != W0.shape: raise ValueError(f"Wa0 must have W0's shape {W0.shape}, got {Wa0.shape}")
-    def f(_, y):
-        W, Wa = y
-        dW, _, dWa = _byol_flow(W, I, Wa if method == 'byol' else W, X, Xp, 1.0, beta, 0.0)
-        return dW, (dWa if method == 'byol' else dW)
-    W, Wa = odeint(f, (W0, Wa0), t, rtol=rtol, atol=atol)
-    return Trajectory(np.asarray(t, dtype=float), W, np.broadcast_to(I, (len(t),) + I.shape), Wa)
+        raise ValueError(f"W0 must be a matrix (n1, {Ss.shape[0]}) to match "
+                         f"Sigma_s, got shape {W0.shape}")
+    if method not in ('byol', 'simsiam'):
+        raise ValueError(f"method must be 'byol' or 'simsiam', got {method!r}")
+    no_predictor = np.eye(len(W0)) if Wp0 is None else None
+    return simulate(W0, Wp0, Sd, Ss - Sd, t, Wa0=Wa0, method=method,
+                    alpha_p=alpha_p, beta=beta, predictor=no_predictor,
+                    rtol=rtol, atol=atol)
 
 # %% ../nbs/04_nonisotropic.ipynb #3f5bb503
 #| paper: Eq 97
@@ -99,50 +112,72 @@ def _check_data(x):
     if x.ndim != 2: raise ValueError(f"x must have shape (n_data, n0), got {x.shape}")
     return x
 
+
 def _check_U(U, n0):
     U = np.asarray(U, dtype=float)
     if U.ndim != 2 or U.shape[0] != n0 or not 1 <= U.shape[1] <= n0:
         raise ValueError(f"U must have shape ({n0}, k) with 1 <= k <= {n0}, got {U.shape}")
     if not np.allclose(U.T @ U, np.eye(U.shape[1]), atol=1e-8):
-        raise ValueError("U must have orthonormal columns (UᵀU = I); orthonormalise it, e.g. with np.linalg.qr")
+        raise ValueError(
+            "U must have orthonormal columns (UᵀU = I); orthonormalise it, e.g. with np.linalg.qr")
     return U
 
+
 def multiplicative_scrambling(x, U, rng, n_views=2) -> np.ndarray:
-    """D.2's multiplicative subspace scrambling: each view is A x with A = Pᶜ + U B Uᵀ, Pᶜ = I − UUᵀ, B a fresh
-    k×k standard Gaussian per view. x (n_data, n0), U (n0, k) orthonormal; returns views (n_data, n_views, n0)."""
-    x = _check_data(x); U = _check_U(U, x.shape[1])
+    """D.2's multiplicative subspace scrambling: each view is A x with A = Pᶜ + U B Uᵀ, Pᶜ = I −
+    UUᵀ, B a fresh k×k standard Gaussian per view. x (n_data, n0), U (n0, k) orthonormal; returns
+    views (n_data, n_views, n0)."""
+    x = _check_data(x)
+    U = _check_U(U, x.shape[1])
     if n_views < 1: raise ValueError(f"n_views must be >= 1, got {n_views}")
     k = U.shape[1]
     B = rng.standard_normal((len(x), n_views, k, k))
-    xU = x @ U                                                   # coordinates in the scrambled subspace
-    kept = x - xU @ U.T                                          # Pᶜ x
+    xU = x @ U  # coordinates in the scrambled subspace
+    kept = x - xU @ U.T  # Pᶜ x
     return kept[:, None, :] + np.einsum('nvab,nb,ia->nvi', B, xU, U)
 
+# %% ../nbs/04_nonisotropic.ipynb #0326ac6a
+#| paper: Eq 97
 def multiplicative_correlations(Sigma_x, U) -> tuple[np.ndarray, np.ndarray]:
     "Exact (Σˢ, Σᵈ) of multiplicative scrambling: (PᶜΣˣPᶜ + tr(UᵀΣˣU)·UUᵀ, PᶜΣˣPᶜ), Σˣ = E[xxᵀ]."
-    Sx = np.asarray(Sigma_x, dtype=float); check_symmetric('Sigma_x', Sx)
+    Sx = np.asarray(Sigma_x, dtype=float)
+    check_symmetric('Sigma_x', Sx)
     U = _check_U(U, Sx.shape[0])
     Pc = np.eye(len(Sx)) - U @ U.T
     Sd = Pc @ Sx @ Pc
     return Sd + np.trace(U.T @ Sx @ U) * (U @ U.T), Sd
 
+
 def additive_scrambling(x, Sigma_n, rng, n_views=2) -> np.ndarray:
-    "D.2's additive scrambling: each view is x + n, n ~ N(0, Σⁿ) fresh per view. Returns views (n_data, n_views, n0)."
+    """D.2's additive scrambling: each view is x + n, n ~ N(0, Σⁿ) fresh per view. Returns views
+    (n_data, n_views, n0)."""
     x = _check_data(x)
     Sn = np.asarray(Sigma_n, dtype=float)
-    if Sn.shape != (x.shape[1],) * 2: raise ValueError(f"Sigma_n must be {x.shape[1]}x{x.shape[1]} to match x's n0 = {x.shape[1]}, got {Sn.shape}")
+    if Sn.shape != (x.shape[1], ) * 2:
+        raise ValueError(
+            f"Sigma_n must be {x.shape[1]}x{x.shape[1]} to match x's n0 = {x.shape[1]}, got "
+            f"{Sn.shape}"
+        )
     check_symmetric('Sigma_n', Sn)
     if n_views < 1: raise ValueError(f"n_views must be >= 1, got {n_views}")
     ev, Q = np.linalg.eigh(Sn)
-    if ev[0] < -1e-12 * max(ev[-1], 1.0): raise ValueError(f"Sigma_n must be positive semi-definite (a covariance); smallest eigenvalue {ev[0]:.3g}")
-    L = Q * np.sqrt(np.clip(ev, 0, None))                       # Σⁿ = L Lᵀ, also for singular Σⁿ
+    if ev[0] < -1e-12 * max(ev[-1], 1.0):
+        raise ValueError(
+            "Sigma_n must be positive semi-definite (a covariance); smallest eigenvalue "
+            f"{ev[0]:.3g}"
+        )
+    L = Q * np.sqrt(np.clip(ev, 0, None))  # Σⁿ = L Lᵀ, also for singular Σⁿ
     return x[:, None, :] + rng.standard_normal((len(x), n_views, len(Sn))) @ L.T
 
+# %% ../nbs/04_nonisotropic.ipynb #7399dac9
+#| paper: Eq 97
 def additive_correlations(Sigma_x, Sigma_n) -> tuple[np.ndarray, np.ndarray]:
     "Exact (Σˢ, Σᵈ) of additive scrambling: (Σˣ + Σⁿ, Σˣ)."
-    Sx = np.asarray(Sigma_x, dtype=float); check_symmetric('Sigma_x', Sx)
+    Sx = np.asarray(Sigma_x, dtype=float)
+    check_symmetric('Sigma_x', Sx)
     Sn = np.asarray(Sigma_n, dtype=float)
-    if Sn.shape != Sx.shape: raise ValueError(f"Sigma_n must have Sigma_x's shape {Sx.shape}, got {Sn.shape}")
+    if Sn.shape != Sx.shape:
+        raise ValueError(f"Sigma_n must have Sigma_x's shape {Sx.shape}, got {Sn.shape}")
     check_symmetric('Sigma_n', Sn)
     return Sx + Sn, Sx
 
@@ -150,92 +185,149 @@ def additive_correlations(Sigma_x, Sigma_n) -> tuple[np.ndarray, np.ndarray]:
 #| paper: Eq 98-100
 def _check_lambdas(lambda_s, lambda_d):
     ls, ld = np.asarray(lambda_s, dtype=float), np.asarray(lambda_d, dtype=float)
-    if not (np.all(np.isfinite(ls)) and np.all(ls > 0)): raise ValueError(f"lambda_s must be finite and > 0, got {lambda_s}")
+    if not (np.all(np.isfinite(ls)) and np.all(ls > 0)):
+        raise ValueError(f"lambda_s must be finite and > 0, got {lambda_s}")
     if not (np.all(np.isfinite(ld)) and np.all(ld >= 0) and np.all(ld <= ls)):
-        raise ValueError(f"lambda_d must be in [0, lambda_s] (Σᵈ ⪯ Σˢ: X' is a covariance), got {lambda_d} with lambda_s = {lambda_s}")
+        raise ValueError(
+            f"lambda_d must be in [0, lambda_s] (Σᵈ ⪯ Σˢ: X' is a covariance), got {lambda_d} with "
+            f"lambda_s = {lambda_s}"
+        )
+
 
 def scalar_flow(w, wp, wa, *, lambda_s, lambda_d, alpha_p=1.0, beta=1.0):
-    """Eqs 98-100, the per-mode BYOL dynamics of Appendix D.4: returns (dw, dwp, dwa). Broadcasts over arrays,
-    so one call evaluates a whole grid (Fig 10). The predictor-free flow is wp = 1 with dwp ignored."""
-    _check_lambdas(lambda_s, lambda_d); check_params(alpha_p=alpha_p, beta=beta)
+    """Eqs 98-100, the per-mode BYOL dynamics of Appendix D.4: returns (dw, dwp, dwa). Broadcasts
+    over arrays, so one call evaluates a whole grid (Fig 10). The predictor-free flow is wp = 1
+    with dwp ignored."""
+    _check_lambdas(lambda_s, lambda_d)
+    check_params(alpha_p=alpha_p, beta=beta)
     w, wp, wa = (np.asarray(a, dtype=float) for a in (w, wp, wa))
-    g = wa * lambda_d - wp * w * lambda_s                  # the bracket shared by Eqs 98 and 99
+    g = wa * lambda_d - wp * w * lambda_s  # the bracket shared by Eqs 98 and 99
     return wp * g, alpha_p * g * w, beta * (w - wa)
 
+# %% ../nbs/04_nonisotropic.ipynb #3c9738de
+#| paper: Eq 98-100
 def scalar_jacobian(w, wp, wa, *, lambda_s, lambda_d, alpha_p=1.0, beta=1.0) -> np.ndarray:
     "Jacobian of Eqs 98-100 with respect to (w, w_p, w_a), rows (ẇ, ẇ_p, ẇ_a); shape (..., 3, 3)."
-    _check_lambdas(lambda_s, lambda_d); check_params(alpha_p=alpha_p, beta=beta)
+    _check_lambdas(lambda_s, lambda_d)
+    check_params(alpha_p=alpha_p, beta=beta)
     w, wp, wa = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (w, wp, wa)))
     g = wa * lambda_d - wp * w * lambda_s
     J = np.zeros(w.shape + (3, 3))
-    J[..., 0, 0] = -wp ** 2 * lambda_s;            J[..., 0, 1] = g - wp * w * lambda_s;  J[..., 0, 2] = wp * lambda_d
-    J[..., 1, 0] = alpha_p * (g - wp * w * lambda_s); J[..., 1, 1] = -alpha_p * w ** 2 * lambda_s; J[..., 1, 2] = alpha_p * w * lambda_d
-    J[..., 2, 0] = beta;                            J[..., 2, 2] = -beta
+    J[..., 0, 0] = -wp**2 * lambda_s
+    J[..., 0, 1] = g - wp * w * lambda_s
+    J[..., 0, 2] = wp * lambda_d
+    J[..., 1, 0] = alpha_p * (g - wp * w * lambda_s)
+    J[..., 1, 1] = -alpha_p * w**2 * lambda_s
+    J[..., 1, 2] = alpha_p * w * lambda_d
+    J[..., 2, 0] = beta
+    J[..., 2, 2] = -beta
     return J
 
+
 def scalar_energy(w, wp, wa, *, lambda_s, lambda_d):
-    "Eq 101: E = λ_s/2 (w_a λ_d/λ_s − w_p w)², whose gradient in (w, w_p) is −(ẇ, ẇ_p) at α_p = 1 and fixed w_a."
+    """Eq 101: E = λ_s/2 (w_a λ_d/λ_s − w_p w)², whose gradient in (w, w_p) is −(ẇ, ẇ_p) at α_p = 1
+    and fixed w_a."""
     _check_lambdas(lambda_s, lambda_d)
-    return lambda_s / 2 * (wa * lambda_d / lambda_s - wp * w) ** 2
+    return lambda_s / 2 * (wa * lambda_d / lambda_s - wp * w)**2
 
 # %% ../nbs/04_nonisotropic.ipynb #79edafdf
 #| paper: Fig 10, Eq 101
 def tied_flow(w, wa, *, lambda_s, lambda_d, alpha_p=1.0, beta=1.0):
-    """Eqs 98-100 on the invariant line w_p = √α_p·w (the balance w² − w_p²/α_p = 0; w_p = w at α_p = 1,
-    Fig 10 middle): returns (dw, dwa)."""
-    dw, _, dwa = scalar_flow(w, np.sqrt(alpha_p) * np.asarray(w, float), wa, lambda_s=lambda_s, lambda_d=lambda_d,
-                             alpha_p=alpha_p, beta=beta)
+    """Eqs 98-100 on the invariant line w_p = √α_p·w (the balance w² − w_p²/α_p = 0; w_p = w at α_p
+    = 1, Fig 10 middle): returns (dw, dwa)."""
+    dw, _, dwa = scalar_flow(w,
+                             np.sqrt(alpha_p) * np.asarray(w, float), wa, lambda_s=lambda_s,
+                             lambda_d=lambda_d, alpha_p=alpha_p, beta=beta)
     return dw, dwa
 
-def fig10(axes=None, *, lambda_s=1.0, lambda_d=0.5, alpha_p=1.0, beta=1.0, lim=2.0, n=21):
-    """Redraw Fig 10: (left) the (w, w_p) flow at w_a = 1 with the hyperbola of fixed points, (middle) the tied flow
-    w_p = √α_p·w in (w, w_a) with both nullclines, (right) the predictor-free flow (w_p = 1) in (w, w_a). Arrows are
-    normalised; fixed points are coloured by stability (chapter 3's colours). Returns the three axes."""
-    import matplotlib.pyplot as plt
-    _check_lambdas(lambda_s, lambda_d); check_params(alpha_p=alpha_p, beta=beta)
-    if axes is None: _, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    r = lambda_d / lambda_s
-    g = np.linspace(-lim, lim, n)
-    A, B = np.meshgrid(g, g)                                # A: horizontal axis (w), B: vertical axis
-    kw = dict(lambda_s=lambda_s, lambda_d=lambda_d, alpha_p=alpha_p, beta=beta)
-    def arrows(ax, u, v):
-        nrm = np.hypot(u, v); nrm[nrm == 0] = 1
-        ax.quiver(A, B, u / nrm, v / nrm, angles='xy', pivot='mid', scale=n * 1.4, width=0.004, color='k')
-    def point(ax, x, y, J):        # a zero eigenvalue (the tied origin) is marked 'degenerate', not read off the others
-        kind = 'degenerate' if np.any(np.abs(np.linalg.eigvals(J)) < 1e-9) else classify(J)
-        ax.plot(x, y, 'o', color=STABILITY_COLORS[kind], ms=9, mec='k', zorder=5, label=f'fixed point ({kind})')
-    # left: (w, w_p) at w_a = 1
-    ax = axes[0]
+# %% ../nbs/04_nonisotropic.ipynb #5ea40ca3
+def _unit_arrows(ax, A, B, u, v):
+    "Quiver of the flow (u, v) on the grid (A, B), every arrow of unit length."
+    nrm = np.hypot(u, v)
+    nrm[nrm == 0] = 1
+    ax.quiver(A, B, u / nrm, v / nrm, angles='xy', pivot='mid',
+              scale=len(A) * 1.4, width=0.004, color='k')
+
+
+def _mark_fixed_point(ax, x, y, J):
+    """A fixed point coloured by the stability of its Jacobian `J`; a zero
+    eigenvalue (the tied origin) is 'degenerate', not read off the others."""
+    flat = np.any(np.abs(np.linalg.eigvals(J)) < 1e-9)
+    kind = 'degenerate' if flat else classify(J)
+    ax.plot(x, y, 'o', color=STABILITY_COLORS[kind], ms=9, mec='k', zorder=5,
+            label=f'fixed point ({kind})')
+
+# %% ../nbs/04_nonisotropic.ipynb #6e4eb55f
+def _fig10_wp(ax, g, kw):
+    "Fig 10, left: the (w, w_p) flow at w_a = 1 and its hyperbola of fixed points."
+    A, B = np.meshgrid(g, g)  # A: horizontal axis, B: vertical axis
+    r, lim = kw['lambda_d'] / kw['lambda_s'], g[-1]
     dw, dwp, _ = scalar_flow(A, B, 1.0, **kw)
-    arrows(ax, dw, dwp)
+    _unit_arrows(ax, A, B, dw, dwp)
     for sgn in (1, -1):
         wl = sgn * np.linspace(r / lim, lim, 200)
-        ax.plot(wl, r / wl, color=STABILITY_COLORS['stable'], lw=2.5, label=r'$w_pw = w_a\lambda_d/\lambda_s$' if sgn == 1 else None)
-    point(ax, 0, 0, scalar_jacobian(0, 0, 1.0, **kw)[:2, :2])
-    ax.set(xlabel='$w$ (online)', ylabel='$w_p$ (predictor)', title='$w_a = 1$ fixed')
-    # middle: tied w_p = √α_p w, coordinates (w, w_a)
-    ax = axes[1]
-    dw, dwa = tied_flow(A, B, **kw)
-    arrows(ax, dw, dwa)
+        ax.plot(wl, r / wl, color=STABILITY_COLORS['stable'], lw=2.5,
+                label=r'$w_pw = w_a\lambda_d/\lambda_s$' if sgn == 1 else None)
+    _mark_fixed_point(ax, 0, 0, scalar_jacobian(0, 0, 1.0, **kw)[:2, :2])
+    ax.set(xlabel='$w$ (online)', ylabel='$w_p$ (predictor)',
+           title='$w_a = 1$ fixed')
+
+
+def _fig10_tied(ax, g, kw):
+    "Fig 10, middle: the tied flow w_p = √α_p·w in (w, w_a), with both nullclines."
+    A, B = np.meshgrid(g, g)
+    r, sa = kw['lambda_d'] / kw['lambda_s'], np.sqrt(kw['alpha_p'])
+    _unit_arrows(ax, A, B, *tied_flow(A, B, **kw))
     ax.plot(g, g, color='green', lw=2, label=r'$\dot w_a = 0$: $w_a = w$')
-    ax.plot(g, np.sqrt(alpha_p) * g ** 2 / r, color='blue', lw=2, label=r'$\dot w = 0$: $w^2 = w_a\lambda_d/\lambda_s$')
-    for w_star in (0.0, r / np.sqrt(alpha_p)):
-        point(ax, w_star, w_star, _tied_jacobian(w_star, w_star, **kw))
-    ax.set(xlabel='$w = w_p$ (tied)' if alpha_p == 1 else r'$w$ ($w_p = \sqrt{\alpha_p}w$)', ylabel='$w_a$ (target)', title='online and predictor tied')
-    # right: no predictor, coordinates (w, w_a)
-    ax = axes[2]
+    ax.plot(g, sa * g**2 / r, color='blue', lw=2,
+            label=r'$\dot w = 0$: $w^2 = w_a\lambda_d/\lambda_s$')
+    for w_star in (0.0, r / sa):
+        _mark_fixed_point(ax, w_star, w_star, _tied_jacobian(w_star, w_star, **kw))
+    tied = r'$w$ ($w_p = \sqrt{\alpha_p}w$)'
+    ax.set(xlabel='$w = w_p$ (tied)' if sa == 1 else tied,
+           ylabel='$w_a$ (target)', title='online and predictor tied')
+
+# %% ../nbs/04_nonisotropic.ipynb #a9e23b93
+def _fig10_no_predictor(ax, g, kw):
+    "Fig 10, right: the predictor-free flow (w_p = 1) in (w, w_a)."
+    A, B = np.meshgrid(g, g)
+    r = kw['lambda_d'] / kw['lambda_s']
     dw, _, dwa = scalar_flow(A, 1.0, B, **kw)
-    arrows(ax, dw, dwa)
+    _unit_arrows(ax, A, B, dw, dwa)
     ax.plot(g, g, color='green', lw=2, label=r'$\dot w_a = 0$: $w_a = w$')
-    ax.plot(g * r, g, color='blue', lw=2, label=r'$\dot w = 0$: $w = w_a\lambda_d/\lambda_s$')
-    point(ax, 0, 0, scalar_jacobian(0, 1.0, 0, **kw)[np.ix_([0, 2], [0, 2])])
-    ax.set(xlabel='$w$ (online)', ylabel='$w_a$ (target)', title='no predictor ($w_p = 1$)')
-    for ax in axes:
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect='equal'); ax.legend(loc='lower right', fontsize=7, framealpha=0.9)
+    ax.plot(g * r, g, color='blue', lw=2,
+            label=r'$\dot w = 0$: $w = w_a\lambda_d/\lambda_s$')
+    J = scalar_jacobian(0, 1.0, 0, **kw)[np.ix_([0, 2], [0, 2])]
+    _mark_fixed_point(ax, 0, 0, J)
+    ax.set(xlabel='$w$ (online)', ylabel='$w_a$ (target)',
+           title='no predictor ($w_p = 1$)')
+
+# %% ../nbs/04_nonisotropic.ipynb #d27f86ce
+#| paper: Fig 10, Eq 101
+def fig10(axes=None, *, lambda_s=1.0, lambda_d=0.5, alpha_p=1.0, beta=1.0,
+          lim=2.0, n=21):
+    """Redraw Fig 10: (left) the (w, w_p) flow at w_a = 1 with the hyperbola of
+    fixed points, (middle) the tied flow w_p = √α_p·w in (w, w_a) with both
+    nullclines, (right) the predictor-free flow (w_p = 1) in (w, w_a). Arrows
+    are normalised; fixed points are coloured by stability (chapter 3's
+    colours). Returns the three axes."""
+    import matplotlib.pyplot as plt
+    _check_lambdas(lambda_s, lambda_d)
+    check_params(alpha_p=alpha_p, beta=beta)
+    if axes is None: _, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    g = np.linspace(-lim, lim, n)
+    kw = dict(lambda_s=lambda_s, lambda_d=lambda_d, alpha_p=alpha_p, beta=beta)
+    for ax, panel in zip(axes, (_fig10_wp, _fig10_tied, _fig10_no_predictor)):
+        panel(ax, g, kw)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect='equal')
+        ax.legend(loc='lower right', fontsize=7, framealpha=0.9)
     return axes
 
+# %% ../nbs/04_nonisotropic.ipynb #c9676725
+#| paper: Fig 10, Eq 101
 def _tied_jacobian(w, wa, **kw):
-    "Jacobian of `tied_flow` in (w, w_a): the chain rule through w_p = √α_p·w applied to `scalar_jacobian`."
+    """Jacobian of `tied_flow` in (w, w_a): the chain rule through w_p = √α_p·w applied to
+    `scalar_jacobian`."""
     J = scalar_jacobian(w, np.sqrt(kw['alpha_p']) * w, wa, **kw)
     c = np.sqrt(kw['alpha_p'])
     return np.array([[J[0, 0] + c * J[0, 1], J[0, 2]], [J[2, 0] + c * J[2, 1], J[2, 2]]])

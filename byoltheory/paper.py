@@ -11,72 +11,103 @@ __all__ = ['TABLE1', 'TABLE2', 'TABLE3', 'BASELINE', 'TABLE5', 'FIG6', 'TABLE6',
 # %% ../nbs/94_paper.ipynb #9a000005
 @dataclass(frozen=True)
 class Reported:
-    "A number the paper reports: top-1 accuracy (%) mean over its seeds, its std when given, and where."
+    """A number the paper reports: top-1 accuracy (%) mean over its seeds, its std when given, and
+    where."""
     mean: float
     std: float | None = None
     where: str = ''
+
     def __str__(self):
         return f"{self.mean:.2f}" + (f" ± {self.std:.2f}" if self.std is not None else '')
+
 
 @dataclass(frozen=True)
 class Verdict:
     "What the paper says where it gives no number (e.g. Table 5's caption), and where."
     text: str
     where: str = ''
-    def __str__(self): return self.text
 
-def _table(where, rows): return {k: Reported(m, s, where) for k, (m, s) in rows.items()}
+    def __str__(self):
+        return self.text
+
+
+def _table(where, rows):
+    return {k: Reported(m, s, where) for k, (m, s) in rows.items()}
 
 # %% ../nbs/94_paper.ipynb #9a000007
-TABLE1 = _table('Table 1', {('EMA', 1): (40.67, 0.50), ('EMA', 2): (35.29, 2.49), ('EMA', 3): (34.60, 0.98),
-                            ('EMA', 5): (35.63, 2.66), ('no EMA', 1): (39.45, 1.26), ('no EMA', 2): (34.01, 1.54),
-                            ('no EMA', 3): (34.58, 2.93), ('no EMA', 5): (32.22, 2.94)})
-TABLE2 = _table('Table 2', {('EMA', 'no bias'): (70.62, 1.05), ('EMA', 'bias'): (70.99, 1.01),
-                            ('no EMA', 'no bias'): (71.36, 0.44), ('no EMA', 'bias'): (71.37, 0.77)})
-TABLE3 = _table('Table 3', {  # (layers, EMA, bias, W_p)
-    ('one-layer', 'EMA', 'no bias', 'sym'): (75.09, 0.48), ('one-layer', 'EMA', 'no bias', 'regular'): (74.51, 0.47),
-    ('one-layer', 'EMA', 'bias', 'sym'): (74.52, 0.29), ('one-layer', 'EMA', 'bias', 'regular'): (74.16, 0.33),
-    ('one-layer', 'no EMA', 'no bias', 'sym'): (36.62, 1.85),
-    ('one-layer', 'no EMA', 'no bias', 'regular'): (72.85, 0.16),
-    ('one-layer', 'no EMA', 'bias', 'sym'): (36.04, 2.74), ('one-layer', 'no EMA', 'bias', 'regular'): (72.13, 0.53),
-    ('two-layer', 'EMA', 'no bias', 'sym'): (71.58, 6.46), ('two-layer', 'EMA', 'no bias', 'regular'): (78.85, 0.25),
-    ('two-layer', 'EMA', 'bias', 'sym'): (77.64, 0.41), ('two-layer', 'EMA', 'bias', 'regular'): (78.53, 0.34),
-    ('two-layer', 'no EMA', 'no bias', 'sym'): (35.59, 2.10),
-    ('two-layer', 'no EMA', 'no bias', 'regular'): (65.98, 0.71),
-    ('two-layer', 'no EMA', 'bias', 'sym'): (41.92, 4.25), ('two-layer', 'no EMA', 'bias', 'regular'): (65.59, 0.66)})
-BASELINE = TABLE3[('one-layer', 'EMA', 'no bias', 'regular')]       # "the baseline" of Tables 2 and 6
+TABLE1 = _table(
+    'Table 1',
+    {('EMA', 1): (40.67, 0.50), ('EMA', 2): (35.29, 2.49), ('EMA', 3): (34.60, 0.98),
+     ('EMA', 5): (35.63, 2.66), ('no EMA', 1): (39.45, 1.26), ('no EMA', 2): (34.01, 1.54),
+     ('no EMA', 3): (34.58, 2.93), ('no EMA', 5): (32.22, 2.94)})
+TABLE2 = _table(
+    'Table 2', {('EMA', 'no bias'): (70.62, 1.05), ('EMA', 'bias'): (70.99, 1.01),
+                ('no EMA', 'no bias'): (71.36, 0.44), ('no EMA', 'bias'): (71.37, 0.77)})
+TABLE3 = _table(
+    'Table 3',
+    {  # (layers, EMA, bias, W_p)
+        ('one-layer', 'EMA', 'no bias', 'sym'): (75.09, 0.48),
+        ('one-layer', 'EMA', 'no bias', 'regular'): (74.51, 0.47),
+        ('one-layer', 'EMA', 'bias', 'sym'): (74.52, 0.29),
+        ('one-layer', 'EMA', 'bias', 'regular'): (74.16, 0.33),
+        ('one-layer', 'no EMA', 'no bias', 'sym'): (36.62, 1.85),
+        ('one-layer', 'no EMA', 'no bias', 'regular'): (72.85, 0.16),
+        ('one-layer', 'no EMA', 'bias', 'sym'): (36.04, 2.74),
+        ('one-layer', 'no EMA', 'bias', 'regular'): (72.13, 0.53),
+        ('two-layer', 'EMA', 'no bias', 'sym'): (71.58, 6.46),
+        ('two-layer', 'EMA', 'no bias', 'regular'): (78.85, 0.25),
+        ('two-layer', 'EMA', 'bias', 'sym'): (77.64, 0.41),
+        ('two-layer', 'EMA', 'bias', 'regular'): (78.53, 0.34),
+        ('two-layer', 'no EMA', 'no bias', 'sym'): (35.59, 2.10),
+        ('two-layer', 'no EMA', 'no bias', 'regular'): (65.98, 0.71),
+        ('two-layer', 'no EMA', 'bias', 'sym'): (41.92, 4.25),
+        ('two-layer', 'no EMA', 'bias', 'regular'): (65.59, 0.66)
+    })
+BASELINE = TABLE3[('one-layer', 'EMA', 'no bias', 'regular')]  # "the baseline" of Tables 2 and 6
 
 # %% ../nbs/94_paper.ipynb #9a000009
-TABLE5 = {('4e-4', '4e-4'): TABLE3[('one-layer', 'no EMA', 'no bias', 'sym')],     # (eta_s, eta_p)
-          ('0', '4e-4'): Verdict('works ("symmetric weight works without EMA")', 'Table 5'),
-          ('0', '0'): Verdict("fails (\"again symmetric weight doesn't work without EMA\")", 'Table 5')}
-FIG6 = {1.0: TABLE3[('one-layer', 'no EMA', 'no bias', 'sym')],
-        'larger': Verdict('works ("if α_p > 1, symmetric W_p with no EMA can also work")', 'Fig 6')}
+TABLE5 = {
+    ('4e-4', '4e-4'): TABLE3[('one-layer', 'no EMA', 'no bias', 'sym')],  # (eta_s, eta_p)
+    ('0', '4e-4'): Verdict('works ("symmetric weight works without EMA")', 'Table 5'),
+    ('0', '0'): Verdict("fails (\"again symmetric weight doesn't work without EMA\")", 'Table 5')
+}
+FIG6 = {
+    1.0: TABLE3[('one-layer', 'no EMA', 'no bias', 'sym')],
+    'larger': Verdict('works ("if α_p > 1, symmetric W_p with no EMA can also work")', 'Fig 6')
+}
 
 # %% ../nbs/94_paper.ipynb #9a000011
-TABLE6 = _table('Table 6', {(0.3, 0.0): (76.77, 0.24), (0.3, 0.01): (77.11, 0.35), (0.3, 0.1): (77.86, 0.16),
-                            (0.3, 0.5): (75.06, 1.10), (0.5, 0.0): (76.65, 0.20), (0.5, 0.01): (76.76, 0.33),
-                            (0.5, 0.1): (77.56, 0.25), (0.5, 0.5): (75.22, 0.81)})          # (rho, eps)
-TABLE7 = _table('Table 7', {(1, 0.1): (46.57, 18.43), (1, 0.05): (65.31, 18.22), (1, -0.05): (77.11, 0.66),
-                            (1, -0.1): (76.46, 0.55), (2, 0.1): (75.01, 0.48), (2, 0.05): (75.10, 0.35),
-                            (2, -0.05): (76.83, 0.52), (2, -0.1): (76.31, 0.27)})             # (freq, c)
+TABLE6 = _table(
+    'Table 6', {(0.3, 0.0): (76.77, 0.24), (0.3, 0.01): (77.11, 0.35), (0.3, 0.1): (77.86, 0.16),
+                (0.3, 0.5): (75.06, 1.10), (0.5, 0.0): (76.65, 0.20), (0.5, 0.01): (76.76, 0.33),
+                (0.5, 0.1): (77.56, 0.25), (0.5, 0.5): (75.22, 0.81)})  # (rho, eps)
+TABLE7 = _table(
+    'Table 7', {(1, 0.1): (46.57, 18.43), (1, 0.05): (65.31, 18.22), (1, -0.05): (77.11, 0.66),
+                (1, -0.1): (76.46, 0.55), (2, 0.1): (75.01, 0.48), (2, 0.05): (75.10, 0.35),
+                (2, -0.05): (76.83, 0.52), (2, -0.1): (76.31, 0.27)})  # (freq, c)
 PARTITIONS6 = Reported(78.20, 0.16, 'Section 4 (text): 6 random partitions')
-TABLE8_STL10 = _table('Table 8, STL-10', {
-    ('DirectPred', 100): (77.86, 0.16), ('DirectPred', 300): (78.77, 0.97), ('DirectPred', 500): (78.86, 1.15),
-    ('DirectPred (freq=5)', 100): (77.54, 0.11), ('DirectPred (freq=5)', 300): (79.90, 0.66),
-    ('DirectPred (freq=5)', 500): (80.28, 0.62), ('SGD baseline', 100): (75.06, 0.52),
-    ('SGD baseline', 300): (75.25, 0.74), ('SGD baseline', 500): (75.25, 0.74)})
-TABLE8_CIFAR10 = _table('Table 8, CIFAR-10', {
-    ('DirectPred', 100): (85.21, 0.23), ('DirectPred', 300): (88.88, 0.15), ('DirectPred', 500): (89.52, 0.04),
-    ('DirectPred (freq=5)', 100): (84.93, 0.29), ('DirectPred (freq=5)', 300): (88.83, 0.10),
-    ('DirectPred (freq=5)', 500): (89.56, 0.13), ('SGD baseline', 100): (84.49, 0.20),
-    ('SGD baseline', 300): (88.57, 0.15), ('SGD baseline', 500): (89.33, 0.27)})
+TABLE8_STL10 = _table(
+    'Table 8, STL-10',
+    {('DirectPred', 100): (77.86, 0.16), ('DirectPred', 300): (78.77, 0.97),
+     ('DirectPred', 500): (78.86, 1.15), ('DirectPred (freq=5)', 100): (77.54, 0.11),
+     ('DirectPred (freq=5)', 300): (79.90, 0.66), ('DirectPred (freq=5)', 500): (80.28, 0.62),
+     ('SGD baseline', 100): (75.06, 0.52), ('SGD baseline', 300): (75.25, 0.74),
+     ('SGD baseline', 500): (75.25, 0.74)})
+TABLE8_CIFAR10 = _table(
+    'Table 8, CIFAR-10',
+    {('DirectPred', 100): (85.21, 0.23), ('DirectPred', 300): (88.88, 0.15),
+     ('DirectPred', 500): (89.52, 0.04), ('DirectPred (freq=5)', 100): (84.93, 0.29),
+     ('DirectPred (freq=5)', 300): (88.83, 0.10), ('DirectPred (freq=5)', 500): (89.56, 0.13),
+     ('SGD baseline', 100): (84.49, 0.20), ('SGD baseline', 300): (88.57, 0.15),
+     ('SGD baseline', 500): (89.33, 0.27)})
 TABLE9 = {('2-layer predictor (default)', 'top-1'): Reported(64.7, None, 'Table 9'),
           ('2-layer predictor (default)', 'top-5'): Reported(85.8, None, 'Table 9'),
           ('linear predictor', 'top-1'): Reported(59.4, None, 'Table 9'),
           ('linear predictor', 'top-5'): Reported(82.3, None, 'Table 9'),
-          ('DirectPred', 'top-1'): Reported(64.4, None, 'Table 9'), ('DirectPred', 'top-5'): Reported(85.8, None, 'Table 9')}
+          ('DirectPred', 'top-1'): Reported(64.4, None, 'Table 9'),
+          ('DirectPred', 'top-5'): Reported(85.8, None, 'Table 9')}
 
 # %% ../nbs/94_paper.ipynb #9a000013
-TABLE4 = {('alpha_p', 'positive'): (1, 6), ('alpha_p', 'negative'): (2,), ('eta', 'positive'): (3, 7),
-          ('eta', 'negative'): (4, 5), ('beta', 'positive'): (8,), ('beta', 'negative'): (9, 10)}
+TABLE4 = {('alpha_p', 'positive'): (1, 6), ('alpha_p', 'negative'): (2, ),
+          ('eta', 'positive'): (3, 7), ('eta', 'negative'): (4, 5), ('beta', 'positive'): (8, ),
+          ('beta', 'negative'): (9, 10)}

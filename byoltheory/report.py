@@ -3,12 +3,13 @@
 # %% ../nbs/11_report.ipynb #1b000005
 from __future__ import annotations
 import json, math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from scipy import stats
-from .paper import Reported, Verdict
-from .reproduce import SCALES, get_grid, grid_runs, load_traces, RUN_METRICS, TRACE_METRICS
+from .paper import Reported
+from .reproduce import (get_grid, grid_runs, load_traces, RUN_METRICS,
+                                  TRACE_METRICS)
 
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'TRACE_LABELS', 'Interval', 'difference', 'Claim', 'AllOf',
@@ -18,19 +19,24 @@ __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'TRACE_LABELS', '
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
 
+
 @dataclass
 class Interval:
-    "An estimate of a difference with its two-sided interval, the number of seeds, and how it was made."
+    """An estimate of a difference with its two-sided interval, the number of seeds, and how it was
+    made."""
     estimate: float
     low: float
     high: float
     n: int
     method: str
-    def __str__(self): return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
+
+    def __str__(self):
+        return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
+
 
 def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interval:
-    """The interval for mean(a) − mean(b), a and b {seed: value}: paired Student t over the shared seeds when
-    both have the same seeds, else Welch. log=True compares log values (ratios)."""
+    """The interval for mean(a) − mean(b), a and b {seed: value}: paired Student t over the shared
+    seeds when both have the same seeds, else Welch. log=True compares log values (ratios)."""
     f = np.log if log else (lambda v: np.asarray(v, float))
     q = 0.5 + confidence / 2
     if set(a) == set(b) and len(a) >= 2:
@@ -40,7 +46,8 @@ def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interva
         return Interval(est, est - h, est + h, n, 'paired t')
     x, y = f(list(a.values())), f(list(b.values()))
     vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1)) if vx + vy > 0 else len(x) + len(y) - 2
+    df = (vx + vy)**2 / (vx**2 / (len(x) - 1) + vy**2 /
+                         (len(y) - 1)) if vx + vy > 0 else len(x) + len(y) - 2
     est, h = float(x.mean() - y.mean()), float(stats.t.ppf(q, df)) * math.sqrt(vx + vy)
     return Interval(est, est - h, est + h, min(len(x), len(y)), 'Welch')
 
@@ -48,9 +55,11 @@ def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interva
 REFERENCES = ('raw pixels', 'random backbone')
 METRICS = RUN_METRICS + TRACE_METRICS
 
+
 @dataclass
 class Claim:
-    "The paper's statement, and the comparison that tests it: a vs b on `metric`, relation '>' or '≈'."
+    """The paper's statement, and the comparison that tests it: a vs b on `metric`, relation '>' or
+    '≈'."""
     id: str
     statement: str
     a: str
@@ -59,27 +68,39 @@ class Claim:
     relation: str = '>'
     margin: float = 0.0
     log: bool = False
-    b_metric: str | None = None          # compare a's `metric` with b's `b_metric` (a trace's first vs last epoch)
-    def __post_init__(self):
-        if self.relation not in ('>', '≈'): raise ValueError(f"relation must be '>' or '≈', got {self.relation!r}")
-        if self.metric not in METRICS: raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
-        self.b_metric = self.b_metric or self.metric
-    @property
-    def parts(self): return [self]
+    b_metric: str | None = None  # a's `metric` vs b's `b_metric` (a trace's first vs last epoch)
 
+    def __post_init__(self):
+        if self.relation not in ('>', '≈'):
+            raise ValueError(f"relation must be '>' or '≈', got {self.relation!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        self.b_metric = self.b_metric or self.metric
+
+    @property
+    def parts(self):
+        return [self]
+
+# %% ../nbs/11_report.ipynb #067a9f18
 @dataclass
 class AllOf:
     "A pattern: holds when every one of `claims` holds."
     id: str
     statement: str
     claims: list
+
     @property
-    def parts(self): return [p for c in self.claims for p in c.parts]
+    def parts(self):
+        return [p for c in self.claims for p in c.parts]
+
 
 def collapsed(id, statement, a, b) -> AllOf:
-    "'a collapses relative to b': kNN at least 5 points below b's and effective rank below half of b's."
-    return AllOf(id, statement, [Claim(f'{id}:knn', '', b, a, 'knn_top1', '>', 5.0),
-                                 Claim(f'{id}:rank', '', b, a, 'effective_rank', '>', math.log(2), log=True)])
+    """'a collapses relative to b': kNN at least 5 points below b's and effective rank below half of
+    b's."""
+    return AllOf(id, statement, [
+        Claim(f'{id}:knn', '', b, a, 'knn_top1', '>', 5.0),
+        Claim(f'{id}:rank', '', b, a, 'effective_rank', '>', math.log(2), log=True)
+    ])
 
 # %% ../nbs/11_report.ipynb #1b000012
 def _judge(c: Claim, iv: Interval) -> str:
@@ -91,6 +112,7 @@ def _judge(c: Claim, iv: Interval) -> str:
     if iv.low >= c.margin or iv.high <= -c.margin: return 'does not hold'
     return 'within noise'
 
+
 def combine(verdicts) -> str:
     "The verdict of a pattern from its parts' verdicts."
     vs = list(verdicts)
@@ -100,21 +122,28 @@ def combine(verdicts) -> str:
     if any(v in ('does not hold', 'reversed') for v in vs): return 'does not hold'
     return 'within noise'
 
+
 def verdict(claim, values: dict) -> tuple:
-    """(verdict, {part id: Interval}) of a Claim or AllOf, given values[cell][metric] = {seed: value}; a cell
-    missing from `values` is 'not run yet', one with fewer than MIN_SEEDS seeds 'too few seeds'."""
+    """(verdict, {part id: Interval}) of a Claim or AllOf, given values[cell][metric] = {seed:
+    value}; a cell missing from `values` is 'not run yet', one with fewer than MIN_SEEDS seeds
+    'too few seeds'."""
     ivs, vs = {}, []
     for p in claim.parts:
-        if p.a not in values or p.b not in values: vs.append('not run yet'); continue
+        if p.a not in values or p.b not in values:
+            vs.append('not run yet')
+            continue
         a, b = values[p.a].get(p.metric, {}), values[p.b].get(p.b_metric, {})
-        if min(len(a), len(b)) < MIN_SEEDS: vs.append('too few seeds'); continue
+        if min(len(a), len(b)) < MIN_SEEDS:
+            vs.append('too few seeds')
+            continue
         ivs[p.id] = difference(a, b, log=p.log)
         vs.append(_judge(p, ivs[p.id]))
     return (vs[0] if isinstance(claim, Claim) else combine(vs)), ivs
 
 # %% ../nbs/11_report.ipynb #1b000015
 def cell_values(name, scale, *, out='results') -> dict:
-    "{cell or reference row: {metric: {seed: value}}} of grid `name` at `scale` (diverged runs left out)."
+    """{cell or reference row: {metric: {seed: value}}} of grid `name` at `scale` (diverged runs
+    left out)."""
     vals = {}
     for cell, runs in grid_runs(name, scale, out=out).items():
         ok = [r for r in runs if 'diverged' not in r]
@@ -123,48 +152,72 @@ def cell_values(name, scale, *, out='results') -> dict:
     if base.exists():
         seeds = json.loads(base.read_text())['seeds']
         for ref in REFERENCES:
-            vals[ref] = {m: {int(k): v[ref][m] for k, v in seeds.items()} for m in RUN_METRICS if m != 'feature_std'}
+            vals[ref] = {
+                m: {int(k): v[ref][m]
+                    for k, v in seeds.items()}
+                for m in RUN_METRICS if m != 'feature_std'
+            }
             vals[ref]['feature_std'] = {}
     return vals
 
+
 def diverged(name, scale, *, out='results') -> dict:
     "{cell: number of diverged runs} of grid `name` at `scale`."
-    return {c: sum('diverged' in r for r in rs) for c, rs in grid_runs(name, scale, out=out).items()}
+    return {
+        c: sum('diverged' in r for r in rs)
+        for c, rs in grid_runs(name, scale, out=out).items()
+    }
+
 
 def claim_rows(name, scale, *, out='results') -> list:
     "The claims of grid `name` whose cells run at `scale`, with their verdicts and intervals."
     grid, vals = get_grid(name), cell_values(name, scale, out=out)
     here = {c.name for c in grid.cells_at(scale)} | set(REFERENCES)
     claims = [c for c in grid.claims if all(p.a in here and p.b in here for p in c.parts)]
-    return [dict(claim=c, verdict=v, intervals=ivs) for c in claims for v, ivs in [verdict(c, vals)]]
+    return [
+        dict(claim=c, verdict=v, intervals=ivs) for c in claims for v, ivs in [verdict(c, vals)]
+    ]
 
 # %% ../nbs/11_report.ipynb #1b000016
-_UNITS = dict(knn_top1='kNN', top1='linear', best_top1_official='linear (official)', effective_rank='rank',
-              feature_std='feature_std', top1_official='linear (official, last epoch)', top5='top-5',
-              align_first='alignment, first epoch', align_last='alignment, last epoch', asym_first='asymmetry, first',
-              asym_last='asymmetry, last', Wp_neg_first='negative p_j, first', Wp_neg_last='negative p_j, last')
+_UNITS = dict(knn_top1='kNN', top1='linear', best_top1_official='linear (official)',
+              effective_rank='rank', feature_std='feature_std',
+              top1_official='linear (official, last epoch)', top5='top-5',
+              align_first='alignment, first epoch', align_last='alignment, last epoch',
+              asym_first='asymmetry, first', asym_last='asymmetry, last',
+              Wp_neg_first='negative p_j, first', Wp_neg_last='negative p_j, last')
+
 
 def _comparison(p: Claim) -> str:
-    rel = f"> {'log 2' if p.log and abs(p.margin - math.log(2)) < 1e-12 else p.margin:g}" if p.relation == '>' \
-          else f"within ±{p.margin:g}"
+    margin = 'log 2' if p.log and abs(p.margin - math.log(2)) < 1e-12 else f'{p.margin:g}'
+    rel = f"> {margin}" if p.relation == '>' else f"within ±{p.margin:g}"
     if p.b_metric != p.metric: return f"{p.a}: {_UNITS[p.metric]} − {_UNITS[p.b_metric]} {rel}"
     return f"{_UNITS[p.metric]}{' (log)' if p.log else ''}: {p.a} − {p.b} {rel}"
 
+
 def claims_table(name, scale, *, out='results') -> str:
     "The Markdown table of the claims of grid `name` at `scale`."
-    lines = [f"| claim (the paper's) | comparison at the {scale} scale | difference, 95 % interval | seeds "
-             "| verdict |", '|---|---|---|---|---|']
+    lines = [
+        f"| claim (the paper's) | comparison at the {scale} scale | difference, 95 % interval | "
+        "seeds "
+        "| verdict |", '|---|---|---|---|---|'
+    ]
     for row in claim_rows(name, scale, out=out):
         c, v = row['claim'], row['verdict']
         for i, p in enumerate(c.parts):
             iv = row['intervals'].get(p.id)
-            cells = [c.statement if i == 0 else '', _comparison(p), str(iv) if iv else '--', str(iv.n) if iv else '--',
-                     (f"**{v}**" if v != 'holds' else v) if i == 0 else '']
+            cells = [
+                c.statement if i == 0 else '',
+                _comparison(p),
+                str(iv) if iv else '--',
+                str(iv.n) if iv else '--', (f"**{v}**" if v != 'holds' else v) if i == 0 else ''
+            ]
             lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
+# %% ../nbs/11_report.ipynb #39b9683f
 def expect(name, scale, expected: dict, *, out='results'):
-    "Assert that the claims of grid `name` at `scale` have the verdicts {claim id: verdict} the text describes."
+    """Assert that the claims of grid `name` at `scale` have the verdicts {claim id: verdict} the
+    text describes."""
     got = {r['claim'].id: r['verdict'] for r in claim_rows(name, scale, out=out)}
     wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
     assert not wrong, ("verdicts changed -- rewrite the text: " +
@@ -173,39 +226,59 @@ def expect(name, scale, expected: dict, *, out='results'):
 # %% ../nbs/11_report.ipynb #1b000018
 def _mean_sd(v: dict, digits):
     x = np.array(list(v.values()), float)
-    return f"{x.mean():.{digits}f} ± {x.std(ddof=1):.{digits}f}" if len(x) > 1 else f"{x.mean():.{digits}f}" if len(x) else '--'
+    return f"{x.mean():.{digits}f} ± {x.std(ddof=1):.{digits}f}" if len(
+        x) > 1 else f"{x.mean():.{digits}f}" if len(x) else '--'
 
-_COLS = (('top1', 1), ('best_top1_official', 1), ('knn_top1', 1), ('feature_std', 2), ('effective_rank', 1))
+
+_COLS = (('top1', 1), ('best_top1_official', 1), ('knn_top1', 1), ('feature_std', 2),
+         ('effective_rank', 1))
+
 
 def grid_table(name, scale, *, out='results') -> str:
-    "The grid's Markdown table at `scale`: setting | the paper (labelled) | ours | seeds; plus the reference rows."
-    grid, vals, div = get_grid(name), cell_values(name, scale, out=out), diverged(name, scale, out=out)
-    lines = [f"| setting | {grid.paper_label} | linear top-1 | linear, official (best epoch) | kNN top-1 | feature_std "
-             "| effective rank | seeds |", '|' + '---|' * 8]
+    """The grid's Markdown table at `scale`: setting | the paper (labelled) | ours | seeds; plus the
+    reference rows."""
+    grid, vals, div = get_grid(name), cell_values(name, scale,
+                                                  out=out), diverged(name, scale, out=out)
+    lines = [
+        f"| setting | {grid.paper_label} | linear top-1 | linear, official (best epoch) | kNN "
+        "top-1 | feature_std "
+        "| effective rank | seeds |", '|' + '---|' * 8
+    ]
     for c in grid.cells_at(scale):
         v = vals.get(c.name)
         ours = [_mean_sd(v[m], d) for m, d in _COLS] if v else ['not run yet'] + [''] * 4
-        seeds = (f"{len(v['knn_top1'])}" + (f" (+{div[c.name]} diverged)" if div.get(c.name) else '')) if v else ''
+        seeds = (f"{len(v['knn_top1'])}" +
+                 (f" (+{div[c.name]} diverged)" if div.get(c.name) else '')) if v else ''
         lines.append(f"| {c.name} | {c.paper or '--'} | " + ' | '.join(ours) + f" | {seeds} |")
     for ref in REFERENCES:
         if ref in vals:
-            lines.append(f"| *reference: {ref}* | -- | " + ' | '.join(_mean_sd(vals[ref][m], d) if vals[ref][m] else '--'
-                                                                    for m, d in _COLS) + f" | {len(vals[ref]['knn_top1'])} |")
+            lines.append(f"| *reference: {ref}* | -- | " + ' | '.join(
+                _mean_sd(vals[ref][m], d) if vals[ref][m] else '--'
+                for m, d in _COLS) + f" | {len(vals[ref]['knn_top1'])} |")
     return '\n'.join(lines)
 
+# %% ../nbs/11_report.ipynb #d1ffcebd
 def provenance(name, scale, *, out='results') -> dict:
-    "The commits, thread counts, torch versions and devices of grid `name`'s files at `scale` (sets)."
+    """The commits, thread counts, torch versions and devices of grid `name`'s files at `scale`
+    (sets)."""
     runs = [r for rs in grid_runs(name, scale, out=out).values() for r in rs]
-    return {k: sorted({str(r.get(k)) for r in runs}) for k in ('git_commit', 'git_dirty', 'torch_threads', 'torch', 'device')}
+    return {
+        k: sorted({str(r.get(k))
+                   for r in runs})
+        for k in ('git_commit', 'git_dirty', 'torch_threads', 'torch', 'device')
+    }
 
 # %% ../nbs/11_report.ipynb #1b000019
 def _ci_half(v: dict) -> float:
     x = np.array(list(v.values()), float)
-    return float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
+    return float(stats.t.ppf(0.975,
+                             len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
 
+# %% ../nbs/11_report.ipynb #c8482032
 def grid_bars(name, scale, *, out='results', cells=None, figsize=None):
-    """Bars of a grid at `scale`: kNN top-1 (mean, 95 % interval of the mean; the paper's numbers as red diamonds on
-    a top axis; the reference rows as lines), feature_std and effective rank. Returns the figure."""
+    """Bars of a grid at `scale`: kNN top-1 (mean, 95 % interval of the mean; the paper's numbers as
+    red diamonds on a top axis; the reference rows as lines), feature_std and effective rank.
+    Returns the figure."""
     import matplotlib.pyplot as plt
     grid, vals = get_grid(name), cell_values(name, scale, out=out)
     cs = [c for c in grid.cells_at(scale) if c.name in vals and (cells is None or c.name in cells)]
@@ -217,28 +290,39 @@ def grid_bars(name, scale, *, out='results', cells=None, figsize=None):
                        (axs[2], 'effective_rank', 'effective rank of the backbone features')]:
         ax.barh(y, [np.mean(list(vals[c.name][m].values())) for c in cs],
                 xerr=[_ci_half(vals[c.name][m]) for c in cs], color='C0', alpha=0.8)
-        ax.set(yticks=y, xlabel=lab); ax.invert_yaxis(); ax.set_xlim(0, None)
-    axs[0].set_yticklabels([c.name for c in cs], fontsize=8); axs[1].set_yticklabels([]); axs[2].set_yticklabels([])
+        ax.set(yticks=y, xlabel=lab)
+        ax.invert_yaxis()
+        ax.set_xlim(0, None)
+    axs[0].set_yticklabels([c.name for c in cs], fontsize=8)
+    axs[1].set_yticklabels([])
+    axs[2].set_yticklabels([])
     for ref, ls in zip(REFERENCES, (':', '--')):
-        if ref in vals: axs[0].axvline(np.mean(list(vals[ref]['knn_top1'].values())), color='k', ls=ls, label=ref)
+        if ref in vals:
+            axs[0].axvline(np.mean(list(vals[ref]['knn_top1'].values())), color='k', ls=ls,
+                           label=ref)
     axs[0].set_xlim(0, 100)
     paper = [c.paper.mean if isinstance(c.paper, Reported) else np.nan for c in cs]
     if not all(np.isnan(paper)):
-        ax2 = axs[0].twiny(); ax2.plot(paper, y, 'rD', label=grid.paper_label)
-        ax2.set_xlim(0, 100); ax2.set_xlabel('the paper: STL-10 top-1 (%)', color='r')
+        ax2 = axs[0].twiny()
+        ax2.plot(paper, y, 'rD', label=grid.paper_label)
+        ax2.set_xlim(0, 100)
+        ax2.set_xlabel('the paper: STL-10 top-1 (%)', color='r')
     axs[0].legend(loc='lower left', fontsize=7)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/11_report.ipynb #1b000020
 TRACE_LABELS = dict(feature_std='feature_std', Wp_min='smallest eigenvalue of W_p (real part)',
-                    Wp_max='largest eigenvalue of W_p', Wp_neg='negative eigenvalues of W_p (count)',
+                    Wp_max='largest eigenvalue of W_p',
+                    Wp_neg='negative eigenvalues of W_p (count)',
                     lambda_min_K='λ_min(K), Eq 9 proxy', asymmetry='‖W_p − W_pᵀ‖ / ‖W_p + W_pᵀ‖',
                     F_erank='effective rank of F', F_max='largest eigenvalue of F', loss='loss')
 
-def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'lambda_min_K'), *, out='results',
-                figsize=None):
-    "One panel per trace key, one colour per cell (seeds thin, their mean thick), over the epochs. Returns the figure."
+
+def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'lambda_min_K'), *,
+                out='results', figsize=None):
+    """One panel per trace key, one colour per cell (seeds thin, their mean thick), over the epochs.
+    Returns the figure."""
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, len(keys), figsize=figsize or (4 * len(keys), 3.4), squeeze=False)
     for i, cell in enumerate(cells):
@@ -246,9 +330,11 @@ def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'la
         for ax, k in zip(axs[0], keys):
             rs = [t for t in runs if k in t]
             if not rs: continue
-            for t in rs: ax.plot(t['epoch'], t[k], color=f'C{i}', lw=0.6, alpha=0.5)
+            for t in rs:
+                ax.plot(t['epoch'], t[k], color=f'C{i}', lw=0.6, alpha=0.5)
             n = min(len(t[k]) for t in rs)
-            ax.plot(rs[0]['epoch'][:n], np.mean([t[k][:n] for t in rs], 0), color=f'C{i}', lw=2, label=cell)
+            ax.plot(rs[0]['epoch'][:n], np.mean([t[k][:n] for t in rs], 0), color=f'C{i}', lw=2,
+                    label=cell)
             ax.set(xlabel='epoch', title=TRACE_LABELS.get(k, k))
     for ax, k in zip(axs[0], keys):
         if k in ('Wp_min', 'lambda_min_K'): ax.axhline(0, color='k', lw=0.8)
@@ -265,8 +351,11 @@ def status(verdicts) -> str:
     against = sum(v in ('does not hold', 'reversed') for v in vs)
     if n['holds'] == len(vs): return 'reproduced'
     if n['within noise'] == len(vs): return 'within noise'
-    if n['holds'] == 0 and against and against + n['within noise'] == len(vs): return 'not reproduced'
-    return f"partly ({n['holds']} of {len(vs)} claims hold, {against} against, {n['within noise']} within noise)"
+    if n['holds'] == 0 and against and against + n['within noise'] == len(vs):
+        return 'not reproduced'
+    holds, noise = n['holds'], n['within noise']
+    return f"partly ({holds} of {len(vs)} claims hold, {against} against, {noise} within noise)"
+
 
 def grid_status(name, scale, *, out='results') -> str:
     "The status of grid `name` at `scale` from its claims."
@@ -279,12 +368,18 @@ def show_grid(name, scale, *, out='results', bars=True) -> dict:
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
     if not (Path(out) / scale / name).exists():
-        display(Markdown(f"*{get_grid(name).title}, {scale} scale: not run yet.*")); return {}
+        display(Markdown(f"*{get_grid(name).title}, {scale} scale: not run yet.*"))
+        return {}
     display(Markdown(grid_table(name, scale, out=out)))
-    if bars: grid_bars(name, scale, out=out); plt.show()
+    if bars:
+        grid_bars(name, scale, out=out)
+        plt.show()
     rows = claim_rows(name, scale, out=out)
     if rows: display(Markdown(claims_table(name, scale, out=out)))
     p = provenance(name, scale, out=out)
-    print(f"{name} at the {scale} scale: commit {', '.join(c[:10] for c in p['git_commit'])}, "
-          f"threads {', '.join(p['torch_threads'])}, torch {', '.join(p['torch'])}, {', '.join(p['device'])}")
+    print(
+        f"{name} at the {scale} scale: commit {', '.join(c[:10] for c in p['git_commit'])}, "
+        f"threads {', '.join(p['torch_threads'])}, torch {', '.join(p['torch'])}, "
+        f"{', '.join(p['device'])}"
+    )
     return {r['claim'].id: r['verdict'] for r in rows}

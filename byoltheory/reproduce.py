@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
-import torch
-from .byol import TrainConfig, train, read_checkpoint
+from .byol import TrainConfig, train
 from .data import load_dataset
 from .evaluate import baseline_probes
 from .models import make_backbone
 from .paper import Reported, Verdict
 
 # %% auto #0
-__all__ = ['SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'Scale', 'Cell', 'Grid',
+__all__ = ['SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'Scale', 'Cell', 'Grid', 'at',
            'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings',
            'read_run', 'run_path', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces',
            'verify', 'code_path', 'learning_curve', 'curve_config']
@@ -21,44 +20,66 @@ __all__ = ['SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RE
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
 class Scale:
-    "Where a grid runs: TrainConfig fields, options per predictor, default seeds, and a description."
+    """Where a grid runs: TrainConfig fields, options per predictor, default seeds, and a
+    description."""
     name: str
     config: dict
     predictor_opts: dict = field(default_factory=dict)
     seeds: int = 5
     description: str = ''
 
-SCALES = {s.name: s for s in [
-    Scale('digits', dict(dataset='digits', epochs=50, threads=1), {}, 5,
-          "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU"),
-    Scale('fashion-mnist', dict(dataset='fashion-mnist', subset=10_000, backbone='convnet28', width=16,
-                                batch_size=128, epochs=15, channels_last=True, threads=1), {}, 5,
-          'Fashion-MNIST (10,000-image subset), convnet28 width 16 with 2×2 pooling, 15 epochs, CPU'),
-    Scale('colab', dict(dataset='cifar10', device='cuda', precision='auto', channels_last=True, epochs=100), {}, 3,
-          'CIFAR-10, ResNet-18, 100 epochs, one GPU (sized for Colab)'),
-    Scale('full', dict(dataset='stl10', device='cuda', precision='fp32', epochs=100, target_init='random',
-                       proj_bn_affine=False),
-          {'directpred': dict(form='official'), 'two-layer': dict(bn_affine=False)}, 5,
-          "STL-10, ResNet-18, 100 epochs, one GPU, the official code's choices (the paper's setting)")]}
+
+SCALES = {
+    s.name: s
+    for s in [
+        Scale('digits', dict(dataset='digits', epochs=50, threads=1), {}, 5,
+              "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU"),
+        Scale(
+            'fashion-mnist',
+            dict(dataset='fashion-mnist', subset=10_000, backbone='convnet28', width=16,
+                 batch_size=128, epochs=15, channels_last=True, threads=1), {}, 5,
+            'Fashion-MNIST (10,000-image subset), convnet28 width 16 with 2×2 pooling, 15 epochs, '
+            'CPU'
+        ),
+        Scale(
+            'colab',
+            dict(dataset='cifar10', device='cuda', precision='auto', channels_last=True,
+                 epochs=100), {}, 3, 'CIFAR-10, ResNet-18, 100 epochs, one GPU (sized for Colab)'),
+        Scale(
+            'full',
+            dict(dataset='stl10', device='cuda', precision='fp32', epochs=100, target_init='random',
+                 proj_bn_affine=False),
+            {'directpred': dict(form='official'), 'two-layer': dict(bn_affine=False)}, 5,
+            "STL-10, ResNet-18, 100 epochs, one GPU, the official code's choices (the paper's "
+            "setting)"
+        )
+    ]
+}
 
 # %% ../nbs/10_reproduce.ipynb #0a000010
 @dataclass
 class Cell:
-    "One setting of a grid: name, TrainConfig fields, the paper's number, per-scale extras (None: not run there)."
+    """One setting of a grid: name, TrainConfig fields, the paper's number, per-scale extras (None:
+    not run there)."""
     name: str
     overrides: dict
     paper: Reported | Verdict | None = None
     scales: dict = field(default_factory=dict)
+
     @property
     def slug(self) -> str:
-        "File-name form of the name: lower case, other characters → '-', a minus sign before a digit → 'minus'."
-        return re.sub(r'[^a-z0-9]+', '-', re.sub(r'[-−](?=\d)', 'minus', self.name.lower())).strip('-')
+        """File-name form of the name: lower case, other characters → '-', a minus sign before a
+        digit → 'minus'."""
+        return re.sub(r'[^a-z0-9]+', '-', re.sub(r'[-−](?=\d)', 'minus',
+                                                 self.name.lower())).strip('-')
 
+# %% ../nbs/10_reproduce.ipynb #d1963e16
 @dataclass
 class Grid:
-    """A table or figure of the paper as a grid of cells; `scales`: settings of the whole grid per scale (a scale
-    not listed is not run); `spectra`: keep seed 0's per-epoch spectra (Fig 2); `claims`: chapter 11's;
-    `items`: the paper's tables and figures it tests (the ledger's status comes from its claims)."""
+    """A table or figure of the paper as a grid of cells; `scales`: settings of the whole grid per
+    scale (a scale not listed is not run); `spectra`: keep seed 0's per-epoch spectra (Fig 2);
+    `claims`: chapter 11's; `items`: the paper's tables and figures it tests (the ledger's status
+    comes from its claims)."""
     name: str
     title: str
     cells: list
@@ -66,34 +87,51 @@ class Grid:
     paper_label: str = 'paper, STL-10 top-1 (%)'
     spectra: bool = False
     claims: list = field(default_factory=list)
-    items: tuple = ()                      # the paper's items it tests, e.g. ('Table 3',)
+    items: tuple = ()  # the paper's items it tests, e.g. ('Table 3',)
+
     def cells_at(self, scale) -> list:
         "The cells run at `scale`."
-        return [c for c in self.cells if scale in self.scales and c.scales.get(scale, {}) is not None]
+        return [
+            c for c in self.cells if scale in self.scales and c.scales.get(scale, {}) is not None
+        ]
+
     def cell(self, name) -> Cell:
         "The cell called `name` (or with that slug)."
         for c in self.cells:
             if name in (c.name, c.slug): return c
-        raise ValueError(f"grid {self.name!r} has no cell {name!r}; its cells: {[c.name for c in self.cells]}")
+        raise ValueError(
+            f"grid {self.name!r} has no cell {name!r}; its cells: {[c.name for c in self.cells]}")
 
 # %% ../nbs/10_reproduce.ipynb #0a000011
 GRIDS: dict = {}
+
+def at(*scales) -> dict:
+    """A grid's `scales`: run at `scales` (default: every scale), with no
+    settings of its own."""
+    return {s: {} for s in scales or SCALES}
+
 EXPERIMENTS = 'byoltheory.experiments'
 
+
 def register(grid: Grid) -> Grid:
-    "Add `grid` to GRIDS (the experiment chapters call this); its cells' names must give distinct file names."
+    """Add `grid` to GRIDS (the experiment chapters call this); its cells' names must give distinct
+    file names."""
     slugs = [c.slug for c in grid.cells]
-    if len(set(slugs)) != len(slugs): raise ValueError(f"grid {grid.name!r}: two cells share a file name")
+    if len(set(slugs)) != len(slugs):
+        raise ValueError(f"grid {grid.name!r}: two cells share a file name")
     unknown = set(grid.scales) - set(SCALES)
     if unknown: raise ValueError(f"grid {grid.name!r}: unknown scales {sorted(unknown)}")
     GRIDS[grid.name] = grid
     return grid
 
+
 def load_grids() -> dict:
     "Import every experiment module (each registers its grids); returns GRIDS."
     pkg = importlib.import_module(EXPERIMENTS)
-    for m in pkgutil.iter_modules(pkg.__path__): importlib.import_module(f'{EXPERIMENTS}.{m.name}')
+    for m in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f'{EXPERIMENTS}.{m.name}')
     return GRIDS
+
 
 def get_grid(name) -> Grid:
     "The grid called `name`."
@@ -103,76 +141,113 @@ def get_grid(name) -> Grid:
 
 # %% ../nbs/10_reproduce.ipynb #0a000013
 def run_config(grid: Grid, cell: Cell, scale: str, seed: int, **override) -> TrainConfig:
-    "The TrainConfig of one run of `cell` of `grid` at `scale` (keyword overrides last, e.g. epochs=1)."
+    """The TrainConfig of one run of `cell` of `grid` at `scale` (keyword overrides last, e.g.
+    epochs=1)."""
     if scale not in SCALES: raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
-    if scale not in grid.scales: raise ValueError(f"grid {grid.name!r} is not run at scale {scale!r}")
+    if scale not in grid.scales:
+        raise ValueError(f"grid {grid.name!r} is not run at scale {scale!r}")
     extra = cell.scales.get(scale, {})
-    if extra is None: raise ValueError(f"cell {cell.name!r} of grid {grid.name!r} is not run at scale {scale!r}")
-    kw = {**SCALES[scale].config, **grid.scales[scale], **cell.overrides, **extra, 'seed': seed, **override}
+    if extra is None:
+        raise ValueError(f"cell {cell.name!r} of grid {grid.name!r} is not run at scale {scale!r}")
+    kw = {
+        **SCALES[scale].config, **grid.scales[scale], **cell.overrides, **extra, 'seed': seed,
+        **override
+    }
     pred = kw.get('predictor', 'linear')
-    kw['predictor_opts'] = {**SCALES[scale].predictor_opts.get(pred, {}), **kw.get('predictor_opts', {})}
+    kw['predictor_opts'] = {
+        **SCALES[scale].predictor_opts.get(pred, {}), **kw.get('predictor_opts', {})
+    }
     return TrainConfig(**kw)
 
 # %% ../nbs/10_reproduce.ipynb #0a000015
 _TRACE_SCALARS = ('loss', 'feature_std', 'asymmetry', 'lambda_min_K', 'F_erank')
-RUN_METRICS = ('top1', 'top5', 'top1_official', 'best_top1_official', 'knn_top1', 'feature_std', 'effective_rank')
-_UNCHECKED = {'data_root', 'download'}          # fields that do not change a run's result
+RUN_METRICS = ('top1', 'top5', 'top1_official', 'best_top1_official', 'knn_top1', 'feature_std',
+               'effective_rank')
+_UNCHECKED = {'data_root', 'download'}  # fields that do not change a run's result
 
-def _sig(x, digits=4): return float(f'{x:.{digits}g}')
+
+def _sig(x, digits=4):
+    return float(f'{x:.{digits}g}')
+
 
 def compact_trace(rows, *, spectra=False) -> dict:
-    """A run's per-epoch trace from its log.jsonl rows: `epoch`, the logged scalars (4 significant digits), from
-    W_p's eigenvalues `Wp_max`, `Wp_min` and `Wp_neg` (how many are negative), from F's `F_max`; with
-    spectra=True the full `F_eigs`, `Wp_eigs` and `alignment`. Columns a run did not log are left out."""
+    """A run's per-epoch trace from its log.jsonl rows: `epoch`, the logged scalars (4 significant
+    digits), from W_p's eigenvalues `Wp_max`, `Wp_min` and `Wp_neg` (how many are negative), from
+    F's `F_max`; with spectra=True the full `F_eigs`, `Wp_eigs` and `alignment`. Columns a run
+    did not log are left out."""
     out = dict(epoch=[r['epoch'] for r in rows])
     has = lambda k: bool(rows) and all(k in r for r in rows)
     for k in _TRACE_SCALARS:
         if has(k): out[k] = [_sig(r[k]) for r in rows]
     if has('Wp_eigs'):
-        out.update(Wp_max=[_sig(max(r['Wp_eigs'])) for r in rows], Wp_min=[_sig(min(r['Wp_eigs'])) for r in rows],
+        out.update(Wp_max=[_sig(max(r['Wp_eigs'])) for r in rows],
+                   Wp_min=[_sig(min(r['Wp_eigs'])) for r in rows],
                    Wp_neg=[int(sum(v < 0 for v in r['Wp_eigs'])) for r in rows])
     if has('F_eigs'): out['F_max'] = [_sig(max(r['F_eigs'])) for r in rows]
     for k in ('F_eigs', 'Wp_eigs', 'alignment'):
         if spectra and has(k): out[k] = [[_sig(v) for v in r[k]] for r in rows]
     return out
 
-TRACE_METRICS = ('align_first', 'align_last', 'asym_first', 'asym_last', 'Wp_neg_first', 'Wp_neg_last')
 
+TRACE_METRICS = ('align_first', 'align_last', 'asym_first', 'asym_last', 'Wp_neg_first',
+                 'Wp_neg_last')
+
+# %% ../nbs/10_reproduce.ipynb #a0f71c61
 def trace_summary(rows) -> dict:
-    """Fig 2's quantities at the first and last epoch, for claims: the mean alignment cos(u_j, W_p u_j) of F's top 8
-    eigenvectors, W_p's asymmetry, and W_p's number of negative eigenvalues (empty without a linear W_p)."""
+    """Fig 2's quantities at the first and last epoch, for claims: the mean alignment cos(u_j, W_p
+    u_j) of F's top 8 eigenvectors, W_p's asymmetry, and W_p's number of negative eigenvalues
+    (empty without a linear W_p)."""
     if not rows or 'alignment' not in rows[0]: return {}
     pick = dict(align=lambda r: float(sum(r['alignment'][:8]) / 8), asym=lambda r: r['asymmetry'],
                 Wp_neg=lambda r: float(sum(v < 0 for v in r['Wp_eigs'])))
-    return {f'{k}_{w}': f(r) for k, f in pick.items() for w, r in (('first', rows[0]), ('last', rows[-1]))}
+    return {
+        f'{k}_{w}': f(r)
+        for k, f in pick.items()
+        for w, r in (('first', rows[0]), ('last', rows[-1]))
+    }
+
 
 def same_settings(recorded: dict, cfg: TrainConfig) -> dict:
     "The fields where a recorded config differs from `cfg` (resolved): {field: (recorded, now)}."
     now = dataclasses.asdict(cfg.resolved())
-    return {k: (recorded.get(k), v) for k, v in now.items() if k not in _UNCHECKED and recorded.get(k) != v}
+    return {
+        k: (recorded.get(k), v)
+        for k, v in now.items() if k not in _UNCHECKED and recorded.get(k) != v
+    }
 
 # %% ../nbs/10_reproduce.ipynb #0a000017
 def _write_json(path, obj):
     "Write JSON atomically (a temporary file, then a rename)."
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
+    tmp = Path(str(path) + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
 
 def read_run(path) -> dict:
     "A run file, or a ValueError naming it when it cannot be read."
-    try: return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} cannot be read ({e}); delete it and run the grid again to redo that run") from None
+        raise ValueError(
+            f"{path} cannot be read ({e}); delete it and run the grid again to redo that run"
+        ) from None
+
 
 def run_path(out, scale, grid, cell, seed) -> Path:
     return Path(out) / scale / grid.name / f"{cell.slug}-seed{seed}.json"
 
+
 def run_done(path, cfg) -> bool:
-    "True if `path` holds this run (same settings); False if absent; ValueError if it holds another run."
+    """True if `path` holds this run (same settings); False if absent; ValueError if it holds
+    another run."""
     if not Path(path).exists(): return False
     diff = same_settings(read_run(path)['config'], cfg)
     if diff:
         said = ', '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
-        raise ValueError(f"{path} holds a run with other settings ({said}); it is kept -- move it away or choose "
-                         "another --out")
+        raise ValueError(
+            f"{path} holds a run with other settings ({said}); it is kept -- move it away or "
+            "choose "
+            "another --out")
     return True
 
 # %% ../nbs/10_reproduce.ipynb #0a00001b
@@ -181,20 +256,32 @@ def _lock(path) -> bool:
     lock = Path(str(path) + '.lock')
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY); os.write(fd, str(os.getpid()).encode())
-            os.close(fd); return True
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd,
+                     str(os.getpid()).encode())
+            os.close(fd)
+            return True
         except FileExistsError:
-            try: pid = int(lock.read_text() or 0); os.kill(pid, 0); return False     # alive: someone runs it
-            except (ValueError, ProcessLookupError, FileNotFoundError): lock.unlink(missing_ok=True)  # stale
-            except PermissionError: return False
+            try:
+                pid = int(lock.read_text() or 0)
+                os.kill(pid, 0)
+                return False  # alive: someone runs it
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale
+            except PermissionError:
+                return False
     return False
 
+
 def _twin(path, cfg, spectra) -> Path | None:
-    "A run file of another grid at the same scale with these settings and seed (and spectra if needed)."
+    """A run file of another grid at the same scale with these settings and seed (and spectra if
+    needed)."""
     for other in sorted(path.parent.parent.glob(f'*/*-seed{cfg.seed}.json')):
         if other.parent == path.parent or other.name.endswith('.trace.json'): continue
-        try: rec = read_run(other)
-        except ValueError: continue
+        try:
+            rec = read_run(other)
+        except ValueError:
+            continue
         if rec.get('copied_from') or same_settings(rec['config'], cfg): continue
         trace = other.with_name(other.stem + '.trace.json')
         if spectra and not (trace.exists() and 'F_eigs' in json.loads(trace.read_text())): continue
@@ -202,17 +289,21 @@ def _twin(path, cfg, spectra) -> Path | None:
     return None
 
 # %% ../nbs/10_reproduce.ipynb #0a000018
-def run_one(grid: Grid, cell: Cell, scale: str, seed: int, *, out='results', command=None, log=print,
-            **override) -> dict | None:
-    "Run (cell, seed) of `grid` at `scale` unless its file is there; returns its record (None: locked)."
+def run_one(grid: Grid, cell: Cell, scale: str, seed: int, *, out='results', command=None,
+            log=print, **override) -> dict | None:
+    """Run (cell, seed) of `grid` at `scale` unless its file is there; returns its record (None:
+    locked)."""
     cfg = run_config(grid, cell, scale, seed, **override).resolved()
     path = run_path(out, scale, grid, cell, seed)
     if run_done(path, cfg): return read_run(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not _lock(path): return None
-    try: return _run_one(grid, cell, scale, seed, cfg, path, command, log)
-    finally: Path(str(path) + '.lock').unlink(missing_ok=True)
+    try:
+        return _run_one(grid, cell, scale, seed, cfg, path, command, log)
+    finally:
+        Path(str(path) + '.lock').unlink(missing_ok=True)
 
+# %% ../nbs/10_reproduce.ipynb #d734dea2
 def _run_one(grid, cell, scale, seed, cfg, path, command, log):
     head = dict(grid=grid.name, cell=cell.name, seed=seed, scale=scale)
     spectra, trace_path = grid.spectra and seed == 0, path.with_name(path.stem + '.trace.json')
@@ -220,49 +311,64 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
     if twin:
         rec = dict(read_run(twin), **head, copied_from=str(twin.relative_to(path.parent.parent)))
         shutil.copy(twin.with_name(twin.stem + '.trace.json'), trace_path)
-        _write_json(path, rec); log(f"{grid.name} {scale} | {cell.name} | seed {seed}: copied from {twin.name}")
+        _write_json(path, rec)
+        log(f"{grid.name} {scale} | {cell.name} | seed {seed}: copied from {twin.name}")
         return rec
     work, t0 = path.parent / '.work' / path.stem, time.time()
-    try: m = train(cfg, work, resume=True, progress=False, command=command)
+    try:
+        m = train(cfg, work, resume=True, progress=False, command=command)
     except FloatingPointError as e:
         from byoltheory.byol import run_record
         rec = dict(head, diverged=str(e), **run_record(cfg, cfg.device, command=command))
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: diverged ({e})")
     else:
-        rec = dict(head, **{k: m[k] for k in RUN_METRICS}, **{k: v for k, v in m.items() if k not in RUN_METRICS})
+        rec = dict(head, **{k: m[k]
+                            for k in RUN_METRICS},
+                   **{k: v
+                      for k, v in m.items() if k not in RUN_METRICS})
         rows = [json.loads(l) for l in (work / 'log.jsonl').read_text().splitlines() if l.strip()]
         _write_json(trace_path, compact_trace(rows, spectra=spectra))
         rec.update(trace_summary(rows))
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: kNN {m['knn_top1']:.1f} %, "
-            f"top-1 {m['top1']:.1f} %, feature_std {m['feature_std']:.3f} ({time.time() - t0:.0f} s)")
+            f"top-1 {m['top1']:.1f} %, feature_std {m['feature_std']:.3f} ({time.time() - t0:.0f} "
+            "s)"
+            )
     _write_json(path, rec)
     shutil.rmtree(work, ignore_errors=True)
     return rec
 
 # %% ../nbs/10_reproduce.ipynb #0a000020
 def scale_baselines(scale, seeds, *, out='results', **override) -> dict:
-    "The two reference rows of `scale` for seeds 0 … seeds − 1 (computed once, then read from the file)."
+    """The two reference rows of `scale` for seeds 0 … seeds − 1 (computed once, then read from the
+    file)."""
     path = Path(out) / scale / 'baselines.json'
     cfg = TrainConfig(**{**SCALES[scale].config, **override}).resolved()
-    key = {k: getattr(cfg, k) for k in ('dataset', 'subset', 'backbone', 'width', 'probe_epochs', 'knn_k')}
+    key = {
+        k: getattr(cfg, k)
+        for k in ('dataset', 'subset', 'backbone', 'width', 'probe_epochs', 'knn_k')
+    }
     have = read_run(path) if path.exists() else dict(settings=key, seeds={})
     if have['settings'] != key:
-        raise ValueError(f"{path} holds baselines of other settings ({have['settings']}, now {key}); "
-                         "move it away or choose another --out")
+        raise ValueError(
+            f"{path} holds baselines of other settings ({have['settings']}, now {key}); "
+            "move it away or choose another --out")
     split = lambda s: load_dataset(cfg.dataset, s, root=cfg.data_root, subset=cfg.subset)
     tr, te, ch = split('train'), split('test'), split('train').shape[0]
     for seed in range(seeds):
         if str(seed) in have['seeds']: continue
         net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=ch)
-        have['seeds'][str(seed)] = baseline_probes(tr, te, net, device=cfg.device, probe_epochs=cfg.probe_epochs,
-                                                   knn_k=cfg.knn_k, seed=seed)
-        path.parent.mkdir(parents=True, exist_ok=True); _write_json(path, have)
+        have['seeds'][str(seed)] = baseline_probes(tr, te, net, device=cfg.device,
+                                                   probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k,
+                                                   seed=seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(path, have)
     return have
 
 # %% ../nbs/10_reproduce.ipynb #0a000022
-def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, command=None, log=print,
-             **override) -> Path:
-    "Run every missing (cell, seed) of grid `name` at `scale`, then its baselines; returns the grid's folder."
+def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, command=None,
+             log=print, **override) -> Path:
+    """Run every missing (cell, seed) of grid `name` at `scale`, then its baselines; returns the
+    grid's folder."""
     grid = get_grid(name)
     seeds = SCALES[scale].seeds if seeds is None else seeds
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -271,7 +377,9 @@ def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, com
     for cell in todo:
         for seed in range(seeds):
             run_one(grid, cell, scale, seed, out=out, command=command, log=log, **override)
-    scale_baselines(scale, seeds, out=out, **{k: v for k, v in override.items() if k in ('probe_epochs',)})
+    scale_baselines(scale, seeds, out=out,
+                    **{k: v
+                       for k, v in override.items() if k in ('probe_epochs', )})
     return Path(out) / scale / name
 
 # %% ../nbs/10_reproduce.ipynb #0a000024
@@ -281,54 +389,65 @@ def grid_runs(name, scale, *, out='results') -> dict:
     runs = {}
     for cell in grid.cells_at(scale):
         pat = re.compile(rf'{re.escape(cell.slug)}-seed(\d+)\.json')
-        seeds = sorted(int(m[1]) for p in res.glob(f'{cell.slug}-seed*.json') if (m := pat.fullmatch(p.name)))
+        seeds = sorted(
+            int(m[1]) for p in res.glob(f'{cell.slug}-seed*.json') if (m := pat.fullmatch(p.name)))
         for seed in seeds:
             path = res / f'{cell.slug}-seed{seed}.json'
             r = read_run(path)
-            run_done(path, run_config(grid, cell, scale, r['seed']))       # refuses a stale run
+            run_done(path, run_config(grid, cell, scale, r['seed']))  # refuses a stale run
             runs.setdefault(cell.name, []).append(r)
     return runs
+
 
 def load_traces(name, scale, cell, *, out='results') -> list:
     "The per-epoch traces of every seed of `cell` of grid `name` at `scale`, in seed order."
     slug, res = get_grid(name).cell(cell).slug, Path(out) / scale / name
     pat = re.compile(rf'{re.escape(slug)}-seed(\d+)\.trace\.json')
-    seeds = sorted(int(m[1]) for p in res.glob(f'{slug}-seed*.trace.json') if (m := pat.fullmatch(p.name)))
+    seeds = sorted(
+        int(m[1]) for p in res.glob(f'{slug}-seed*.trace.json') if (m := pat.fullmatch(p.name)))
     return [json.loads((res / f'{slug}-seed{k}.trace.json').read_text()) for k in seeds]
 
+# %% ../nbs/10_reproduce.ipynb #d8007222
 def verify(name, scale, n=1, *, out='results', log=print) -> float:
-    "Re-run the first `n` runs of grid `name` at `scale` at their recorded settings; the largest metric difference."
+    """Re-run the first `n` runs of grid `name` at `scale` at their recorded settings; the largest
+    metric difference."""
     grid, worst = get_grid(name), 0.0
-    runs = [(c, r) for c, rs in grid_runs(name, scale, out=out).items() for r in rs if 'diverged' not in r][:n]
+    runs = [(c, r) for c, rs in grid_runs(name, scale, out=out).items() for r in rs
+            if 'diverged' not in r][:n]
     with tempfile.TemporaryDirectory() as tmp:
         for cell, rec in runs:
             cfg = TrainConfig(**rec['config'])
             again = train(cfg, Path(tmp) / f"{grid.cell(cell).slug}-{rec['seed']}", progress=False)
             diff = max(abs(again[k] - rec[k]) for k in RUN_METRICS)
-            log(f"{name} {scale} | {cell} | seed {rec['seed']}: re-run at {rec['torch_threads']} thread(s), "
+            threads = rec['torch_threads']
+            log(f"{name} {scale} | {cell} | seed {rec['seed']}: re-run at {threads} thread(s), "
                 f"largest difference {diff:g}")
             worst = max(worst, diff)
     return worst
 
 # %% ../nbs/10_reproduce.ipynb #0a000028
 def code_path(cfg: TrainConfig) -> tuple:
-    "What distinguishes a run's code path (not its numbers): predictor, its option names, EMA, stop-grad, loss."
-    return (cfg.predictor, tuple(sorted(cfg.predictor_opts)), cfg.ema > 0, cfg.no_stop_grad, cfg.normalize,
-            cfg.target_init, cfg.proj_bn_affine)
+    """What distinguishes a run's code path (not its numbers): predictor, its option names, EMA,
+    stop-grad, loss."""
+    return (cfg.predictor, tuple(sorted(cfg.predictor_opts)), cfg.ema
+            > 0, cfg.no_stop_grad, cfg.normalize, cfg.target_init, cfg.proj_bn_affine)
 
 # %% ../nbs/10_reproduce.ipynb #0a000031
-RECIPE = register(Grid('fashion-recipe', "Calibrating the Fashion-MNIST scale (one seed each)", [
-    Cell('global pooling (convnet28-gap), linear W_p', dict(backbone='convnet28-gap')),
-    Cell('2×2 pooling (convnet28), linear W_p', {}),
-    Cell('2×2 pooling, DirectPred', dict(predictor='directpred')),
-    Cell('2×2 pooling, linear W_p, crops 0.4-1 and pixel noise 0.1', dict(aug_opts=dict(crop_scale=[0.4, 1.0], noise=0.1))),
-    Cell('2×2 pooling, linear W_p, lr 0.06', dict(lr=0.06))],
-    scales={'fashion-mnist': {}}, paper_label='--'))
+RECIPE = register(
+    Grid('fashion-recipe', "Calibrating the Fashion-MNIST scale (one seed each)", [
+        Cell('global pooling (convnet28-gap), linear W_p', dict(backbone='convnet28-gap')),
+        Cell('2×2 pooling (convnet28), linear W_p', {}),
+        Cell('2×2 pooling, DirectPred', dict(predictor='directpred')),
+        Cell('2×2 pooling, linear W_p, crops 0.4-1 and pixel noise 0.1',
+             dict(aug_opts=dict(crop_scale=[0.4, 1.0], noise=0.1))),
+        Cell('2×2 pooling, linear W_p, lr 0.06', dict(lr=0.06))
+    ], scales={'fashion-mnist': {}}, paper_label='--'))
 
 # %% ../nbs/10_reproduce.ipynb #0a000033
 def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
-    """Train `cfg` in chunks of `every` epochs, evaluating after each (resuming: one run); writes and returns
-    the list of {epoch, metrics…} at `path` (a JSON file), resuming a curve that is already partly there."""
+    """Train `cfg` in chunks of `every` epochs, evaluating after each (resuming: one run); writes
+    and returns the list of {epoch, metrics…} at `path` (a JSON file), resuming a curve that is
+    already partly there."""
     cfg, path = cfg.resolved(), Path(path)
     work = path.with_suffix('') / 'work'
     rows = read_run(path)['points'] if path.exists() else []
@@ -336,18 +455,25 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     for epoch in range(every, cfg.epochs + 1, every):
         if any(r['epoch'] == epoch for r in rows): continue
         part = dataclasses.replace(cfg, epochs=epoch)
-        m = train(part, work, resume=True, progress=False)          # evaluates at its last epoch
-        rows.append(dict(epoch=epoch, **{k: m[k] for k in RUN_METRICS}, train_seconds=m['train_seconds']))
+        m = train(part, work, resume=True, progress=False)  # evaluates at its last epoch
+        rows.append(
+            dict(epoch=epoch, **{k: m[k]
+                                 for k in RUN_METRICS}, train_seconds=m['train_seconds']))
         log(f"epoch {epoch}: kNN {m['knn_top1']:.2f}, linear {m['top1']:.2f}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(path, dict(config=dataclasses.asdict(cfg), points=rows, **{k: m[k] for k in m if k not in
-                                                                                RUN_METRICS and k != 'config'}))
+        _write_json(
+            path,
+            dict(config=dataclasses.asdict(cfg), points=rows,
+                 **{k: m[k]
+                    for k in m if k not in RUN_METRICS and k != 'config'}))
     shutil.rmtree(path.with_suffix(''), ignore_errors=True)
     return rows
 
 # %% ../nbs/10_reproduce.ipynb #0a000034
 CURVES = {'linear': dict(), 'directpred': dict(predictor='directpred')}
 
+
 def curve_config(name, epochs=40) -> TrainConfig:
-    "The Fashion-MNIST scale's config with the predictor of learning curve `name`, for `epochs` epochs."
+    """The Fashion-MNIST scale's config with the predictor of learning curve `name`, for `epochs`
+    epochs."""
     return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name], 'epochs': epochs})

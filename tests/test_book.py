@@ -26,7 +26,7 @@ def test_colab_install_cell(root, settings, nb):
     first_code = next(c for c in cells if c['cell_type'] == 'code')
     src = ''.join(first_code['source'])
     assert '"google.colab" in sys.modules' in src, f'{nb}: first code cell must be the Colab install cell'
-    assert f'byoltheory @ git+{settings["git_url"]}' in src
+    assert f'byoltheory[book] @ git+{settings["git_url"]}' in src
 
 @pytest.mark.parametrize('nb', [p.name for p in sorted((Path(__file__).resolve().parents[1] / 'nbs').glob('*.ipynb'))])
 def test_notebook_committed_without_outputs(root, nb):
@@ -45,6 +45,27 @@ def test_repo_url_in_step(root):
     assert r.returncode == 0, r.stderr + r.stdout
 
 def test_ledger_names_only_real_items(root):
-    from byoltheory.ledger import ledger_table
-    rows = ledger_table(root / 'nbs')     # raises on an item the paper does not have
-    assert any(r['where'] for r in rows)
+    from byoltheory.ledger import scan_notebooks, paper_items
+    items = {i['item'] for i in paper_items()}
+    assert {r['item'] for r in scan_notebooks(root / 'nbs')} <= items     # a mark naming a non-item is an error
+
+def _code_cells(root):
+    for p in _notebooks(root):
+        for c in json.loads(p.read_text())['cells']:
+            if c['cell_type'] == 'code': yield p.name, ''.join(c['source'])
+
+def test_lines_fit_the_page(root):
+    "Library and notebook code lines are at most 100 characters: code cells must not scroll sideways in the book."
+    def lib_lines(f):                  # nbdev writes its generated `__all__` list 120 columns wide: not ours
+        text = re.sub(r"(?ms)^__all__ = \[.*?\]\n", '', f.read_text())
+        return text.splitlines()
+    long = [f"{f.relative_to(root)}:{i}" for f in sorted((root / 'byoltheory').rglob('*.py')) if f.name != '_modidx.py'
+            for i, l in enumerate(lib_lines(f), 1) if len(l) > 100]
+    long += [f"{nb}: {l[:60]}…" for nb, src in _code_cells(root) for l in src.splitlines() if len(l) > 100]
+    assert not long, f"{len(long)} lines over 100 characters, e.g. {long[:5]}"
+
+def test_export_cells_are_short(root):
+    "An exported cell is one idea, about 40 lines at most: longer ones are split (fastcore's @patch spreads a class)."
+    big = [(nb, len(src.splitlines())) for nb, src in _code_cells(root)
+           if re.search(r'(?m)^#\|\s*export\b', src) and len(src.splitlines()) > 42]
+    assert not big, f"export cells over 42 lines: {big}"

@@ -1,0 +1,131 @@
+"""The command line under a real user's mistakes and faults: every one ends with a clear message naming the option
+(argparse's usage error of the subcommand, exit 2) or saying what was kept -- never a traceback -- and nothing is
+lost or mixed."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+import torch
+from byoltheory.cli import main
+
+TINY = ['--subset', '64', '--batch-size', '32', '--probe-epochs', '2', '--quiet', '--threads', '1']
+
+def run_main(args, capsys):
+    "main(args) in-process: (exit code, stdout, stderr)."
+    try: code = main(args)
+    except SystemExit as e: code = e.code
+    out, err = capsys.readouterr()
+    if isinstance(code, str): code, err = 1, err + code          # SystemExit(message): Python prints it, exit 1
+    return code, out, err
+
+@pytest.mark.parametrize('args, words', [
+    (['--wd', 'nan'], '--wd: wd must be a finite number >= 0, got nan'),
+    (['--momentum', '5'], '--momentum: momentum must be a finite number in [0, 1), got 5'),
+    (['--lr', 'inf'], '--lr: lr must be a finite number > 0, got inf'),
+    (['--alpha-p', 'inf'], '--alpha-p: alpha_p must be a finite number > 0, got inf'),
+    (['--width', '0'], '--width: width must be an integer >= 1, got 0'),
+    (['--seed', '-1'], '--seed: seed must be an integer >= 0, got -1'),
+    (['--sync-bn'], 'sync_bn needs several processes: start the run with torchrun'),
+    (['--rho', '1.5'], "--rho: an option of --predictor directpred or optimal, not of 'linear'"),
+    (['--predictor', 'directpred', '--rho', '1.5'], '--rho: rho must be in [0, 1)'),
+    (['--ema', '0.5', '--no-stop-grad'], 'no_stop_grad needs ema 0'),
+    (['--predictor-opts', '[1]'], '--predictor-opts: must be a JSON object'),
+    (['--aug-opts', '{"hue": 1}'], 'hue is not an augmentation option'),
+])
+def test_train_refuses_bad_options(args, words, capsys, tmp_path):
+    code, _, err = run_main(['train', '--out', str(tmp_path / 'x'), '--epochs', '1', *TINY, *args], capsys)
+    assert code == 2 and words in err and err.startswith('usage: byoltheory train'), err
+    assert not (tmp_path / 'x').exists()                               # refused before any work
+
+def test_train_help_shows_every_default(capsys):
+    code, out, _ = run_main(['train', '--help'], capsys)
+    out = ' '.join(out.split())  # argparse wraps to the terminal's width
+    assert '(default: by dataset) (default' not in out
+    assert code == 0 and '(default: 0.996)' in out and 'EMA rate gamma_a' in out and '(default: digits)' in out
+
+def test_out_that_is_a_file_or_cannot_be_written(tmp_path, capsys):
+    f = tmp_path / 'file'; f.write_text('x')
+    code, _, err = run_main(['train', '--out', str(f), *TINY], capsys)
+    assert code == 2 and 'is a file, not a folder' in err
+    code, _, err = run_main(['train', '--out', str(f / 'run'), *TINY], capsys)
+    assert code == 2 and 'cannot be written' in err
+
+def test_second_run_into_the_same_out_is_refused_and_resume_past_epochs(tmp_path, capsys):
+    out = tmp_path / 'run'
+    code, text, _ = run_main(['train', '--out', str(out), '--epochs', '3', *TINY], capsys)
+    assert code == 0 and f'results: {out}/metrics.json' in text and 'Next: byoltheory eval' in text
+    before = (out / 'metrics.json').read_text()
+    code, _, err = run_main(['train', '--out', str(out), '--epochs', '3', *TINY], capsys)
+    assert code == 2 and 'already holds a run' in err and '--overwrite' in err
+    assert (out / 'metrics.json').read_text() == before                 # nothing overwritten
+    code, _, err = run_main(['train', '--out', str(out), '--epochs', '2', '--resume', *TINY], capsys)
+    assert code == 2 and 'is at epoch 3, past --epochs 2' in err
+    code, _, _ = run_main(['train', '--out', str(out), '--epochs', '3', '--overwrite', *TINY], capsys)
+    assert code == 0
+
+def test_truncated_checkpoint_and_duplicate_log_lines(tmp_path, capsys):
+    out = tmp_path / 'run'
+    run_main(['train', '--out', str(out), '--epochs', '2', *TINY], capsys)
+    log = out / 'log.jsonl'
+    lines = log.read_text().splitlines()
+    log.write_text('\n'.join(lines + [lines[-1].replace('"epoch": 2', '"epoch": 3')]) + '\n')  # killed after logging
+    code, _, _ = run_main(['train', '--out', str(out), '--epochs', '4', '--resume', *TINY], capsys)
+    assert code == 0 and [json.loads(l)['epoch'] for l in log.read_text().splitlines()] == [1, 2, 3, 4]
+    ck = out / 'checkpoint.pt'; ck.write_bytes(ck.read_bytes()[:500])
+    code, _, err = run_main(['train', '--out', str(out), '--epochs', '5', '--resume', *TINY], capsys)
+    assert code == 2 and 'cannot be read' in err and 'truncated' in err
+
+def test_eval_without_cuda_and_missing_checkpoint(tmp_path, capsys):
+    code, _, err = run_main(['eval', '--checkpoint', str(tmp_path / 'none.pt')], capsys)
+    assert code == 2 and 'is not a file' in err
+    if not torch.cuda.is_available():
+        ck = tmp_path / 'c.pt'; ck.write_bytes(b'')
+        code, _, err = run_main(['eval', '--checkpoint', str(ck), '--device', 'cuda'], capsys)
+        assert code == 2 and 'no CUDA device' in err and err.startswith('usage: byoltheory eval')
+
+def test_reproduce_refuses_before_writing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(['reproduce', 'table6', '--epochs', '0'], capsys)
+    assert code == 2 and '--epochs: epochs must be an integer >= 1, got 0' in err and not list(tmp_path.iterdir())
+    code, _, err = run_main(['reproduce', 'table99'], capsys)
+    assert code == 2 and 'must be one of fashion-recipe, fig2, fig6, table1' in err
+    code, _, err = run_main(['reproduce', 'table3-regime', '--scale', 'fashion-mnist'], capsys)
+    assert code == 2 and 'runs at digits' in err
+    if not torch.cuda.is_available():
+        code, _, err = run_main(['reproduce', 'table6', '--scale', 'full'], capsys)
+        assert code == 2 and 'no CUDA device' in err and '--device cpu' in err
+
+def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ['reproduce', 'table6', '--cell', 'SGD-trained linear W_p (baseline)', '--seeds', '1', '--epochs', '1',
+            '--probe-epochs', '1']
+    code, out, _ = run_main(args, capsys)
+    assert code == 0 and 'runs/smoke/digits/table6' in out and not (tmp_path / 'results').exists()
+    f = tmp_path / 'runs/smoke/digits/table6/sgd-trained-linear-w-p-baseline-seed0.json'
+    f.write_text(f.read_text()[:50])                                     # a truncated run file
+    code, _, err = run_main(args, capsys)
+    assert code != 0 and 'cannot be read' in err and 'sgd-trained-linear-w-p-baseline-seed0.json' in err
+    f.unlink()
+    run_main(args, capsys)
+    code, _, err = run_main(args[:-2] + ['--probe-epochs', '2'], capsys)     # other settings, same folder
+    assert code != 0 and 'holds a run with other settings' in err
+
+def test_ctrl_c_says_what_is_kept(tmp_path):
+    out = tmp_path / 'run'
+    cmd = [sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(out), '--epochs', '400', *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    deadline = time.time() + 120
+    while not (out / 'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and 'interrupted' in err and 'checkpoint' in err and '--resume' in err, err
+    assert 'Traceback' not in err
+    assert torch.load(out / 'checkpoint.pt', weights_only=False)['epoch'] >= 1
+
+def test_no_progress_flood_in_a_log_file(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(tmp_path / 'r'), '--epochs',
+                        '40', *[a for a in TINY if a != '--quiet']], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert r.returncode == 0
+    assert len((r.stdout + r.stderr).splitlines()) <= 14, r.stdout + r.stderr    # a line per tenth, then the result

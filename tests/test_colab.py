@@ -1,0 +1,101 @@
+"""Every chapter runs top to bottom as in Colab (slow; `make book` runs it).
+
+A fresh venv gets what Colab has preinstalled (torch, torchvision and what they need, linked
+from this venv; ipykernel) and a stand-in `google.colab` module imported at start-up, as Colab
+does. Nothing else: the chapters' own install cell (`%pip install "byoltheory[book] @ git+…"`)
+installs the package from its declared requirements, with git redirected to this repository's
+committed HEAD. Each chapter is then executed from a folder outside the repository, cells tagged
+`skip-execution` (the GPU cells) left out as in the book, and must finish without an error."""
+import json, os, re, subprocess, venv
+from importlib import metadata
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PREINSTALLED = ('torch', 'torchvision', 'ipykernel')
+
+
+def _closure(names):
+    "The installed distributions `names` need, recursively (no extras)."
+    from packaging.requirements import Requirement
+    seen, todo = {}, list(names)
+    while todo:
+        name = todo.pop().lower().replace('_', '-')
+        if name in seen: continue
+        try:
+            dist = seen[name] = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for req in map(Requirement, dist.requires or []):
+            if req.marker is None or req.marker.evaluate({'extra': ''}): todo.append(req.name)
+    return seen.values()
+
+
+def _link_preinstalled(target: Path):
+    "Symlink the files of torch, torchvision, ipykernel and their dependencies into `target`."
+    target.mkdir()
+    for dist in _closure(PREINSTALLED):
+        tops = {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith('..')}
+        for top in tops:
+            src = Path(dist.locate_file(top))
+            if src.exists() and not (target / top).exists() and top != 'bin':
+                (target / top).symlink_to(src)
+
+
+def _colab_venv(tmp: Path) -> Path:
+    env_dir = tmp / 'venv'
+    venv.create(env_dir, with_pip=True)
+    site = next((env_dir / 'lib').glob('python3*/site-packages'))
+    _link_preinstalled(tmp / 'preinstalled')
+    stub = tmp / 'colab-stub' / 'google' / 'colab'
+    stub.mkdir(parents=True)
+    (stub / '__init__.py').write_text('"""Stand-in for Colab\'s module (tests only)."""\n')
+    (site / 'colab.pth').write_text(f"{tmp / 'preinstalled'}\n{tmp / 'colab-stub'}\n"
+                                    "import google.colab\n")
+    return env_dir / 'bin' / 'python'
+
+
+def _chapters():
+    toc = (ROOT / '_toc.yml').read_text()
+    return [ROOT / f"{line.split('file:')[1].strip()}.ipynb" for line in toc.splitlines()
+            if 'file: nbs/' in line]
+
+
+@pytest.mark.slow
+def test_every_chapter_runs_in_colab(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode: pytest.skip('not a git checkout')
+    py = _colab_venv(tmp_path)
+    spec = tmp_path / 'kernels' / 'kernels' / 'colab'
+    spec.mkdir(parents=True)
+    (spec / 'kernel.json').write_text(json.dumps(dict(
+        argv=[str(py), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+        display_name='colab stand-in', language='python')))
+    url = re.search(r'git\+(https://[^"\\\s]+)', (ROOT / 'nbs' / '01_linear_model.ipynb')
+                    .read_text()).group(1)  # the install cell's repository
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    env.update(JUPYTER_PATH=str(tmp_path / 'kernels'), GIT_CONFIG_COUNT='1',
+               GIT_CONFIG_KEY_0=f'url.{ROOT}.insteadOf', GIT_CONFIG_VALUE_0=url,
+               MPLBACKEND='agg', OMP_NUM_THREADS='1', PIP_DISABLE_PIP_VERSION_CHECK='1')
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernel inherits this process's environment
+    failures, outside = [], tmp_path / 'content'
+    outside.mkdir()
+    try:
+        for path in _chapters():
+            nb = nbformat.read(path, as_version=4)
+            nb.cells = [c for c in nb.cells
+                        if 'skip-execution' not in c.get('metadata', {}).get('tags', [])]
+            client = NotebookClient(nb, kernel_name='colab', timeout=900,
+                                    resources={'metadata': {'path': str(outside)}})
+            try:
+                client.execute()
+            except Exception as e:  # the first error cell ends the chapter, as in "Run all"
+                failures.append(f"{path.name}: {str(e).splitlines()[-1][:300]}")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert not failures, '\n'.join(failures)

@@ -83,7 +83,7 @@ book:
 	echo "The book is at $(CURDIR)/_build/html/index.html"
 
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
 	rm -rf _build _docs

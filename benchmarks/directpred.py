@@ -4,17 +4,13 @@
    Eq 19 update and, freq = 1, the Eq 18 eigendecomposition) against two calls of a learned
    nn.Linear(d, d), for d = 64, 128, 256, 512.
 2. One symmetrised BYOL step (ResNet-18 with the CIFAR stem on 32x32 images, 2-layer projector
-   to d, EMA target, SGD) with DirectPredictor against nn.Linear(d, d) (baseline):
-       f1, f2 = online(x1), online(x2)
-       with torch.no_grad(): z1, z2 = target(x1), target(x2)
-       loss = cos_loss(pred(f1), z2) + cos_loss(pred(f2), z1)
-       opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-       torch._foreach_lerp_(target_params, online_params, 0.004)
-   timed interleaved in this process and printed as a ratio (the paper's claim: DirectPred costs
+   to d, EMA target, SGD; the plain step of benchmarks/_baseline.py) with DirectPredictor against
+   nn.Linear(d, d), timed interleaved in this process and printed as a ratio (the paper's claim: DirectPred costs
    about what a learned predictor costs).
 Usage: python benchmarks/directpred.py [--device cpu|cuda] [--batch 128] [--steps 3] [--dim 256]"""
-import argparse, copy, time
-import torch, torch.nn as nn, torch.nn.functional as F
+import argparse, time
+import torch, torch.nn as nn
+from _baseline import plain_byol_step
 from byoltheory.directpred import DirectPredictor
 from byoltheory.models import resnet18, projector
 
@@ -44,32 +40,16 @@ def timeit(fn, reps, warm=True):
     return (time.perf_counter() - start) / reps
 
 
-def cos_loss(p, z):
-    return (2 - 2 * F.cosine_similarity(p, z, dim=-1)).mean()
-
-
 def make_step(predictor):
-    "The baseline BYOL step of the docstring, with `predictor`."
+    "The baseline BYOL step (benchmarks/_baseline.py) with `predictor`, on fixed random views."
     torch.manual_seed(0)
     online = nn.Sequential(resnet18(stem='cifar'), projector(512, 512, args.dim)).to(dev)
-    target = copy.deepcopy(online).requires_grad_(False)
     predictor = predictor.to(dev)
     params = list(online.parameters()) + list(predictor.parameters())
     opt = torch.optim.SGD(params, lr=0.03, momentum=0.9, weight_decay=4e-4)
-    po, pt = list(online.parameters()), list(target.parameters())
+    step = plain_byol_step(online, predictor, opt, ema=0.996)
     x1, x2 = (torch.randn(args.batch, 3, 32, 32, device=dev) for _ in range(2))
-
-    def step():
-        f1, f2 = online(x1), online(x2)
-        with torch.no_grad():
-            z1, z2 = target(x1), target(x2)
-        loss = cos_loss(predictor(f1), z2) + cos_loss(predictor(f2), z1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(pt, po, 0.004)
-    return step
+    return lambda: step(x1, x2)
 
 
 name = torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'

@@ -7,19 +7,16 @@ BYOL with a linear predictor and EMA target):
     counted by torch.utils.flop_counter.FlopCounterMode;
   * the step's time as `byoltheory.byol.train_epoch` runs it (BYOL.loss, SGD step,
     update_target) on pre-made views, and the augmentation's time per batch (TwoViewLoader);
-  * the same step written plainly (baseline):
-        f1, f2 = online(x1), online(x2)
-        with torch.no_grad(): z1, z2 = target(x1), target(x2)
-        loss = cos_loss(pred(f1), z2) + cos_loss(pred(f2), z1)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        torch._foreach_lerp_(target_params, online_params, 1 - ema)
+  * the same step written plainly (baseline: benchmarks/_baseline.py, the step a reader writes by
+    hand, run on deep copies of the same modules);
   * the peak: the best float32 GFLOP/s of torch.mm on square matrices (512 to 2048) at the
     recipe's thread count, measured in this process.
 Steps are timed interleaved, best of --reps. Run it on an idle machine.
 Usage: python benchmarks/train_step.py [--scale digits fashion-mnist] [--reps 20]"""
 import argparse, copy, time
-import torch, torch.nn.functional as F
+import torch
 from torch.utils.flop_counter import FlopCounterMode
+from _baseline import plain_byol_step
 from byoltheory.byol import TrainConfig, build_model, make_optimizer
 from byoltheory.data import load_dataset, TwoViewLoader
 from byoltheory.reproduce import SCALES
@@ -51,31 +48,14 @@ def matmul_peak():
     return out
 
 
-def cos_loss(p, z):
-    return (2 - 2 * F.cosine_similarity(p, z, dim=-1)).mean()
-
-
 def plain_step(model, cfg):
-    "The baseline of the docstring, on deep copies of the recipe's modules."
+    "The baseline (benchmarks/_baseline.py) on deep copies of the recipe's modules."
     online, pred = copy.deepcopy(model.online), copy.deepcopy(model.predictor)
-    target = copy.deepcopy(online).requires_grad_(False)
     opt = torch.optim.SGD([
         dict(params=list(online.parameters()), weight_decay=cfg.wd),
         dict(params=list(pred.parameters()), lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd)
     ], lr=cfg.lr, momentum=cfg.momentum)
-    po, pt = list(online.parameters()), list(target.parameters())
-
-    def step(x1, x2):
-        f1, f2 = online(x1), online(x2)
-        with torch.no_grad():
-            z1, z2 = target(x1), target(x2)
-        loss = cos_loss(pred(f1), z2) + cos_loss(pred(f2), z1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(pt, po, 1 - cfg.ema)
-    return step
+    return plain_byol_step(online, pred, opt, ema=cfg.ema)
 
 
 def ours_step(model, cfg):

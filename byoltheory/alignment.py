@@ -66,10 +66,10 @@ def K_matrix(F, Wp, *, tau, alpha_p, eta, sigma2):
 
 
 def commutator_bound(t, F, Wp, *, tau, alpha_p, eta, sigma2):
-    """Eq 10 along a trajectory: ‖[F(0), W_p(0)]‖_F · exp(−2∫₀ᵗ λ_min K dt'), trapezoidal in t; F,
-    Wp shaped (len(t), n, n)."""
-    lam = np.linalg.eigvalsh(K_matrix(F, Wp, tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2))[:,
-                                                                                                0]
+    """Eq 10 along a trajectory: ‖[F(0), W_p(0)]‖_F · exp(−2∫₀ᵗ λ_min K dt'),
+    trapezoidal in t; F, Wp shaped (len(t), n, n)."""
+    K = K_matrix(F, Wp, tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2)
+    lam = np.linalg.eigvalsh(K)[:, 0]
     integral = np.concatenate([[0.0], np.cumsum(np.diff(t) * (lam[1:] + lam[:-1]) / 2)])
     return np.linalg.norm(commutator(F[0], Wp[0])) * np.exp(-2 * integral), lam
 

@@ -116,9 +116,10 @@ def check_field(name, v):
 
 # %% ../nbs/09_byol.ipynb #8f1a2b11
 @patch
-def resolved(self: TrainConfig) -> TrainConfig:
+def resolved(self: TrainConfig, here=True) -> TrainConfig:
     """A copy with the dataset/device defaults filled in and every field checked (ValueError names
-    the field)."""
+    the field). here=False skips what depends on this machine (is there a GPU, torchrun; 'auto'
+    precision on a GPU stays 'auto'): for reading settings recorded elsewhere."""
     c = dataclasses.replace(self, predictor_opts=dict(self.predictor_opts or {}),
                             aug_opts=dict(self.aug_opts or {}))
     if c.method == 'simsiam': c.ema = 0.0
@@ -136,6 +137,11 @@ def resolved(self: TrainConfig) -> TrainConfig:
     if c.no_stop_grad and c.ema > 0:
         raise ValueError(
             "no_stop_grad needs ema 0: with an EMA target no gradient reaches it (--ema 0)")
+    if c.precision == 'fp16' and c.device == 'cpu':
+        raise ValueError("precision 'fp16' needs --device cuda")
+    if not here:  # settings recorded elsewhere: nothing on this machine to check them against
+        if c.precision == 'auto' and c.device == 'cpu': c.precision = 'fp32'
+        return c
     if c.device == 'cuda' and not torch.cuda.is_available():
         raise ValueError("device 'cuda': no CUDA device is available here; use --device cpu")
     if c.sync_bn and int(os.environ.get('WORLD_SIZE', '1')) <= 1:
@@ -143,8 +149,6 @@ def resolved(self: TrainConfig) -> TrainConfig:
     if c.precision == 'auto':
         fast_bf16 = c.device == 'cuda' and torch.cuda.is_bf16_supported(including_emulation=False)
         c.precision = 'fp32' if c.device == 'cpu' else 'bf16' if fast_bf16 else 'fp16'
-    if c.precision == 'fp16' and c.device == 'cpu':
-        raise ValueError("precision 'fp16' needs --device cuda")
     return c
 
 # %% ../nbs/09_byol.ipynb #8f1a2b14

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from .data import ImageSet, normalized
 
 # %% auto #0
-__all__ = ['PROBES', 'features', 'linear_probe', 'knn_accuracy', 'feature_std', 'spectrum_effective_rank', 'effective_rank',
-           'probe_features', 'evaluate_network', 'baseline_probes']
+__all__ = ['PROBES', 'GRAM_ABOVE', 'features', 'linear_probe', 'knn_accuracy', 'feature_std', 'spectrum_effective_rank',
+           'effective_rank', 'probe_features', 'evaluate_network', 'baseline_probes']
 
 # %% ../nbs/08_evaluate.ipynb #6f069c97
 @torch.inference_mode()
@@ -114,7 +114,7 @@ def feature_std(z) -> float:
     z = F.normalize(torch.as_tensor(z).float(), dim=1)
     return float(z.std(0).mean() * math.sqrt(z.shape[1]))
 
-
+# %% ../nbs/08_evaluate.ipynb #5fb9efd4
 def spectrum_effective_rank(ev) -> float:
     """exp(entropy) of a non-negative spectrum normalised to sum 1 (negative round-off counts as 0):
     1 … len(ev)."""
@@ -124,10 +124,20 @@ def spectrum_effective_rank(ev) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+GRAM_ABOVE = 4096  # feature dimension above which effective_rank works on the N×N Gram matrix
+
+
 @torch.no_grad()
 def effective_rank(h) -> float:
-    "The effective rank of the covariance of features h (N, d): between 1 and d."
-    return spectrum_effective_rank(torch.linalg.eigvalsh(torch.cov(torch.as_tensor(h).double().T)))
+    """The effective rank of the covariance of features h (N, d): between 1 and
+    d. For d > max(N, GRAM_ABOVE) (raw STL-10 pixels: 27,648) the N×N Gram matrix
+    of the centred features, which has the same non-zero spectrum, is used."""
+    h = torch.as_tensor(h).double()
+    n, d = h.shape
+    if d <= max(n, GRAM_ABOVE):
+        return spectrum_effective_rank(torch.linalg.eigvalsh(torch.cov(h.T)))
+    hc = h - h.mean(0)
+    return spectrum_effective_rank(torch.linalg.eigvalsh(hc @ hc.T / (n - 1)))
 
 # %% ../nbs/08_evaluate.ipynb #0e649a8b
 def probe_features(train_h, train_y, test_h, test_y, *, probe_epochs=100, knn_k=20, seed=0) -> dict:

@@ -90,11 +90,9 @@ def _defined(src) -> list[str]:
     names = []
     for node in ast.parse(src).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            patched = [a.annotation
-                       for a in node.args.args[:1]] if isinstance(node, ast.FunctionDef) else []
-            cls = getattr(patched[0], 'id',
-                          None) if patched and any('patch' in ast.unparse(d)
-                                                   for d in node.decorator_list) else None
+            is_patch = any('patch' in ast.unparse(d) for d in node.decorator_list)
+            first = node.args.args[:1] if isinstance(node, ast.FunctionDef) else []
+            cls = getattr(first[0].annotation, 'id', None) if is_patch and first else None
             names.append(f'{cls}.{node.name}' if cls else node.name)
         elif isinstance(node, ast.Assign):
             names += [t.id for t in node.targets if isinstance(t, ast.Name)]
@@ -108,10 +106,11 @@ def scan_notebooks(nbs_path) -> list[dict]:
     rows = []
     for path in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
         nb = read_nb(path)
-        title = next((m.group(1).strip() for c in nb.cells if c.cell_type == 'markdown'
-                      for m in [re.search(r'^#\s+(.+)$', c.source, re.M)] if m), '')
-        module = next((' '.join(d['default_exp']) for c in nb.cells if c.cell_type == 'code'
-                       for d in [extract_directives(c, remove=False)] if 'default_exp' in d), None)
+        heads = [re.search(r'^#\s+(.+)$', c.source, re.M) for c in nb.cells
+                 if c.cell_type == 'markdown']
+        title = next((m.group(1).strip() for m in heads if m), '')
+        exps = [extract_directives(c, remove=False) for c in nb.cells if c.cell_type == 'code']
+        module = next((' '.join(d['default_exp']) for d in exps if 'default_exp' in d), None)
         section = ''
         for c in nb.cells:
             if c.cell_type == 'markdown':
@@ -123,18 +122,14 @@ def scan_notebooks(nbs_path) -> list[dict]:
             if 'paper:' in d and 'export' in d:
                 body = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|'))
                 names = [f'{module}.{n}' for n in _defined(body)]
-                rows += [
-                    dict(base, item=i, kind='implements', names=names)
-                    for i in parse_ledger_line(' '.join(d['paper:']))
-                ]
+                rows += [dict(base, item=i, kind='implements', names=names)
+                         for i in parse_ledger_line(' '.join(d['paper:']))]
             first = c.source.lstrip().splitlines()[0] if c.source.strip() else ''
             m = _LEDGER_RE.match(first)
             if m:
                 asserts = bool(_ASSERTS.search(c.source))
-                rows += [
-                    dict(base, item=i, kind='check', asserts=asserts)
-                    for i in parse_ledger_line(m.group(1))
-                ]
+                rows += [dict(base, item=i, kind='check', asserts=asserts)
+                         for i in parse_ledger_line(m.group(1))]
     return rows
 
 # %% ../nbs/90_ledger.ipynb #9634bb91

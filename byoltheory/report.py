@@ -152,11 +152,8 @@ def cell_values(name, scale, *, out='results') -> dict:
     if base.exists():
         seeds = json.loads(base.read_text())['seeds']
         for ref in REFERENCES:
-            vals[ref] = {
-                m: {int(k): v[ref][m]
-                    for k, v in seeds.items()}
-                for m in RUN_METRICS if m != 'feature_std'
-            }
+            vals[ref] = {m: {int(k): v[ref][m] for k, v in seeds.items()}
+                         for m in RUN_METRICS if m != 'feature_std'}
             vals[ref]['feature_std'] = {}
     return vals
 

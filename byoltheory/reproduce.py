@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .byol import TrainConfig, train
+from .byol import TrainConfig, train, run_record, run_settings
 from .data import load_dataset
 from .evaluate import baseline_probes
 from .models import make_backbone
@@ -208,12 +208,12 @@ def trace_summary(rows) -> dict:
 
 
 def same_settings(recorded: dict, cfg: TrainConfig) -> dict:
-    "The fields where a recorded config differs from `cfg` (resolved): {field: (recorded, now)}."
-    now = dataclasses.asdict(cfg.resolved())
-    return {
-        k: (recorded.get(k), v)
-        for k, v in now.items() if k not in _UNCHECKED and recorded.get(k) != v
-    }
+    """The fields where a recorded config differs from `cfg` (resolved, on any machine: a GPU
+    run's file is read on a CPU): {field: (recorded, now)}; 'auto' precision matches any."""
+    now = dataclasses.asdict(cfg.resolved(here=False))
+    skip = _UNCHECKED | ({'precision'} if now['precision'] == 'auto' else set())
+    return {k: (recorded.get(k), v) for k, v in now.items()
+            if k not in skip and recorded.get(k) != v}
 
 # %% ../nbs/10_reproduce.ipynb #0a000017
 def _write_json(path, obj):
@@ -322,31 +322,27 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
         rec = dict(head, diverged=str(e), **run_record(cfg, cfg.device, command=command))
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: diverged ({e})")
     else:
-        rec = dict(head, **{k: m[k]
-                            for k in RUN_METRICS},
-                   **{k: v
-                      for k, v in m.items() if k not in RUN_METRICS})
+        rec = dict(head, **{k: m[k] for k in RUN_METRICS},
+                   **{k: v for k, v in m.items() if k not in RUN_METRICS})
         rows = [json.loads(l) for l in (work / 'log.jsonl').read_text().splitlines() if l.strip()]
         _write_json(trace_path, compact_trace(rows, spectra=spectra))
         rec.update(trace_summary(rows))
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: kNN {m['knn_top1']:.1f} %, "
-            f"top-1 {m['top1']:.1f} %, feature_std {m['feature_std']:.3f} ({time.time() - t0:.0f} "
-            "s)"
-            )
+            f"top-1 {m['top1']:.1f} %, feature_std {m['feature_std']:.3f} "
+            f"({time.time() - t0:.0f} s)")
     _write_json(path, rec)
     shutil.rmtree(work, ignore_errors=True)
     return rec
 
 # %% ../nbs/10_reproduce.ipynb #0a000020
-def scale_baselines(scale, seeds, *, out='results', **override) -> dict:
-    """The two reference rows of `scale` for seeds 0 … seeds − 1 (computed once, then read from the
-    file)."""
+def scale_baselines(scale, seeds, *, out='results', command=None, **override) -> dict:
+    """The two reference rows of `scale` for seeds 0 … seeds − 1 (computed once, at the scale's
+    threads with deterministic algorithms, then read from the file); each seed's `provenance`
+    records the commit, versions and threads that computed it."""
     path = Path(out) / scale / 'baselines.json'
     cfg = TrainConfig(**{**SCALES[scale].config, **override}).resolved()
-    key = {
-        k: getattr(cfg, k)
-        for k in ('dataset', 'subset', 'backbone', 'width', 'probe_epochs', 'knn_k')
-    }
+    fields = ('dataset', 'subset', 'backbone', 'width', 'probe_epochs', 'knn_k')
+    key = {k: getattr(cfg, k) for k in fields}
     have = read_run(path) if path.exists() else dict(settings=key, seeds={})
     if have['settings'] != key:
         raise ValueError(
@@ -357,9 +353,13 @@ def scale_baselines(scale, seeds, *, out='results', **override) -> dict:
     for seed in range(seeds):
         if str(seed) in have['seeds']: continue
         net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=ch)
-        have['seeds'][str(seed)] = baseline_probes(tr, te, net, device=cfg.device,
-                                                   probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k,
-                                                   seed=seed)
+        with run_settings(cfg):
+            have['seeds'][str(seed)] = baseline_probes(
+                tr, te, net, device=cfg.device, probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k,
+                seed=seed)
+            record = run_record(cfg, cfg.device, command=command)
+        have.setdefault('provenance', {})[str(seed)] = {
+            k: v for k, v in record.items() if k != 'config'}
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json(path, have)
     return have
@@ -377,9 +377,9 @@ def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, com
     for cell in todo:
         for seed in range(seeds):
             run_one(grid, cell, scale, seed, out=out, command=command, log=log, **override)
-    scale_baselines(scale, seeds, out=out,
-                    **{k: v
-                       for k, v in override.items() if k in ('probe_epochs', )})
+    where = ('probe_epochs', 'device', 'threads', 'data_root', 'download')
+    scale_baselines(scale, seeds, out=out, command=command,
+                    **{k: v for k, v in override.items() if k in where})
     return Path(out) / scale / name
 
 # %% ../nbs/10_reproduce.ipynb #0a000024
@@ -445,27 +445,22 @@ RECIPE = register(
 
 # %% ../nbs/10_reproduce.ipynb #0a000033
 def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
-    """Train `cfg` in chunks of `every` epochs, evaluating after each (resuming: one run); writes
-    and returns the list of {epoch, metrics…} at `path` (a JSON file), resuming a curve that is
-    already partly there."""
+    """Train `cfg` in chunks of `every` epochs, evaluating after each (resuming:
+    one run); writes and returns the list of {epoch, metrics…} at `path` (a JSON
+    file), resuming a curve that is already partly there."""
     cfg, path = cfg.resolved(), Path(path)
     work = path.with_suffix('') / 'work'
     rows = read_run(path)['points'] if path.exists() else []
-    split = lambda s: load_dataset(cfg.dataset, s, root=cfg.data_root, subset=cfg.subset)
     for epoch in range(every, cfg.epochs + 1, every):
         if any(r['epoch'] == epoch for r in rows): continue
-        part = dataclasses.replace(cfg, epochs=epoch)
-        m = train(part, work, resume=True, progress=False)  # evaluates at its last epoch
-        rows.append(
-            dict(epoch=epoch, **{k: m[k]
-                                 for k in RUN_METRICS}, train_seconds=m['train_seconds']))
+        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume=True,
+                  progress=False)  # evaluates at its last epoch
+        rows.append(dict(epoch=epoch, **{k: m[k] for k in RUN_METRICS},
+                         train_seconds=m['train_seconds']))
         log(f"epoch {epoch}: kNN {m['knn_top1']:.2f}, linear {m['top1']:.2f}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(
-            path,
-            dict(config=dataclasses.asdict(cfg), points=rows,
-                 **{k: m[k]
-                    for k in m if k not in RUN_METRICS and k != 'config'}))
+        record = {k: v for k, v in m.items() if k not in RUN_METRICS and k != 'config'}
+        _write_json(path, dict(config=dataclasses.asdict(cfg), points=rows, **record))
     shutil.rmtree(path.with_suffix(''), ignore_errors=True)
     return rows
 
@@ -474,6 +469,7 @@ CURVES = {'linear': dict(), 'directpred': dict(predictor='directpred')}
 
 
 def curve_config(name, epochs=40) -> TrainConfig:
-    """The Fashion-MNIST scale's config with the predictor of learning curve `name`, for `epochs`
-    epochs."""
-    return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name], 'epochs': epochs})
+    """The Fashion-MNIST scale's config with the predictor of learning curve
+    `name`, for `epochs` epochs."""
+    return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name],
+                          'epochs': epochs})

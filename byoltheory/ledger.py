@@ -99,17 +99,33 @@ def _defined(src) -> list[str]:
     return [n for n in names if not n.split('.')[-1].startswith('_')]
 
 # %% ../nbs/90_ledger.ipynb #ad184ad9
+def _read_nb(path):
+    "A notebook read by nbdev's reader (execnb's for nbdev 2, fastcore's for nbdev 3)."
+    try:
+        from execnb.nbio import read_nb
+    except ImportError:
+        from fastcore.nbio import read_nb
+    return read_nb(path)
+
+
+def _directives(cell) -> dict:
+    "{directive: [its words]} of a code cell, as nbdev 2 or nbdev 3 parses them."
+    try:
+        from nbdev.process import extract_directives
+    except ImportError:  # nbdev 3: a cell knows its directives
+        return {k.rstrip(':'): v.split() for k, v in cell.directives.items()}
+    return {k.rstrip(':'): v for k, v in extract_directives(cell, remove=False).items()}
+
+# %% ../nbs/90_ledger.ipynb #db86f473
 def scan_notebooks(nbs_path) -> list[dict]:
     "Every ledger mark in the chapter notebooks under `nbs_path` (see above), in reading order."
-    from execnb.nbio import read_nb
-    from nbdev.process import extract_directives
     rows = []
     for path in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
-        nb = read_nb(path)
+        nb = _read_nb(path)
         heads = [re.search(r'^#\s+(.+)$', c.source, re.M) for c in nb.cells
                  if c.cell_type == 'markdown']
         title = next((m.group(1).strip() for m in heads if m), '')
-        exps = [extract_directives(c, remove=False) for c in nb.cells if c.cell_type == 'code']
+        exps = [_directives(c) for c in nb.cells if c.cell_type == 'code']
         module = next((' '.join(d['default_exp']) for d in exps if 'default_exp' in d), None)
         section = ''
         for c in nb.cells:
@@ -118,12 +134,12 @@ def scan_notebooks(nbs_path) -> list[dict]:
                 if hs: section = hs[-1].strip()
                 continue
             base = dict(notebook=path.name, chapter=title, section=section)
-            d = extract_directives(c, remove=False)
-            if 'paper:' in d and 'export' in d:
+            d = _directives(c)
+            if 'paper' in d and 'export' in d:
                 body = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|'))
                 names = [f'{module}.{n}' for n in _defined(body)]
                 rows += [dict(base, item=i, kind='implements', names=names)
-                         for i in parse_ledger_line(' '.join(d['paper:']))]
+                         for i in parse_ledger_line(' '.join(d['paper']))]
             first = c.source.lstrip().splitlines()[0] if c.source.strip() else ''
             m = _LEDGER_RE.match(first)
             if m:

@@ -19,10 +19,11 @@ requirements = shlex.split(cfg.get('requirements', ''))
 book_requirements = shlex.split(cfg.get('book_requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 
-# The committed results (results/) install as data under <prefix>/share/byoltheory/results, so a chapter run
-# outside a clone (Colab) renders them: byoltheory.core.results_dir finds them there.
+# The committed results (results/) and the chapter notebooks (nbs/) install as data under
+# <prefix>/share/byoltheory/, so a chapter run outside a clone (Colab) renders them:
+# byoltheory.core.results_dir and nbs_dir find them there.
 data_files = {}
-for f in sorted(Path('results').rglob('*.json')):
+for f in sorted([*Path('results').rglob('*.json'), *Path('nbs').glob('*.ipynb')]):
     if '.work' in f.parts: continue
     data_files.setdefault(str(Path('share/byoltheory') / f.parent), []).append(str(f))
 lic = licenses[cfg['license']]

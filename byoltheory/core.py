@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['is_torch', 'check_params', 'check_symmetric', 'odeint', 'random_spd', 'results_dir']
+__all__ = ['is_torch', 'check_params', 'check_symmetric', 'odeint', 'random_spd', 'results_dir', 'nbs_dir']
 
 # %% ../nbs/97_core.ipynb #8caad465
 def is_torch(a) -> bool:
@@ -108,17 +108,27 @@ def random_spd(n, rng, *, cond=10.0):
     return (Q * np.geomspace(1 / cond, 1, n)) @ Q.T
 
 # %% ../nbs/97_core.ipynb #c0000009
+def _shipped(name, found) -> Path:
+    """The book's folder `name` (results, nbs): $BYOLTHEORY_<NAME>, the repository's, the
+    current or parent folder's, or the copy pip installed; the first where `found(path)`."""
+    repo = Path(importlib.import_module('byoltheory').__file__).resolve().parent.parent
+    env = os.environ.get(f'BYOLTHEORY_{name.upper()}')
+    places = ([Path(env)] if env else []) + [
+        repo / name, Path.cwd() if name == 'nbs' else Path.cwd() / name,
+        Path.cwd().parent / name, Path(sys.prefix) / 'share' / 'byoltheory' / name]
+    for p in places:
+        if found(p): return p
+    raise FileNotFoundError(
+        f"the book's {name} were not found in " + ', '.join(map(str, places)) +
+        f": install byoltheory from its repository (pip installs them) or set "
+        f"BYOLTHEORY_{name.upper()}")
+
+
 def results_dir() -> Path:
     "The committed results: $BYOLTHEORY_RESULTS, the repository's results/, or the installed copy."
-    here = Path(importlib.import_module('byoltheory').__file__).resolve().parent.parent
-    places = ([Path(os.environ['BYOLTHEORY_RESULTS'])]
-              if os.environ.get('BYOLTHEORY_RESULTS') else []) + [
-                  here / 'results',
-                  Path.cwd().parent / 'results',
-                  Path(sys.prefix) / 'share' / 'byoltheory' / 'results'
-              ]
-    for p in places:
-        if (p / 'digits').is_dir() or (p / 'fashion-mnist').is_dir(): return p
-    raise FileNotFoundError(
-        "the committed results were not found in " + ', '.join(map(str, places)) +
-        ": install byoltheory from its repository (pip installs them) or set BYOLTHEORY_RESULTS")
+    return _shipped('results', lambda p: (p / 'digits').is_dir() or (p / 'fashion-mnist').is_dir())
+
+
+def nbs_dir() -> Path:
+    "The book's chapter notebooks: $BYOLTHEORY_NBS, the repository's nbs/, or the installed copy."
+    return _shipped('nbs', lambda p: (p / '01_linear_model.ipynb').exists())

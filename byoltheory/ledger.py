@@ -108,6 +108,14 @@ def _read_nb(path):
     return read_nb(path)
 
 
+def _title(cells) -> str:
+    "The first level-1 heading in a notebook's markdown cells ('' if none)."
+    for c in cells:
+        m = c['cell_type'] == 'markdown' and re.search(r'^#\s+(.+)$', ''.join(c['source']), re.M)
+        if m: return m.group(1).strip()
+    return ''
+
+
 def _directives(cell) -> dict:
     "{directive: [its words]} of a code cell, as nbdev 2 or nbdev 3 parses them."
     try:
@@ -122,9 +130,7 @@ def scan_notebooks(nbs_path) -> list[dict]:
     rows = []
     for path in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
         nb = _read_nb(path)
-        heads = [re.search(r'^#\s+(.+)$', c.source, re.M) for c in nb.cells
-                 if c.cell_type == 'markdown']
-        title = next((m.group(1).strip() for m in heads if m), '')
+        title = _title(nb.cells)
         exps = [_directives(c) for c in nb.cells if c.cell_type == 'code']
         module = next((' '.join(d['default_exp']) for d in exps if 'default_exp' in d), None)
         section = ''

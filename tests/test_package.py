@@ -60,3 +60,7 @@ def test_pip_install_into_fresh_venv(tmp_path, root):
     assert 'site-packages' in subprocess.run([str(py), '-c', 'import byoltheory; print(byoltheory.__file__)'],
                                              capture_output=True, text=True, env=env, cwd=tmp_path).stdout
     assert (env_dir / 'bin' / 'byoltheory').exists(), 'console script missing from a plain install'
+    share = env_dir / 'share' / 'byoltheory'  # what results_dir() and nbs_dir() find outside a clone
+    assert (share / 'results' / 'digits' / 'baselines.json').exists()
+    assert {p.name for p in (share / 'nbs').glob('*.ipynb')} == {
+        p.name for p in (root / 'nbs').glob('*.ipynb')}

@@ -28,3 +28,15 @@ def plain_byol_step(online, predictor, opt, *, ema):
         with torch.no_grad():
             torch._foreach_lerp_(pt, po, 1 - ema)
     return step
+
+
+def plain_step_for(model, cfg):
+    """The plain step on deep copies of a byoltheory BYOL's online network and predictor, with
+    the optimiser a reader writes for `cfg` (SGD with momentum; the predictor's lr scaled by
+    alpha_p and its own weight decay)."""
+    online, pred = copy.deepcopy(model.online), copy.deepcopy(model.predictor)
+    opt = torch.optim.SGD([
+        dict(params=list(online.parameters()), weight_decay=cfg.wd),
+        dict(params=list(pred.parameters()), lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd)
+    ], lr=cfg.lr, momentum=cfg.momentum)
+    return plain_byol_step(online, pred, opt, ema=cfg.ema)

@@ -15,11 +15,11 @@ setting; `colab`: CIFAR-10, ResNet-18 with the CIFAR stem, mixed precision):
 Projected hours of one run = first epoch + (epochs - 1) x median later epoch + evaluation.
 The accuracies are meaningless (random pixels) and are not reported.
 Usage: python benchmarks/gpu_scales.py [--scale full colab] [--epochs 3] [--reps 20] [--out F]"""
-import argparse, copy, dataclasses, json, os, pickle, platform, statistics, subprocess, time
+import argparse, dataclasses, json, os, pickle, platform, statistics, subprocess, time
 from pathlib import Path
 import numpy as np
 import torch
-from _baseline import plain_byol_step
+from _baseline import plain_step_for
 from byoltheory.byol import build_model, make_optimizer, autocast_for, train
 from byoltheory.data import load_dataset, TwoViewLoader
 from byoltheory.reproduce import SCALES, get_grid, run_config
@@ -94,12 +94,7 @@ def step_pair(cfg):
         loss.backward()
         opt.step()
         model.update_target()
-    online, pred = copy.deepcopy(model.online), copy.deepcopy(model.predictor)
-    popt = torch.optim.SGD([
-        dict(params=list(online.parameters()), weight_decay=cfg.wd),
-        dict(params=list(pred.parameters()), lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd)
-    ], lr=cfg.lr, momentum=cfg.momentum)
-    plain_step = plain_byol_step(online, pred, popt, ema=cfg.ema)
+    plain_step = plain_step_for(model, cfg)
 
     def plain():
         with autocast:

@@ -13,10 +13,10 @@ BYOL with a linear predictor and EMA target):
     recipe's thread count, measured in this process.
 Steps are timed interleaved, best of --reps. Run it on an idle machine.
 Usage: python benchmarks/train_step.py [--scale digits fashion-mnist] [--reps 20]"""
-import argparse, copy, time
+import argparse, time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from _baseline import plain_byol_step
+from _baseline import plain_step_for
 from byoltheory.byol import TrainConfig, build_model, make_optimizer
 from byoltheory.data import load_dataset, TwoViewLoader
 from byoltheory.reproduce import SCALES
@@ -48,16 +48,6 @@ def matmul_peak():
     return out
 
 
-def plain_step(model, cfg):
-    "The baseline (benchmarks/_baseline.py) on deep copies of the recipe's modules."
-    online, pred = copy.deepcopy(model.online), copy.deepcopy(model.predictor)
-    opt = torch.optim.SGD([
-        dict(params=list(online.parameters()), weight_decay=cfg.wd),
-        dict(params=list(pred.parameters()), lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd)
-    ], lr=cfg.lr, momentum=cfg.momentum)
-    return plain_byol_step(online, pred, opt, ema=cfg.ema)
-
-
 def ours_step(model, cfg):
     "One step as byoltheory.byol.train_epoch runs it."
     opt = make_optimizer(model, cfg)
@@ -84,7 +74,7 @@ def bench(scale):
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x1, x2 = (x.contiguous(memory_format=fmt) for x in (x1, x2))
-    steps = {'ours': ours_step(model, cfg), 'plain': plain_step(model, cfg)}
+    steps = {'ours': ours_step(model, cfg), 'plain': plain_step_for(model, cfg)}
     with FlopCounterMode(display=False) as fc:
         steps['plain'](x1, x2)
     flops = fc.get_total_flops()

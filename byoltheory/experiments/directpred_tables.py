@@ -12,7 +12,7 @@ from ..report import Claim, AllOf
 _DP = lambda **o: dict(predictor='directpred', predictor_opts=o)
 _t6 = lambda r, e: f'DirectPred ρ = {r}, ε = {e}'
 _SGD = 'SGD-trained linear W_p (baseline)'
-_FM_T6 = {(0.3, 0.0), (0.3, 0.1), (0.3, 0.5)}
+_FM_T6 = {(0.3, 0.0), (0.3, 0.1), (0.3, 0.5), (0.5, 0.1)}
 _T6_CELLS = [*[Cell(_t6(r, e), _DP(rho=r, eps=e), p,
                     scales={} if (r, e) in _FM_T6 else {'fashion-mnist': None})
                for (r, e), p in TABLE6.items()],
@@ -30,7 +30,7 @@ TABLE6_GRID = register(Grid(
               _t6(0.3, 0.1), _t6(0.5, 0.1), relation='≈', margin=1.0)]))
 
 # %% ../../nbs/15_directpred_tables.ipynb #15000008
-_FM_T7 = {(1, 0.1), (1, -0.1)}
+_FM_T7 = {(1, 0.1), (1, -0.1), (2, 0.1)}
 _c = lambda c, f: f'c = {c}, freq = {f}'
 _ONE, _SIX = '1 partition, ρ = 0.3, ε = 0.1', '6 partitions, ρ = 0.3, ε = 0.1'
 _T7_CELLS = [*[Cell(_c(c, f), _DP(rho=0.3, eps=0.0, c=c, freq=f), p,
@@ -53,7 +53,7 @@ TABLE7_GRID = register(Grid(
 # %% ../../nbs/15_directpred_tables.ipynb #15000009
 _T8 = {'DirectPred': _DP(rho=0.3, eps=0.1), 'DirectPred (freq=5)': _DP(rho=0.3, eps=0.1, freq=5),
        'SGD baseline': {}}
-_T8_SCALE = {'digits': (50, 150), 'fashion-mnist': (15, 30), 'full': (100, 300)}
+_T8_SCALE = {'digits': (50, 150), 'fashion-mnist': (20, 40), 'full': (100, 300)}
 _len = lambda m, k: f"{m}, {'standard length' if k == 1 else 'longer training'}"
 
 def _t8_scales(m, k) -> dict:

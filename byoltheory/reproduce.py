@@ -15,7 +15,7 @@ from .paper import Reported, Verdict
 __all__ = ['SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'Scale', 'Cell', 'Grid', 'at',
            'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings',
            'read_run', 'run_path', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces',
-           'verify', 'code_path', 'learning_curve', 'curve_config']
+           'orphan_runs', 'verify', 'code_path', 'learning_curve', 'curve_config']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -406,6 +406,20 @@ def load_traces(name, scale, cell, *, out='results') -> list:
     seeds = sorted(
         int(m[1]) for p in res.glob(f'{slug}-seed*.trace.json') if (m := pat.fullmatch(p.name)))
     return [json.loads((res / f'{slug}-seed{k}.trace.json').read_text()) for k in seeds]
+
+# %% ../nbs/10_reproduce.ipynb #ffd095bf
+def orphan_runs(out='results') -> list:
+    """Run files under `out`/<scale>/<grid>/ that no cell of that grid at that scale owns (or
+    whose grid no longer exists)."""
+    grids, orphans = load_grids(), []
+    for scale in SCALES:
+        for res in sorted(p for p in (Path(out) / scale).glob('[!.]*') if p.is_dir()):
+            grid = grids.get(res.name)
+            owned = ({c.slug for c in grid.cells_at(scale)}
+                     if grid is not None and scale in grid.scales else set())
+            orphans += [p for p in sorted(res.glob('*-seed*.json'))
+                        if re.sub(r'-seed\d+(\.trace)?\.json$', '', p.name) not in owned]
+    return orphans
 
 # %% ../nbs/10_reproduce.ipynb #d8007222
 def verify(name, scale, n=1, *, out='results', log=print) -> float:

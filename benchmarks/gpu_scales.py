@@ -14,7 +14,9 @@ setting; `colab`: CIFAR-10, ResNet-18 with the CIFAR stem, mixed precision):
     best of --reps: the ratio says what the library's bookkeeping costs on a GPU.
 Projected hours of one run = first epoch + (epochs - 1) x median later epoch + evaluation.
 The accuracies are meaningless (random pixels) and are not reported.
-Usage: python benchmarks/gpu_scales.py [--scale full colab] [--epochs 3] [--reps 20] [--out F]"""
+With --compile, also our step under torch.compile (what `train --compile` runs), after its warm-up.
+Usage: python benchmarks/gpu_scales.py [--scale full colab] [--epochs 3] [--reps 20] [--compile]
+       [--out F]"""
 import argparse, dataclasses, json, os, pickle, platform, statistics, subprocess, time
 from pathlib import Path
 import numpy as np
@@ -31,6 +33,8 @@ ap.add_argument('--epochs', type=int, default=3, help='epochs trained per scale 
 ap.add_argument('--reps', type=int, default=20, help='timed steps per implementation (>= 3)')
 ap.add_argument('--data', default='/tmp/gpu-scales-data', help='where the data files go')
 ap.add_argument('--out', default=None, help='write the results as JSON here')
+ap.add_argument('--compile', action='store_true',
+                help='also time our step with torch.compile on the online network')
 ap.add_argument('--device', default='cuda', help="'cpu' with a small --fraction checks the script")
 ap.add_argument('--fraction', type=float, default=1.0, help='of the real dataset sizes, (0, 1]')
 args = ap.parse_args()
@@ -81,6 +85,7 @@ def step_pair(cfg):
     "(ours, plain): one training step each, on deep copies of the same model, and a batch."
     model = build_model(cfg).to(cfg.device)
     if cfg.channels_last: model = model.to(memory_format=torch.channels_last)
+    if cfg.compile: model.online = torch.compile(model.online)  # as train does
     pre = load_dataset(cfg.dataset, 'pretrain', root=cfg.data_root)
     loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, device=cfg.device, seed=0,
                            aug_opts=cfg.aug_opts)
@@ -108,6 +113,8 @@ def steps(cfg) -> dict:
     "Best step time of ours and of the plain step, interleaved."
     ours, plain, n = step_pair(cfg)
     fns = dict(ours=ours, plain=plain)
+    if args.compile:
+        fns['ours_compiled'] = step_pair(dataclasses.replace(cfg, compile=True))[0]
     for f in fns.values():
         for _ in range(3): f()  # warm-up (cuDNN autotuning)
     best = {k: float('inf') for k in fns}
@@ -115,7 +122,9 @@ def steps(cfg) -> dict:
         for k, f in fns.items():
             best[k] = min(best[k], cuda_time(f))
     return dict(step_ms={k: 1e3 * v for k, v in best.items()},
-                ours_over_plain=best['ours'] / best['plain'], steps_per_epoch=n)
+                ours_over_plain=best['ours'] / best['plain'], steps_per_epoch=n,
+                **({'compiled_over_ours': best['ours_compiled'] / best['ours']}
+                   if args.compile else {}))
 
 
 def epochs(scale, cfg) -> dict:
@@ -157,7 +166,8 @@ for scale in args.scale:
     report['scales'][scale] = r
     print(f"== {scale}: {cfg.dataset}, {cfg.backbone}, batch {cfg.batch_size}, {cfg.precision}")
     print(f"   step: ours {r['step_ms']['ours']:.1f} ms, plain {r['step_ms']['plain']:.1f} ms "
-          f"(ours / plain {r['ours_over_plain']:.3f})")
+          f"(ours / plain {r['ours_over_plain']:.3f})"
+          + (f"; compiled {r['step_ms']['ours_compiled']:.1f} ms" if args.compile else ''))
     print(f"   epochs (s): {', '.join(f'{s:.1f}' for s in r['epoch_seconds'])} "
           f"({r['steps_per_epoch']} steps each); evaluation {r['evaluation_s']:.1f} s")
     print(f"   projected: {r['projected_hours_per_run']:.2f} h per run, "

@@ -111,14 +111,20 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
 
 def test_ctrl_c_says_what_is_kept(tmp_path):
     out = tmp_path / 'run'
-    cmd = [sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(out), '--epochs', '400', *TINY]
+    # far more epochs than can finish before the signal: on an idle machine a 400-epoch tiny run
+    # finished before Ctrl-C arrived
+    cmd = [sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(out), '--epochs', '1000000',
+           *TINY]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS='1'))
-    deadline = time.time() + 120
-    while not (out / 'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.time() + 120
+        while not (out / 'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode != 0 and 'interrupted' in err and 'checkpoint' in err and '--resume' in err, err
     assert 'Traceback' not in err
     assert torch.load(out / 'checkpoint.pt', weights_only=False)['epoch'] >= 1

@@ -81,17 +81,20 @@ def cuda_time(fn):
     return time.perf_counter() - start
 
 
-def step_pair(cfg):
-    "(ours, plain): one training step each, on deep copies of the same model, and a batch."
+def first_batch(cfg):
+    "(x1, x2, steps per epoch): the two views of the scale's first batch, on the device."
+    loader = TwoViewLoader(load_dataset(cfg.dataset, 'pretrain', root=cfg.data_root),
+                           cfg.batch_size, aug=cfg.aug, device=cfg.device, seed=0,
+                           aug_opts=cfg.aug_opts)
+    x1, x2, _ = next(iter(loader))
+    return x1, x2, len(loader)
+
+
+def step_pair(cfg, x1, x2):
+    "(ours, plain): one training step each on (x1, x2), on deep copies of the same model."
     model = build_model(cfg).to(cfg.device)
     if cfg.channels_last: model = model.to(memory_format=torch.channels_last)
     if cfg.compile: model.online = torch.compile(model.online)  # as train does
-    pre = load_dataset(cfg.dataset, 'pretrain', root=cfg.data_root)
-    loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, device=cfg.device, seed=0,
-                           aug_opts=cfg.aug_opts)
-    x1, x2, _ = next(iter(loader))
-    steps_per_epoch = len(loader)
-    del pre, loader
     autocast, opt = autocast_for(cfg, cfg.device), make_optimizer(model, cfg)
 
     def ours():
@@ -106,15 +109,15 @@ def step_pair(cfg):
     def plain():
         with autocast:
             plain_step(x1, x2)
-    return ours, plain, steps_per_epoch
+    return ours, plain
 
 
 def steps(cfg) -> dict:
     "Best step time of ours and of the plain step, interleaved."
-    ours, plain, n = step_pair(cfg)
-    fns = dict(ours=ours, plain=plain)
+    x1, x2, n = first_batch(cfg)  # the data is read once, for every variant
+    fns = dict(zip(('ours', 'plain'), step_pair(cfg, x1, x2)))
     if args.compile:
-        fns['ours_compiled'] = step_pair(dataclasses.replace(cfg, compile=True))[0]
+        fns['ours_compiled'] = step_pair(dataclasses.replace(cfg, compile=True), x1, x2)[0]
     for f in fns.values():
         for _ in range(3): f()  # warm-up (cuDNN autotuning)
     best = {k: float('inf') for k in fns}
@@ -149,7 +152,7 @@ write_cifar10(data / 'cifar-10-batches-py', rng)
 commit = os.environ.get('GIT_COMMIT') or subprocess.run(  # GIT_COMMIT: where .git is absent
     ['git', 'rev-parse', 'HEAD'], capture_output=True, text=True).stdout
 name = torch.cuda.get_device_name() if args.device == 'cuda' else platform.processor()
-report = dict(device=name, torch=torch.__version__,
+report = dict(device=name, torch=torch.__version__, torch_threads=torch.get_num_threads(),
               cuda=torch.version.cuda, python=platform.python_version(), commit=commit.strip(),
               epochs_trained=args.epochs, reps=args.reps, fraction=args.fraction, scales={})
 print(f"{report['device']}, torch {report['torch']}, CUDA {report['cuda']}")

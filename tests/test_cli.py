@@ -115,14 +115,21 @@ def test_ctrl_c_says_what_is_kept(tmp_path):
     # finished before Ctrl-C arrived
     cmd = [sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(out), '--epochs', '1000000',
            *TINY]
+    # PYTHONFAULTHANDLER: if the run ever hangs after Ctrl-C (it did once in a clean clone, and not
+    # in 25 runs since), SIGABRT makes it print where every thread is, and the failure shows that
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+                            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONFAULTHANDLER='1'))
     try:
         deadline = time.time() + 120
         while not (out / 'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.05)
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"no exit 60 s after Ctrl-C; the run's stacks:\n{err}")
     finally:
         proc.kill()
     assert proc.returncode != 0 and 'interrupted' in err and 'checkpoint' in err and '--resume' in err, err

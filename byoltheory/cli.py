@@ -226,12 +226,16 @@ def _cmd_reproduce(args, sp):
 
 # %% ../nbs/96_cli.ipynb #96000008
 def _cmd_curve(args, sp):
-    from byoltheory.reproduce import CURVES, curve_config, learning_curve
+    from byoltheory.reproduce import CURVES, CURVE_EPOCHS, curve_config, learning_curve
     if args.name not in CURVES:
         sp.error(f"argument name: must be one of {', '.join(CURVES)}, got {args.name!r}")
-    if args.epochs < 1 or args.every < 1: sp.error("arguments --epochs and --every: must be >= 1")
+    if (args.epochs is not None and args.epochs < 1) or args.every < 1:
+        sp.error("arguments --epochs and --every: must be >= 1")
     path = Path(args.out) / 'fashion-mnist' / f'curve-{args.name}.json'
-    rows = learning_curve(curve_config(args.name, args.epochs), path, every=args.every)
+    try:
+        rows = learning_curve(curve_config(args.name, args.epochs or CURVE_EPOCHS), path,
+                              every=args.every)
+    except ValueError as e: raise SystemExit(f"byoltheory curve: {e}")
     print(f"{len(rows)} points in {path}")
     return rows
 
@@ -308,7 +312,8 @@ def _reproduce_parser(sub):
                     help='re-run N committed runs and compare')
     sp = _subcommand(sub, 'curve', _cmd_curve, 'the learning curve of the Fashion-MNIST recipe')
     sp.add_argument('name', help='linear or directpred (the predictor)')
-    sp.add_argument('--epochs', type=int, default=40, help='train this long')
+    sp.add_argument('--epochs', type=int, default=None,
+                    help="train this long (default: the committed curves' length)")
     sp.add_argument('--every', type=int, default=5, help='evaluate every N epochs')
     sp.add_argument('--out', default='results', help='results folder')
 

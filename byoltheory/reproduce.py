@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .byol import TrainConfig, train, run_record, run_settings
+from .byol import TrainConfig, train, run_record, run_settings, CODE_VERSION
 from .data import load_dataset
 from .evaluate import baseline_probes
 from .models import make_backbone
 from .paper import Reported, Verdict
 
 # %% auto #0
-__all__ = ['SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'Scale', 'Cell', 'Grid', 'at',
-           'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings',
-           'read_run', 'run_path', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces',
-           'orphan_runs', 'verify', 'code_path', 'learning_curve', 'curve_config']
+__all__ = ['SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'CURVE_EPOCHS', 'Scale', 'Cell',
+           'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
+           'same_settings', 'read_run', 'run_path', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs',
+           'load_traces', 'orphan_runs', 'verify', 'code_path', 'learning_curve', 'curve_config']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -457,6 +457,22 @@ RECIPE = register(
         Cell('2×2 pooling, linear W_p, lr 0.06', dict(lr=0.06))
     ], scales={'fashion-mnist': {}}, paper_label='--'))
 
+# %% ../nbs/10_reproduce.ipynb #28c84fe1
+def _same_curve(rec, cfg, path):
+    """Refuse to extend the curve at `path` (record `rec`) with another config or other code:
+    its points would mix two runs."""
+    now = json.loads(json.dumps(dataclasses.asdict(cfg)))  # as the file stores it
+    other = {k for k, v in now.items() if k != 'epochs' and rec['config'].get(k) != v}
+    if other:
+        raise ValueError(f"{path} is a curve of another config (it differs in "
+                         f"{', '.join(sorted(other))}): remove it or choose another --out")
+    if rec.get('git_commit') != CODE_VERSION['git_commit'] or CODE_VERSION['git_dirty']:
+        raise ValueError(
+            f"{path} was computed by commit {str(rec.get('git_commit'))[:10]}, and this code "
+            f"is {str(CODE_VERSION['git_commit'])[:10]}"
+            f"{' with changes' if CODE_VERSION['git_dirty'] else ''}: extending it would mix "
+            "two codes' points; remove it or choose another --out")
+
 # %% ../nbs/10_reproduce.ipynb #0a000033
 def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     """Train `cfg` in chunks of `every` epochs, evaluating after each (resuming:
@@ -465,8 +481,9 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     cfg, path = cfg.resolved(), Path(path)
     work = path.with_suffix('') / 'work'
     rows = read_run(path)['points'] if path.exists() else []
-    for epoch in range(every, cfg.epochs + 1, every):
-        if any(r['epoch'] == epoch for r in rows): continue
+    todo = [e for e in range(every, cfg.epochs + 1, every) if e not in {r['epoch'] for r in rows}]
+    if rows and todo: _same_curve(read_run(path), cfg, path)
+    for epoch in todo:
         m = train(dataclasses.replace(cfg, epochs=epoch), work, resume=True,
                   progress=False)  # evaluates at its last epoch
         rows.append(dict(epoch=epoch, **{k: m[k] for k in RUN_METRICS},
@@ -480,9 +497,10 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
 
 # %% ../nbs/10_reproduce.ipynb #0a000034
 CURVES = {'linear': dict(), 'directpred': dict(predictor='directpred')}
+CURVE_EPOCHS = 100  # the committed curves' length
 
 
-def curve_config(name, epochs=40) -> TrainConfig:
+def curve_config(name, epochs=CURVE_EPOCHS) -> TrainConfig:
     """The Fashion-MNIST scale's config with the predictor of learning curve
     `name`, for `epochs` epochs."""
     return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name],

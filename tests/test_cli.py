@@ -142,3 +142,21 @@ def test_no_progress_flood_in_a_log_file(tmp_path):
                        env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert r.returncode == 0
     assert len((r.stdout + r.stderr).splitlines()) <= 14, r.stdout + r.stderr    # a line per tenth, then the result
+
+@pytest.mark.parametrize('args, words', [
+    (['simclr'], 'argument name: must be one of linear, directpred'),
+    (['linear', '--epochs', '0'], 'must be >= 1'),
+    (['linear', '--every', '0'], 'must be >= 1')])
+def test_curve_refuses_bad_arguments(args, words, capsys, tmp_path):
+    code, _, err = run_main(['curve', *args, '--out', str(tmp_path)], capsys)
+    assert code == 2 and words in err and err.startswith('usage: byoltheory curve'), err
+    assert not any(tmp_path.iterdir())
+
+def test_curve_refuses_to_mix_two_runs(capsys, tmp_path):
+    "A committed-looking curve file of another config is not extended: the message says why."
+    path = tmp_path / 'fashion-mnist' / 'curve-linear.json'
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(dict(config=dict(lr=9.0), points=[dict(epoch=5)])))
+    code, _, err = run_main(['curve', 'linear', '--out', str(tmp_path), '--epochs', '10'], capsys)
+    assert code == 1 and 'byoltheory curve:' in err and 'another config' in err, err
+    assert json.loads(path.read_text())['config'] == dict(lr=9.0)    # untouched

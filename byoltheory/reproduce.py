@@ -457,7 +457,7 @@ RECIPE = register(
         Cell('2×2 pooling, linear W_p, lr 0.06', dict(lr=0.06))
     ], scales={'fashion-mnist': {}}, paper_label='--'))
 
-# %% ../nbs/10_reproduce.ipynb #28c84fe1
+# %% ../nbs/10_reproduce.ipynb #052e4fe8
 def _same_curve(rec, cfg, path):
     """Refuse to extend the curve at `path` (record `rec`) with another config or other code:
     its points would mix two runs."""

@@ -239,7 +239,7 @@ def _cmd_curve(args, sp):
     print(f"{len(rows)} points in {path}")
     return rows
 
-# %% ../nbs/96_cli.ipynb #5e58a987
+# %% ../nbs/96_cli.ipynb #124fbe80
 def _cmd_ledger(args, sp):
     from byoltheory.ledger import ledger_summary
     nbs = Path(args.nbs)

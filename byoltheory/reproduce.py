@@ -461,8 +461,7 @@ RECIPE = register(
 def _same_curve(rec, cfg, path):
     """Refuse to extend the curve at `path` (record `rec`) with another config or other code:
     its points would mix two runs."""
-    now = json.loads(json.dumps(dataclasses.asdict(cfg)))  # as the file stores it
-    other = {k for k, v in now.items() if k != 'epochs' and rec['config'].get(k) != v}
+    other = set(same_settings(rec['config'], cfg)) - {'epochs'}
     if other:
         raise ValueError(f"{path} is a curve of another config (it differs in "
                          f"{', '.join(sorted(other))}): remove it or choose another --out")
@@ -480,9 +479,10 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     file), resuming a curve that is already partly there."""
     cfg, path = cfg.resolved(), Path(path)
     work = path.with_suffix('') / 'work'
-    rows = read_run(path)['points'] if path.exists() else []
+    rec = read_run(path) if path.exists() else {}
+    rows = rec.get('points', [])
     todo = [e for e in range(every, cfg.epochs + 1, every) if e not in {r['epoch'] for r in rows}]
-    if rows and todo: _same_curve(read_run(path), cfg, path)
+    if rows and todo: _same_curve(rec, cfg, path)
     for epoch in todo:
         m = train(dataclasses.replace(cfg, epochs=epoch), work, resume=True,
                   progress=False)  # evaluates at its last epoch

@@ -1,10 +1,8 @@
 """Packaging for byoltheory: every field is read from settings.ini (the nbdev 2 convention)."""
-from pkg_resources import parse_version
 from configparser import ConfigParser
 import setuptools, shlex
+from setuptools.command.build_py import build_py as _build_py
 from pathlib import Path
-
-assert parse_version(setuptools.__version__) >= parse_version('36.2')
 
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
@@ -19,13 +17,25 @@ requirements = shlex.split(cfg.get('requirements', ''))
 book_requirements = shlex.split(cfg.get('book_requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 
-# The committed results (results/) and the chapter notebooks (nbs/) install as data under
-# <prefix>/share/byoltheory/, so a chapter run outside a clone (Colab) renders them:
-# byoltheory.core.results_dir and nbs_dir find them there.
-data_files = {}
-for f in sorted([*Path('results').rglob('*.json'), *Path('nbs').glob('*.ipynb')]):
-    if '.work' in f.parts: continue
-    data_files.setdefault(str(Path('share/byoltheory') / f.parent), []).append(str(f))
+
+
+def book_files():
+    "The committed results (results/) and the chapter notebooks (nbs/): what chapters read."
+    return sorted(f for f in [*Path('results').rglob('*.json'), *Path('nbs').glob('*.ipynb')]
+                  if '.work' not in f.parts)
+
+
+class build_py(_build_py):
+    """Also copy the book's files into the package, as byoltheory/_book/{results,nbs}/: a chapter
+    run outside a clone (Colab) finds them with importlib.resources wherever pip installs the
+    package (a venv, or a Debian-layout /usr/local), with no guess at the prefix."""
+    def run(self):
+        super().run()
+        for f in book_files():
+            dest = Path(self.build_lib) / cfg['lib_path'] / '_book' / f
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self.copy_file(str(f), str(dest))
+
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 entry_points = {'console_scripts': cfg.get('console_scripts', '').split(),
@@ -44,7 +54,7 @@ setuptools.setup(
     include_package_data=True,
     install_requires=requirements,
     extras_require={'book': book_requirements, 'dev': book_requirements + dev_requirements},
-    data_files=sorted(data_files.items()),
+    cmdclass={'build_py': build_py},
     package_data={cfg['lib_path']: ['ledger_index.json']},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),

@@ -11,17 +11,18 @@ from torch import nn
 import torch.nn.functional as F
 from . import __version__
 from .alignment import fig2_quantities, K_matrix
-from .data import DATASETS, load_dataset, TwoViewLoader, normalized, recipe
+from .data import DATASETS, DATA_ROOT, load_dataset, TwoViewLoader, normalized, recipe
 from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
-                               predictor_matrix)
+                               predictor_matrix, predictor_options)
 from .evaluate import evaluate_network, feature_std, features, spectrum_effective_rank
+from .core import hold_lock, write_atomic, write_json
 from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig', 'RunConfig', 'TrainConfig', 'check_field',
-           'BYOL', 'build_model', 'prepare_out', 'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore',
-           'autocast_for', 'train_epoch', 'check_finite', 'epoch_stats', 'run_record', 'run_settings', 'Progress',
-           'train', 'load_checkpoint']
+           'config_diff', 'said', 'recorded_config', 'BYOL', 'build_model', 'lock_out', 'prepare_out', 'make_optimizer',
+           'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch', 'check_finite',
+           'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train', 'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b08
 def _opt(default, help, **kw):
@@ -32,7 +33,7 @@ class DataConfig:
     "What the network is shown: the dataset and its two-view augmentation (chapter 6)."
     dataset: str = _opt('digits', 'dataset', choices=DATASETS)
     subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images')
-    data_root: str = _opt('data', 'folder of the downloadable datasets')
+    data_root: str = _opt(DATA_ROOT, 'folder of the downloadable datasets')
     download: bool = _opt(False, 'download a missing cifar10 / stl10 / fashion-mnist')
     aug: str = _opt('batch', "augment 'batch'es on the device or 'per-image' (torchvision v2)",
                     choices=('batch', 'per-image'))
@@ -133,6 +134,8 @@ def resolved(self: TrainConfig, here=True) -> TrainConfig:
     elif c.width is None:
         c.width = 32
     make_predictor(c.predictor, 4, **c.predictor_opts)  # its options exist and are in range
+    if c.predictor == 'directpred':  # recorded runs name their rule (its default has changed)
+        c.predictor_opts.setdefault('form', predictor_options('directpred')['form'])
     recipe(c.dataset, c.aug_opts)
     if c.no_stop_grad and c.ema > 0:
         raise ValueError(
@@ -150,6 +153,37 @@ def resolved(self: TrainConfig, here=True) -> TrainConfig:
         fast_bf16 = c.device == 'cuda' and torch.cuda.is_bf16_supported(including_emulation=False)
         c.precision = 'fp32' if c.device == 'cpu' else 'bf16' if fast_bf16 else 'fp16'
     return c
+
+# %% ../nbs/09_byol.ipynb #09cdiff
+def _full_predictor_opts(predictor, opts, recorded=False) -> dict:
+    "A predictor's options with every default filled in (recorded: as the default was then)."
+    full = {**predictor_options(predictor), **(opts or {})} if predictor in PREDICTORS else opts
+    if recorded and predictor == 'directpred' and 'form' not in (opts or {}):
+        full['form'] = 'eq18'  # the default until the official rule became it
+    return full
+
+
+def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
+    "{field: (recorded, now)} where a recorded config differs from `cfg`, fields in `free` aside."
+    now = asdict(cfg)
+    def same(k):
+        if k != 'predictor_opts': return recorded.get(k) == now[k]
+        return (_full_predictor_opts(recorded.get('predictor'), recorded.get(k), True) ==
+                _full_predictor_opts(cfg.predictor, now[k]))
+    return {k: (recorded.get(k), now[k]) for k in now if k not in free and not same(k)}
+
+
+def said(diff) -> str:
+    "A config_diff as words: 'lr: 0.03 there, 0.1 now, …'."
+    return ', '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+
+
+def recorded_config(config: dict) -> TrainConfig:
+    "The TrainConfig a recorded config ran with (the defaults of its time filled in)."
+    opts = config.get('predictor_opts') or {}
+    if config.get('predictor') == 'directpred' and 'form' not in opts:
+        opts = dict(opts, form='eq18')
+    return TrainConfig(**dict(config, predictor_opts=opts))
 
 # %% ../nbs/09_byol.ipynb #8f1a2b14
 #| paper: Eq 1, Eq 4
@@ -221,9 +255,8 @@ def build_model(cfg: TrainConfig) -> BYOL:
 RUN_FILES = ('checkpoint.pt', 'log.jsonl', 'metrics.json')
 
 
-def prepare_out(out, *, resume=False, overwrite=False) -> Path:
-    """Create / check the run folder `out`; refuse one that holds a run unless resume or overwrite
-    is asked."""
+def _writable_dir(out) -> Path:
+    "The folder `out`, created; ValueError if it is a file or cannot be written."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"out {out} is a file, not a folder")
     try:
@@ -233,6 +266,23 @@ def prepare_out(out, *, resume=False, overwrite=False) -> Path:
         probe.unlink()
     except OSError as e:
         raise ValueError(f"out {out} cannot be written ({e.strerror})") from None
+    return out
+
+
+def lock_out(out) -> hold_lock:
+    """The run folder's lock (`out/.lock`), taken: one writer per folder. A second run into it
+    is a ValueError naming the holder; use it as a context, or `.__exit__()` to release it."""
+    lock = hold_lock(_writable_dir(out) / '.lock', what=f"out {out}")
+    try:
+        return lock.__enter__()
+    except BlockingIOError as e:
+        raise ValueError(f"{e}: wait for it to end, or choose another --out") from None
+
+
+def prepare_out(out, *, resume=False, overwrite=False) -> Path:
+    """Create / check the run folder `out`; refuse one that holds a run unless resume or overwrite
+    is asked."""
+    out = _writable_dir(out)
     found = [f for f in RUN_FILES if (out / f).exists()]
     if found and overwrite:
         for f in found:
@@ -245,20 +295,17 @@ def prepare_out(out, *, resume=False, overwrite=False) -> Path:
 
 # %% ../nbs/09_byol.ipynb #8f1a2b22
 def make_optimizer(model: BYOL, cfg: TrainConfig) -> torch.optim.SGD:
-    "SGD over the trunk (lr, wd) and the predictor (alpha_p·lr, pred_wd)."
+    """SGD over the trunk (lr, wd) and the predictor (alpha_p·lr, pred_wd). A predictor that moves
+    at the optimiser's step (DirectPred, chapter 5) is attached to it."""
     groups = [dict(params=list(model.online.parameters()), lr=cfg.lr, weight_decay=cfg.wd)]
     pred = list(model.predictor.parameters())
     if pred: groups.append(dict(params=pred, lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd))
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if hasattr(model.predictor, 'attach'): model.predictor.attach(opt)
+    return opt
 
 # %% ../nbs/09_byol.ipynb #8f1a2b25
 _RESUME_FREE = {'epochs', 'device', 'threads', 'data_root', 'download', 'probe_epochs', 'knn_k'}
-
-
-def _atomic_write(path, write):
-    tmp = Path(str(path) + '.tmp')
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None):
@@ -266,7 +313,7 @@ def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None):
     out/checkpoint.pt, atomically."""
     state = dict(model=model_state, optimizer=opt.state_dict(), epoch=epoch, config=asdict(cfg),
                  scaler=scaler.state_dict() if scaler else None)
-    _atomic_write(Path(out) / 'checkpoint.pt', lambda p: torch.save(state, p))
+    write_atomic(Path(out) / 'checkpoint.pt', lambda p: torch.save(state, p))
 
 
 def read_checkpoint(path, device='cpu') -> dict:
@@ -279,19 +326,20 @@ def read_checkpoint(path, device='cpu') -> dict:
             "delete it to start over, or pass --overwrite") from None
 
 # %% ../nbs/09_byol.ipynb #8f1a2b26
-def restore(out, model, opt, cfg, device, scaler=None) -> int:
-    "Load out/checkpoint.pt into model and opt (same settings only); returns its epoch (0: none)."
+def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
+    """Load out/checkpoint.pt into model and opt (same settings only); returns its epoch. With no
+    checkpoint: a ValueError (required=True), or 0 (required=False: start from scratch)."""
     path = Path(out) / 'checkpoint.pt'
+    if not path.exists() and required:
+        raise ValueError(
+            f"resume: {out} holds no checkpoint to resume (nothing finished an epoch there, or "
+            "the folder's name is misspelt); leave out --resume to start a new run")
     if not path.exists(): return 0
     ck = read_checkpoint(path, device)
-    diff = {
-        k: (v, getattr(cfg, k))
-        for k, v in ck['config'].items() if k not in _RESUME_FREE and v != getattr(cfg, k)
-    }
+    diff = config_diff(ck['config'], cfg, free=_RESUME_FREE)
     if diff:
-        said = ', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())
         raise ValueError(
-            f"resume: {path} was written with other settings ({said}); use the same options "
+            f"resume: {path} was written with other settings ({said(diff)}); use the same options "
             "(only --epochs, --device, --threads and the evaluation options may change) or another "
             "--out"
         )
@@ -306,7 +354,7 @@ def restore(out, model, opt, cfg, device, scaler=None) -> int:
             l for l in log.read_text().splitlines()
             if l.strip() and json.loads(l)['epoch'] <= ck['epoch']
         ]
-        _atomic_write(log, lambda p: p.write_text(''.join(r + '\n' for r in rows)))
+        write_atomic(log, ''.join(r + '\n' for r in rows))
     return ck['epoch']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b28
@@ -464,12 +512,20 @@ class Progress:
 def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None, command=None,
           stop_after=None) -> dict:
     """Pre-train as configured, evaluate, and write log.jsonl, checkpoint.pt and metrics.json into
-    `out`; return the metrics. resume: continue out/checkpoint.pt; overwrite: replace a run in
-    `out`; progress: None (a bar on a terminal), True or False; command: recorded with the run;
-    stop_after=k: stop after k epochs of this call without evaluating (tests of resuming use it)."""
+    `out`; return the metrics. resume: True continues out/checkpoint.pt (ValueError if there is
+    none), 'auto' continues it if there is one; overwrite: replace a run in `out`; progress: None
+    (a bar on a terminal), True or False; command: recorded with the run; stop_after=k: stop
+    after k epochs of this call without evaluating (tests of resuming use it). The run holds
+    `out`'s lock throughout (`lock_out`)."""
+    if resume not in (False, True, 'auto'):
+        raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
     cfg = cfg.resolved()
-    with run_settings(cfg):
-        return _train(cfg, out, resume, overwrite, progress, command, stop_after)
+    lock = lock_out(out) if int(os.environ.get('RANK', '0')) == 0 else None
+    try:
+        with run_settings(cfg):
+            return _train(cfg, out, resume, overwrite, progress, command, stop_after)
+    finally:
+        if lock: lock.__exit__()
 
 # %% ../nbs/09_byol.ipynb #a5356a9f
 def _setup(cfg, out, resume, overwrite):
@@ -487,7 +543,7 @@ def _setup(cfg, out, resume, overwrite):
     if cfg.channels_last: model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler('cuda') if cfg.precision == 'fp16' else None
-    start = restore(out, model, opt, cfg, dev, scaler) if resume else 0
+    start = restore(out, model, opt, cfg, dev, scaler, required=resume is True) if resume else 0
     online, predictor = model.online, model.predictor
     if world > 1:
         if cfg.sync_bn: model.online = nn.SyncBatchNorm.convert_sync_batchnorm(model.online)
@@ -549,18 +605,20 @@ def _finish(cfg, out, online, dev, world, command, *, train_seconds, start):
     """Evaluate the trained network and write metrics.json (atomically) with everything the run
     depends on."""
     split = lambda s: load_dataset(cfg.dataset, s, root=cfg.data_root, subset=cfg.subset)
-    m = evaluate_network(online[0], online[1], split('train'), split('test'), device=dev,
+    tr, te = split('train'), split('test')
+    m = evaluate_network(online[0], online[1], tr, te, device=dev,
                          probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
     m.update(epochs=cfg.epochs, resumed_from=start, train_seconds=train_seconds,
+             data_read=tr.source,
              date=time.strftime('%Y-%m-%d'), **run_record(cfg, dev, world, command))
-    _atomic_write(out / 'metrics.json', lambda p: p.write_text(json.dumps(m, indent=1)))
+    write_json(out / 'metrics.json', m)
     return m
 
 
 def load_checkpoint(path, device='cpu') -> tuple[BYOL, TrainConfig]:
     "Rebuild the model and its config from a checkpoint.pt written by `train`."
     ck = read_checkpoint(path, device)
-    cfg = TrainConfig(**ck['config'])
+    cfg = recorded_config(ck['config'])
     model = build_model(cfg).to(device)
     model.load_state_dict(ck['model'])
     return model, cfg

@@ -2,18 +2,15 @@
 
 # %% ../nbs/96_cli.ipynb #b937b971
 from __future__ import annotations
-import argparse, dataclasses, json, shlex, sys, typing
+import argparse, contextlib, dataclasses, json, math, shlex, signal, sys, threading, typing
 from pathlib import Path
 import byoltheory
+from .core import write_json
 
 # %% auto #0
-__all__ = ['train_config', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'RUNS', 'train_config', 'Stopped', 'stop_on_signals', 'build_parser', 'main']
 
 # %% ../nbs/96_cli.ipynb #96000002
-def _bool_of(t) -> bool:
-    return t is bool
-
-
 def _scalar_type(t):
     "int / float / str / bool from an annotation such as `int | None`."
     args = [a for a in typing.get_args(t) if a is not type(None)] or [t]
@@ -39,9 +36,7 @@ def _add_train_options(sp):
         meta, flag = f.metadata, '--' + f.name.replace('_', '-')
         kw = dict(dest=f.name, help=meta.get('help', ''), default=f.default)
         t = _scalar_type(hints[f.name])
-        if _bool_of(
-                t
-        ):  # --flag for a default-False field (--no-stop-grad); --x / --no-x for a default-True
+        if t is bool:  # --flag for a default-False field (--no-stop-grad); --x / --no-x else
             act = argparse.BooleanOptionalAction if f.default else 'store_true'
             sp.add_argument(flag, action=act, **kw)
             continue
@@ -91,6 +86,40 @@ def train_config(args, sp):
         sp.error(f"argument {flag}: {e}" if flag else str(e))
     return cfg
 
+# %% ../nbs/96_cli.ipynb #96signal
+class Stopped(KeyboardInterrupt):
+    "A run stopped by a signal; `signum` says which (SIGINT: Ctrl-C, SIGTERM: kill, a scheduler)."
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def said(self):
+        if self.signum == signal.SIGINT: return 'Ctrl-C (SIGINT)'
+        return signal.Signals(self.signum).name
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Context: SIGINT and SIGTERM raise `Stopped` in the main thread, whatever the process
+    inherited (a job started with `&` by a script starts with SIGINT ignored); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def stop(signum, frame): raise Stopped(signum)
+    saved = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in saved.items(): signal.signal(s, h)
+
+
+def _stopped(e, what):
+    "Print what a stopped command kept and how to go on, then exit 128 + the signal's number."
+    e = e if isinstance(e, Stopped) else Stopped()
+    print(f"\nbyoltheory {what[0]}: interrupted by {e.said}; {what[1]}", file=sys.stderr)
+    raise SystemExit(128 + int(e.signum))
+
 # %% ../nbs/96_cli.ipynb #96000005
 def _command():
     return 'byoltheory ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
@@ -105,16 +134,15 @@ def _cmd_train(args, sp):
                   progress=False if args.quiet else None, command=_command())
     except ValueError as e:
         sp.error(str(e))
-    except FloatingPointError as e:
+    except (FloatingPointError, FileNotFoundError) as e:
         raise SystemExit(f"byoltheory train: {e}")
-    except FileNotFoundError as e:
-        raise SystemExit(f"byoltheory train: {e}")
-    except KeyboardInterrupt:
-        kept = (f"the checkpoint of the last finished epoch is kept in {out}/checkpoint.pt" if
-                (out / 'checkpoint.pt').exists() else
-                "no epoch had finished, so no checkpoint was written")
-        raise SystemExit(
-            f"\nbyoltheory train: interrupted; {kept}. Continue with: {_command()} --resume")
+    except KeyboardInterrupt as e:
+        again = _command().replace(' --resume', '').replace(' --overwrite', '')
+        kept = (f"the epoch in progress is abandoned and the checkpoint of the last finished epoch "
+                f"is kept in {out}/checkpoint.pt. Continue with: {again} --resume"
+                if (out / 'checkpoint.pt').exists() else
+                f"no epoch had finished, so no checkpoint was written. Start again with: {again}")
+        _stopped(e, ('train', kept))
     if m:
         print(
             f"{cfg.dataset} {cfg.method} predictor={cfg.predictor} epochs={m['epochs']}: linear "
@@ -152,8 +180,7 @@ def _cmd_eval(args, sp):
     m = evaluate_network(model.backbone, model.projector, tr, te, device=args.device,
                          probe_epochs=args.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
     out = Path(args.out) if args.out else path.with_name('eval.json')
-    out.write_text(
-        json.dumps(dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)), indent=1))
+    write_json(out, dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)))
     print(f"{path}: linear top-1 {m['top1']:.2f} %, kNN top-1 {m['knn_top1']:.2f} %, feature_std "
           f"{m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}  -> {out}")
     return m
@@ -213,10 +240,9 @@ def _cmd_reproduce(args, sp):
             return worst
         res = run_grid(args.grid, scale=args.scale, seeds=args.seeds, out=out, cells=cells,
                        command=_command(), **over)
-    except KeyboardInterrupt:
-        raise SystemExit(f"\nbyoltheory reproduce: interrupted; finished runs are kept in {out}/"
-                         f"{args.scale}/{args.grid}/ and the run in progress resumes from its "
-                         "checkpoint: run the same command again")
+    except KeyboardInterrupt as e:
+        _stopped(e, ('reproduce', f"finished runs are kept in {out}/{args.scale}/{args.grid}/ and "
+                     "the run in progress resumes from its checkpoint: run the same command again"))
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
     if not over or set(over) <= {'threads', 'device', 'data_root', 'download'}:
         print(grid_table(args.grid, args.scale, out=out))
@@ -236,15 +262,23 @@ def _cmd_curve(args, sp):
         rows = learning_curve(curve_config(args.name, args.epochs or CURVE_EPOCHS), path,
                               every=args.every)
     except ValueError as e: raise SystemExit(f"byoltheory curve: {e}")
+    except KeyboardInterrupt as e:
+        _stopped(e, ('curve', f"the points so far are kept in {path} and the run in progress "
+                     "resumes from its checkpoint: run the same command again"))
     print(f"{len(rows)} points in {path}")
     return rows
 
 # %% ../nbs/96_cli.ipynb #124fbe80
 def _cmd_ledger(args, sp):
-    from byoltheory.ledger import ledger_summary
-    nbs = Path(args.nbs)
-    if not nbs.is_dir(): sp.error(f"argument --nbs: {nbs} is not a directory of notebooks")
-    s = ledger_summary(nbs)
+    from byoltheory.core import nbs_dir
+    from byoltheory.ledger import ledger_summary, ledger_table
+    try:
+        nbs = Path(args.nbs) if args.nbs else nbs_dir()
+    except FileNotFoundError as e:
+        sp.error(f"argument --nbs: {e}")
+    if not any(nbs.glob('[0-9]*.ipynb')):
+        sp.error(f"argument --nbs: {nbs} is not a folder of the book's notebooks")
+    s = ledger_summary(ledger_table(nbs))
     print(json.dumps(s) if args.json else ', '.join(f"{v} {k}" for k, v in s.items()))
     return s
 
@@ -256,16 +290,12 @@ def _cmd_fixed_points(args, sp):
     except ValueError as e:
         sp.error(str(e))
     bound = args.tau**2 / (4 * (1 + args.sigma2))
-    if not (pm == pm):  # NaN: no non-collapsed fixed point
-        print(
-            f"no non-collapsed fixed point: eta = {args.eta} > tau^2/(4(1+sigma2)) = {bound:.6g} "
-            "(or tau <= 0); "
-            "every mode collapses (Obs 5)")
+    if math.isnan(pm):  # no non-collapsed fixed point
+        print(f"no non-collapsed fixed point: eta = {args.eta} > tau^2/(4(1+sigma2)) = "
+              f"{bound:.6g} (or tau <= 0); every mode collapses (Obs 5)")
     else:
-        print(
-            f"p*- = {pm:.6g} (unstable: modes starting below it collapse)\np*+ = {pp:.6g} "
-            "(stable)\n"
-            f"weight-decay bound tau^2/(4(1+sigma2)) = {bound:.6g}")
+        print(f"p*- = {pm:.6g} (unstable: modes starting below it collapse)\n"
+              f"p*+ = {pp:.6g} (stable)\nweight-decay bound tau^2/(4(1+sigma2)) = {bound:.6g}")
     return pm, pp
 
 # %% ../nbs/96_cli.ipynb #96000009
@@ -282,10 +312,8 @@ def _subcommand(sub, name, fn, help):
     sp.set_defaults(func=fn, sub=sp)
     return sp
 
-def _train_eval_parsers(sub):
-    _add_train_options(_subcommand(sub, 'train', _cmd_train,
-                                   'pre-train BYOL / SimSiam and evaluate it'))
-    sp = _subcommand(sub, 'eval', _cmd_eval, 're-evaluate a checkpoint written by train')
+
+def _eval_options(sp):
     sp.add_argument('--checkpoint', required=True, help='OUT/checkpoint.pt of a training run')
     sp.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where to evaluate')
     sp.add_argument('--data-root', default=None, help='dataset folder (default: the run\'s)')
@@ -293,9 +321,8 @@ def _train_eval_parsers(sub):
     sp.add_argument('--out', default=None, help='the JSON to write (default: eval.json by the run)')
 
 # %% ../nbs/96_cli.ipynb #96000010
-def _reproduce_parser(sub):
+def _reproduce_options(sp):
     from byoltheory.reproduce import SCALES
-    sp = _subcommand(sub, 'reproduce', _cmd_reproduce, "run one of the paper's grids at a scale")
     sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
     sp.add_argument('--scale', default='digits', choices=tuple(SCALES), help='where it runs')
     sp.add_argument('--seeds', type=int, default=None, help="seeds per cell (default: the scale's)")
@@ -310,7 +337,9 @@ def _reproduce_parser(sub):
     sp.add_argument('--out', default=None, help='results folder (default: results/)')
     sp.add_argument('--verify', type=int, default=0, metavar='N',
                     help='re-run N committed runs and compare')
-    sp = _subcommand(sub, 'curve', _cmd_curve, 'the learning curve of the Fashion-MNIST recipe')
+
+
+def _curve_options(sp):
     sp.add_argument('name', help='linear or directpred (the predictor)')
     sp.add_argument('--epochs', type=int, default=None,
                     help="train this long (default: the committed curves' length)")
@@ -318,36 +347,59 @@ def _reproduce_parser(sub):
     sp.add_argument('--out', default='results', help='results folder')
 
 # %% ../nbs/96_cli.ipynb #96000011
-def _theory_parsers(sub):
-    sp = _subcommand(sub, 'fixed-points', _cmd_fixed_points,
-                     'non-collapsed fixed points p*± of Eq 16')
+def _fixed_points_options(sp):
     sp.add_argument('--tau', type=float, default=1.0, help='target/online ratio tau (1: SimSiam)')
     sp.add_argument('--eta', type=float, required=True,
                     help='weight decay eta in flow units (>= 0)')
     sp.add_argument('--sigma2', type=float, default=0.0,
                     help='augmentation variance sigma^2 (>= 0)')
-    sp = _subcommand(sub, 'ledger', _cmd_ledger, "count the paper's items the book checks")
-    sp.add_argument('--nbs', default='nbs', help='folder of the book notebooks')
+
+
+def _ledger_options(sp):
+    sp.add_argument('--nbs', default=None,
+                    help="folder of the book's notebooks (default: the repository's, or the "
+                         "copy installed with the package)")
     sp.add_argument('--json', action='store_true', help='print the counts as JSON')
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `byoltheory` argument parser with all subcommands."
+
+COMMANDS = {  # name: (function, help, its options); `train`'s options need torch
+    'train': (_cmd_train, 'pre-train BYOL / SimSiam and evaluate it', _add_train_options),
+    'eval': (_cmd_eval, 're-evaluate a checkpoint written by train', _eval_options),
+    'reproduce': (_cmd_reproduce, "run one of the paper's grids at a scale", _reproduce_options),
+    'curve': (_cmd_curve, 'the learning curve of the Fashion-MNIST recipe', _curve_options),
+    'fixed-points': (_cmd_fixed_points, 'non-collapsed fixed points p*± of Eq 16',
+                     _fixed_points_options),
+    'ledger': (_cmd_ledger, "count the paper's items the book checks", _ledger_options),
+}
+RUNS = ('train', 'reproduce', 'curve')  # commands that train: they stop cleanly on a signal
+
+# %% ../nbs/96_cli.ipynb #5dae59b2
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    """The `byoltheory` argument parser: every subcommand, with the options of those in
+    `commands` (default: all). Building a command's options imports what it needs, so
+    `byoltheory --help` never imports torch."""
     about = ('Learning dynamics of BYOL / SimSiam (Tian, Chen & Ganguli, '
              "ICML 2021): the book's computations.")
     p = argparse.ArgumentParser(prog='byoltheory', description=about)
     p.add_argument('--version', action='version', version=f'byoltheory {byoltheory.__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
-    for add in (_train_eval_parsers, _reproduce_parser, _theory_parsers): add(sub)
+    for name, (fn, help, options) in COMMANDS.items():
+        sp = _subcommand(sub, name, fn, help)
+        if commands is None or name in commands: options(sp)
     return p
+
 
 def main(argv=None):
     "Entry point of the `byoltheory` console script."
-    p = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith('-')), None)
+    p = build_parser({command})
     args = p.parse_args(argv)
     if not getattr(args, 'func', None):
         p.print_help()
         return 0
-    args.func(args, args.sub)
+    with stop_on_signals() if args.command in RUNS else contextlib.nullcontext():
+        args.func(args, args.sub)
     return 0
 
 if __name__ == '__main__' and '__file__' in globals():

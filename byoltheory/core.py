@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['is_torch', 'check_params', 'check_symmetric', 'odeint', 'random_spd', 'results_dir', 'nbs_dir']
+__all__ = ['is_torch', 'check_params', 'check_symmetric', 'odeint', 'random_spd', 'results_dir', 'nbs_dir', 'write_atomic',
+           'write_json', 'read_json', 'hold_lock']
 
 # %% ../nbs/97_core.ipynb #8caad465
 def is_torch(a) -> bool:
@@ -110,12 +111,14 @@ def random_spd(n, rng, *, cond=10.0):
 # %% ../nbs/97_core.ipynb #c0000009
 def _shipped(name, found) -> Path:
     """The book's folder `name` (results, nbs): $BYOLTHEORY_<NAME>, the repository's, the
-    current or parent folder's, or the copy pip installed; the first where `found(path)`."""
+    current or parent folder's, or the copy installed inside the package (`byoltheory/_book/`,
+    found with importlib.resources wherever pip put it); the first where `found(path)`."""
+    from importlib.resources import files
     repo = Path(importlib.import_module('byoltheory').__file__).resolve().parent.parent
     env = os.environ.get(f'BYOLTHEORY_{name.upper()}')
     places = ([Path(env)] if env else []) + [
         repo / name, Path.cwd() if name == 'nbs' else Path.cwd() / name,
-        Path.cwd().parent / name, Path(sys.prefix) / 'share' / 'byoltheory' / name]
+        Path.cwd().parent / name, Path(str(files('byoltheory') / '_book' / name))]
     for p in places:
         if found(p): return p
     raise FileNotFoundError(
@@ -125,10 +128,74 @@ def _shipped(name, found) -> Path:
 
 
 def results_dir() -> Path:
-    "The committed results: $BYOLTHEORY_RESULTS, the repository's results/, or the installed copy."
+    "The committed results: $BYOLTHEORY_RESULTS, the repository's results/, or the packaged copy."
     return _shipped('results', lambda p: (p / 'digits').is_dir() or (p / 'fashion-mnist').is_dir())
 
 
 def nbs_dir() -> Path:
-    "The book's chapter notebooks: $BYOLTHEORY_NBS, the repository's nbs/, or the installed copy."
+    "The book's chapter notebooks: $BYOLTHEORY_NBS, the repository's nbs/, or the packaged copy."
     return _shipped('nbs', lambda p: (p / '01_linear_model.ipynb').exists())
+
+# %% ../nbs/97_core.ipynb #ec50740f
+def write_atomic(path, data):
+    "Write `data` (str, bytes, or a function of a path that writes it) to `path` atomically."
+    path = Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    if callable(data): data(tmp)
+    elif isinstance(data, bytes): tmp.write_bytes(data)
+    else: tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+def write_json(path, obj):
+    "`obj` as indented JSON in `path`, atomically."
+    import json
+    write_atomic(path, json.dumps(obj, indent=1))
+
+
+def read_json(path, redo="delete it and run again to redo it"):
+    "A JSON file the library wrote, or a ValueError naming it when it cannot be read."
+    import json
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} cannot be read ({e}); {redo}") from None
+
+# %% ../nbs/97_core.ipynb #3bbb9e39
+class hold_lock:
+    """Context: an exclusive lock on the file `path` for this process (`fcntl.flock`), or
+    `BlockingIOError` naming its holder. `what` names the thing locked in that message. The
+    kernel releases the lock when the process ends, so a killed holder leaves no stale lock."""
+    def __init__(self, path, what=None):
+        self.path, self.what, self.file = Path(path), what or str(path), None
+
+    def __enter__(self):
+        import fcntl, json, time
+        if self.file: return self  # held already (taken, then used as a context)
+        while True:
+            f = open(self.path, 'a+')
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                held = f.read().strip() or 'a process that has not said who it is'
+                f.close()
+                raise BlockingIOError(f"{self.what} is in use by another run ({held})") from None
+            try:  # the file may have been removed and re-created by its last holder meanwhile
+                same = os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same: break
+            f.close()
+        f.seek(0); f.truncate()
+        f.write(json.dumps(dict(pid=os.getpid(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
+                                command=' '.join(sys.argv))))
+        f.flush()
+        self.file = f
+        return self
+
+    def __exit__(self, *exc):
+        if not self.file: return
+        self.path.unlink(missing_ok=True)   # removed while still held: no one can take it half-way
+        self.file.close()
+        self.file = None

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'PRETRAIN_SIZES', 'FASHION_MNIST_SYSTEM', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet',
+__all__ = ['DATASETS', 'SPLITS', 'PRETRAIN_SIZES', 'FASHION_MNIST_SYSTEM', 'DATA_ROOT', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet',
            'load_dataset', 'recipe', 'view_transform', 'BatchAugment', 'mean_std', 'TwoViewLoader', 'normalized']
 
 # %% ../nbs/06_data.ipynb #f733cc72
@@ -21,6 +21,7 @@ PRETRAIN_SIZES = {
     'digits': 1347, 'fashion-mnist': 60_000, 'cifar10': 50_000, 'stl10': 105_000, 'fake': 256
 }
 FASHION_MNIST_SYSTEM = Path('/usr/share/datasets/fashion-mnist')  # Debian's dataset-fashion-mnist
+DATA_ROOT = 'data'  # the default folder of downloadable datasets (absent: Debian's copy is read)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ImageSet:
     images: torch.Tensor
     labels: torch.Tensor
     num_classes: int
+    source: str = ''  # the folder the images were read from ('' for built-in and generated sets)
 
     def __len__(self):
         return len(self.images)
@@ -59,7 +61,8 @@ def _read_fashion_mnist(root, split):
         img, lbl = d / f'{prefix}-images-idx3-ubyte.gz', d / f'{prefix}-labels-idx1-ubyte.gz'
         if img.exists() and lbl.exists():
             x = _idx(img, 16).reshape(-1, 1, 28, 28)
-            return torch.from_numpy(x.copy()), torch.from_numpy(_idx(lbl, 8).astype(np.int64))
+            y = _idx(lbl, 8).astype(np.int64)
+            return torch.from_numpy(x.copy()), torch.from_numpy(y), d
     raise _missing('fashion-mnist', places,
                    " (or, on Debian, `apt-get install dataset-fashion-mnist`)")
 
@@ -71,7 +74,7 @@ def _read_cifar10(root, split):
     batches = [pickle.loads((d / n).read_bytes(), encoding='bytes') for n in names]
     x = np.concatenate([b[b'data'] for b in batches]).reshape(-1, 3, 32, 32)
     y = np.concatenate([b[b'labels'] for b in batches]).astype(np.int64)
-    return torch.from_numpy(x), torch.from_numpy(y)
+    return torch.from_numpy(x), torch.from_numpy(y), d
 
 # %% ../nbs/06_data.ipynb #10649357
 def _read_stl10(root, split):
@@ -86,7 +89,7 @@ def _read_stl10(root, split):
         xs.append(x)
         ys.append(y)
     return torch.from_numpy(np.ascontiguousarray(np.concatenate(xs))), torch.from_numpy(
-        np.concatenate(ys))
+        np.concatenate(ys)), d
 
 # %% ../nbs/06_data.ipynb #8e0f3b44
 def _download(name, root):
@@ -117,12 +120,31 @@ def _fake(split):
 def _fixed_perm(n):
     return torch.randperm(n, generator=torch.Generator().manual_seed(0))
 
+# %% ../nbs/06_data.ipynb #06readfl
+def _read_files(name, root, split, download):
+    "(images, labels, folder read) of a dataset kept in files; an explicit root must exist."
+    if str(root) != DATA_ROOT and not download and not Path(root).is_dir():
+        raise FileNotFoundError(
+            f"data_root {root} does not exist: pass --data-root a folder that holds {name}, "
+            f"--download to fetch it there, or leave --data-root out")
+    read = {
+        'fashion-mnist': _read_fashion_mnist, 'cifar10': _read_cifar10, 'stl10': _read_stl10
+    }[name]
+    try:
+        return read(root, split)
+    except FileNotFoundError:
+        if not download: raise
+        _download(name, root)
+        return read(root, split)
+
 # %% ../nbs/06_data.ipynb #2b7c51d8
-def load_dataset(name, split='pretrain', *, root='data', download=False, subset=None) -> ImageSet:
+def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False,
+                 subset=None) -> ImageSet:
     """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees;
     STL-10: train+unlabeled), 'train' (labelled, for the probes) or 'test'. `subset=N` keeps the
     first N images of a fixed permutation of the pretrain / train split. download=True fetches a
-    missing set with torchvision."""
+    missing set with torchvision. A `root` other than the default must exist; `.source` is the
+    folder actually read."""
     if name not in DATASETS: raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int)
@@ -137,19 +159,12 @@ def load_dataset(name, split='pretrain', *, root='data', download=False, subset=
     elif name == 'fake':
         x, y = _fake(split)
     else:
-        read = {
-            'fashion-mnist': _read_fashion_mnist, 'cifar10': _read_cifar10, 'stl10': _read_stl10
-        }[name]
-        try:
-            x, y = read(root, split)
-        except FileNotFoundError:
-            if not download: raise
-            _download(name, root)
-            x, y = read(root, split)
+        x, y, src = _read_files(name, root, split, download)
     if subset is not None and split != 'test':
         keep = _fixed_perm(len(x))[:subset]
         x, y = x[keep], y[keep]
-    return ImageSet(name, x, y, 10)
+    return ImageSet(name, x, y, 10, source=str(src) if name not in ('digits', 'fake') else '')
+
 
 # %% ../nbs/06_data.ipynb #d6f1118b
 _NO_AUG = dict(flip=False, jitter=None, p_jitter=0.0, p_gray=0.0, blur=None, p_blur=0.0, rotate=0.0,

@@ -85,65 +85,101 @@ def _check_int(name, v, lo=1):
 #| paper: Eq 18-19
 class DirectPredictor(nn.Module):
     """DirectPred (Section 4): a linear predictor W_p set from a moving estimate F̂ of its input
-    correlation by Eq 18 instead of by gradient descent; a drop-in for `nn.Linear(dim, dim)`. One
-    training step is `views` training-mode calls (BYOL's `predictor(f1), predictor(f2)`); like
-    the official code, each step folds the rows of all its calls into F̂ once (Eq 19) and W_p is
-    re-set every `freq` steps, taking effect from the next step. rho: Eq 19's ρ in [0, 1); eps:
-    Eq 18's ε ≥ 0; freq ≥ 1 (W_p is trained by the optimiser between re-sets when freq > 1); c:
-    Table 7's threshold; partitions: k > 1 for the feature-dependent variant; bias: a trainable
-    bias; form: 'eq18' (as printed) or 'official' (the luckmatters rule); views: training calls
-    per step; seed: the partitions' directions (None: torch's global generator)."""
+    correlation by Eq 18 instead of by gradient descent; a drop-in for `nn.Linear(dim, dim)`.
+    Every training-mode call with gradients between two optimiser steps is pooled into one Eq 19
+    update of F̂, whatever the number of calls; W_p is re-set after steps 0, freq, 2·freq, …,
+    from the next step on. The step boundary is the optimiser's: `attach(optimizer)` once (or
+    `attach()` and `step()` after each optimiser step). rho: Eq 19's ρ in [0, 1); eps: ε ≥ 0;
+    freq ≥ 1 (W_p is trained by the optimiser between re-sets when freq > 1); c: Table 7's
+    threshold; partitions: k > 1 for the feature-dependent variant; bias: a trainable bias;
+    form: 'official' (the luckmatters rule, the paper's numbers) or 'eq18' (as printed); seed:
+    the partitions' directions (None: torch's global generator)."""
     def __init__(self, dim, *, rho=0.3, eps=0.1, freq=1, c=0.0, partitions=1, bias=False,
-                 form='eq18', views=2, seed=None):
+                 form='official', seed=None):
         super().__init__()
-        for name, v in [('dim', dim), ('freq', freq), ('partitions', partitions), ('views', views)]:
+        for name, v in [('dim', dim), ('freq', freq), ('partitions', partitions)]:
             _check_int(name, v)
         if not (0 <= rho < 1):
             raise ValueError(f"rho must be in [0, 1) (Eq 19's averaging weight), got {rho}")
         _check_rule(eps, c, form)
         self.dim, self.rho, self.eps, self.c = dim, float(rho), float(eps), float(c)
-        self.form = form
-        self.freq, self.partitions, self.views = int(freq), int(partitions), int(views)
+        self.form, self.freq, self.partitions = form, int(freq), int(partitions)
         shape = (dim, dim) if partitions == 1 else (partitions, 2, dim, dim)
         W0 = torch.eye(dim).expand(shape).clone()
         if freq == 1: self.register_buffer('weight', W0)
         else: self.weight = nn.Parameter(W0)
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
         self._state_buffers(shape, seed)
+        self._stepping = None  # how steps end: 'hook' (attach(optimizer)), 'manual' (step())
 
 # %% ../nbs/05_directpred.ipynb #7a23e97e
+_STATS = ('F', 'S_step', 'n_step', 'partition_center', 'center_step', 'center_n')
+_SETTINGS = ('dim', 'rho', 'eps', 'freq', 'c', 'form', 'partitions')
+
+
 @patch
 def _state_buffers(self: DirectPredictor, shape, seed):
     "F̂ and its bookkeeping; with partitions, their random directions and running centres."
     for name, value in [('F', torch.zeros(shape)), ('S_step', torch.zeros(shape)),
                         ('n_step', torch.zeros(shape[:-2])),
                         ('seen', torch.zeros(shape[:-2], dtype=torch.bool)),
-                        ('calls', torch.zeros((), dtype=torch.long))]:
+                        ('step_count', torch.zeros((), dtype=torch.long))]:
         self.register_buffer(name, value)
     if self.partitions > 1:
         g = None if seed is None else torch.Generator().manual_seed(seed)
         self.register_buffer('partition_w', torch.randn(self.dim, self.partitions, generator=g))
-        self.register_buffer('partition_center', torch.zeros(self.partitions))
-        self.register_buffer('center_step', torch.zeros(self.partitions))
+        for name in ('partition_center', 'center_step'):
+            self.register_buffer(name, torch.zeros(self.partitions))
+        self.register_buffer('center_n', torch.zeros(()))
 
 @patch
 def extra_repr(self: DirectPredictor):
-    return (f"dim={self.dim}, rho={self.rho}, eps={self.eps}, freq={self.freq}, c={self.c}, "
-            f"partitions={self.partitions}, bias={self.bias is not None}, form={self.form!r}, "
-            f"views={self.views}")
+    return (', '.join(f"{k}={getattr(self, k)!r}" for k in _SETTINGS) +
+            f", bias={self.bias is not None}")
 
 @patch(as_prop=True)
 def steps(self: DirectPredictor) -> int:
-    "Training steps completed (every `views` training-mode calls)."
-    return int(self.calls) // self.views
+    "Training steps completed (optimiser steps that had rows to fold into F̂)."
+    return int(self.step_count)
+
+# %% ../nbs/05_directpred.ipynb #dp5state
+@patch
+def get_extra_state(self: DirectPredictor) -> dict:
+    "The settings, saved in `state_dict` beside the buffers."
+    return {k: getattr(self, k) for k in _SETTINGS}
+
+@patch
+def set_extra_state(self: DirectPredictor, state):
+    "Refuse a state saved under other settings (a ValueError naming the setting)."
+    for k in _SETTINGS:
+        if k in state and state[k] != getattr(self, k):
+            raise ValueError(f"DirectPredictor state_dict was saved with {k}={state[k]!r}, but "
+                             f"this module has {k}={getattr(self, k)!r}: build it with "
+                             f"{k}={state[k]!r} to load it")
+
+@patch
+def _apply(self: DirectPredictor, fn, recurse=True):
+    "`.to()`, `.half()`, …: F̂ and the step's sums stay float32 or wider."
+    super(DirectPredictor, self)._apply(fn, recurse)
+    for k in _STATS:
+        b = self._buffers.get(k)
+        if b is not None and b.is_floating_point() and b.dtype.itemsize < 4:
+            self._buffers[k] = b.float()
+    return self
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a1
 #| paper: Eq 18
 @patch
-def _reset_due(self: DirectPredictor) -> bool:
-    "Between steps, after step t − 1: is W_p re-set now? (after steps 0, freq, 2·freq, …)"
-    t = self.steps
-    return int(self.calls) % self.views == 0 and t >= 1 and (t - 1) % self.freq == 0
+def attach(self: DirectPredictor, optimizer=None) -> DirectPredictor:
+    """Where a training step ends: after each `optimizer.step()` (an optimiser step hook), or,
+    with no optimizer, wherever the loop calls `step()` itself. Returns the module."""
+    if optimizer is None:
+        self._stepping = 'manual'
+        return self
+    if getattr(self, '_hook', None) is not None: self._hook.remove()
+    self._hook = optimizer.register_step_post_hook(lambda opt, args, kwargs: self.step())
+    self._stepping = 'hook'
+    return self
 
 
 @patch
@@ -157,18 +193,19 @@ def set_weight(self: DirectPredictor):
 
 @patch
 @torch.no_grad()
-def next_weight(self: DirectPredictor) -> torch.Tensor:
-    """The W_p the next training step will predict with (eval mode predicts with it; nothing is
-    changed)."""
-    if not self._reset_due(): return self.weight.detach()
-    W = directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form)
-    return torch.where(self.seen[..., None, None], W, self.weight.detach())
+def step(self: DirectPredictor):
+    """End a training step: fold its pooled rows into F̂ (Eq 19, once), and after steps 0, freq,
+    2·freq, … re-set W_p for the next step. A step with no rows (on any rank) changes nothing."""
+    if self._stepping is None: self._stepping = 'manual'
+    if not self._end_step(): return
+    if int(self.step_count) % self.freq == 0: self.set_weight()
+    self.step_count += 1
 
 
 @patch
 def matrix(self: DirectPredictor) -> torch.Tensor:
     "W_p for diagnostics (the trainer's Fig 2 log): the next step's, (d, d) or (k, 2, d, d)."
-    return self.next_weight()
+    return self.weight.detach()
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a2
 #| paper: Eq 19
@@ -182,63 +219,67 @@ def _accumulate(self: DirectPredictor, x):
         self.n_step += len(x)
         return None
     proj = x @ self.partition_w
-    center, n = proj.sum(0), torch.tensor(float(len(x)), device=x.device)
+    center, n = proj.sum(0), torch.tensor(float(len(x)), device=x.device, dtype=x.dtype)
     _allreduce_(center, n)  # the split is the whole batch's mean
-    center = center / n
-    sides = proj >= center
-    m = sides.float()  # (n, k)
+    sides = proj >= center / n
+    m = sides.to(x.dtype)  # (n, k)
     above = torch.einsum('nk,ni,nj->kij', m, x, x)
     self.S_step += torch.stack([x.T @ x - above, above], dim=1)  # (k, 2, d, d): below / above
     self.n_step += torch.stack([len(x) - m.sum(0), m.sum(0)], dim=1)
     self.center_step += center
+    self.center_n += n
     return sides
 
 # %% ../nbs/05_directpred.ipynb #2ad40751
 #| paper: Eq 19
 @patch
 @torch.no_grad()
-def _end_step(self: DirectPredictor):
-    "Fold the step's pooled rows into F̂ by Eq 19 (all-reduced across ranks), once per step."
+def _end_step(self: DirectPredictor) -> bool:
+    """Fold the step's pooled rows into F̂ by Eq 19 (all-reduced across ranks); False if no rank
+    had a row."""
     S, n = self.S_step, self.n_step
     _allreduce_(S, n)
+    if not bool((n > 0).any()): return False
     has = (n > 0)[..., None, None]
     F_batch = S / n.clamp(min=1)[..., None, None]
     F_new = moving_average(self.F, F_batch, self.rho, ~self.seen[..., None, None])
     self.F.copy_(torch.where(has, F_new, self.F))
     if self.partitions > 1:
-        c_new = moving_average(self.partition_center, self.center_step / self.views, self.rho,
+        c_new = moving_average(self.partition_center, self.center_step / self.center_n, self.rho,
                                ~self.seen.any())
         self.partition_center.copy_(c_new)
         self.center_step.zero_()
+        self.center_n.zero_()
     self.seen |= has[..., 0, 0]
     S.zero_()
     n.zero_()
+    return True
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a3
+_UNATTACHED = ("DirectPredictor: a training call needs to know where the optimiser steps, so that "
+               "all the calls of one step make one Eq 19 update. Add `predictor.attach(optimizer)` "
+               "once after creating the optimiser (or `predictor.attach()`, then "
+               "`predictor.step()` after each optimizer.step()).")
+
+
 @patch
 def forward(self: DirectPredictor, f):
     if f.ndim < 1 or f.shape[-1] != self.dim:
         raise ValueError(
             f"f must have shape (..., {self.dim}) for DirectPredictor(dim={self.dim}), "
             f"got {tuple(f.shape)}")
-    x = f.detach().reshape(-1, self.dim).float()
+    x = f.detach().reshape(-1, self.dim).to(self.F.dtype)
     if len(x) == 0:
         raise ValueError("f must have at least one row (an empty batch carries no estimate of F)")
     sides = None
-    if self.training:
+    if self.training and torch.is_grad_enabled():  # a training call: its rows join the step
+        if self._stepping is None: raise RuntimeError(_UNATTACHED)
         if not torch.isfinite(x).all():
             raise FloatingPointError(
                 "DirectPredictor: the predictor's input f has NaN/Inf entries at step "
-                f"{self.steps} (is training "
-                "diverging?); F̂ and W_p are left unchanged.")
-        if self._reset_due(): self.set_weight()
+                f"{self.steps} (is training diverging?); F̂ and W_p are left unchanged.")
         sides = self._accumulate(x)
-        self.calls += 1
-        if int(self.calls) % self.views == 0: self._end_step()
-        W = self.weight
-    else:
-        W = self.next_weight()
-    W = W.to(f.dtype)
+    W = self.weight.to(f.dtype)
     if self.partitions == 1: y = f @ W.T
     else:
         if sides is None: sides = (x @ self.partition_w) >= self.partition_center

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .byol import TrainConfig, train, run_record, run_settings, CODE_VERSION
+from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION,
+                             config_diff, recorded_config, said)
+from .core import hold_lock, read_json, write_json
 from .data import load_dataset
 from .evaluate import baseline_probes
 from .models import make_backbone
@@ -32,19 +34,24 @@ class Scale:
 SCALES = {
     s.name: s
     for s in [
-        Scale('digits', dict(dataset='digits', epochs=50, threads=1), {}, 5,
+        Scale('digits', dict(dataset='digits', epochs=50, threads=1),
+              {'directpred': dict(form='official')}, 5,
               "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU"),
         Scale(
             'fashion-mnist',
             dict(dataset='fashion-mnist', subset=10_000, backbone='convnet28', width=16,
-                 batch_size=128, epochs=15, channels_last=True, threads=1), {}, 5,
+                 batch_size=128, epochs=15, channels_last=True, threads=1),
+            # the printed Eq 18, as its committed runs were made: the official rule comes with
+            # the scale's next re-run (chapter 10)
+            {'directpred': dict(form='eq18')}, 5,
             'Fashion-MNIST (10,000-image subset), convnet28 width 16 with 2×2 pooling, 15 epochs, '
             'CPU'
         ),
         Scale(
             'colab',
             dict(dataset='cifar10', device='cuda', precision='auto', channels_last=True,
-                 epochs=100), {}, 3, 'CIFAR-10, ResNet-18, 100 epochs, one GPU (sized for Colab)'),
+                 epochs=100), {'directpred': dict(form='official')}, 3,
+            'CIFAR-10, ResNet-18, 100 epochs, one GPU (sized for Colab)'),
         Scale(
             'full',
             dict(dataset='stl10', device='cuda', precision='fp32', epochs=100, target_init='random',
@@ -210,27 +217,17 @@ def trace_summary(rows) -> dict:
 def same_settings(recorded: dict, cfg: TrainConfig) -> dict:
     """The fields where a recorded config differs from `cfg` (resolved, on any machine: a GPU
     run's file is read on a CPU): {field: (recorded, now)}; 'auto' precision matches any."""
-    now = dataclasses.asdict(cfg.resolved(here=False))
-    skip = _UNCHECKED | ({'precision'} if now['precision'] == 'auto' else set())
-    return {k: (recorded.get(k), v) for k, v in now.items()
-            if k not in skip and recorded.get(k) != v}
+    now = cfg.resolved(here=False)
+    skip = _UNCHECKED | ({'precision'} if now.precision == 'auto' else set())
+    return config_diff(recorded, now, free=skip)
 
 # %% ../nbs/10_reproduce.ipynb #0a000017
-def _write_json(path, obj):
-    "Write JSON atomically (a temporary file, then a rename)."
-    tmp = Path(str(path) + '.tmp')
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+_write_json = write_json  # atomic (chapter 97)
 
 
 def read_run(path) -> dict:
-    "A run file, or a ValueError naming it when it cannot be read."
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(
-            f"{path} cannot be read ({e}); delete it and run the grid again to redo that run"
-        ) from None
+    "A run or trace file, or a ValueError naming it when it cannot be read."
+    return read_json(path, "delete it and run the grid again to redo that run")
 
 
 def run_path(out, scale, grid, cell, seed) -> Path:
@@ -243,36 +240,11 @@ def run_done(path, cfg) -> bool:
     if not Path(path).exists(): return False
     diff = same_settings(read_run(path)['config'], cfg)
     if diff:
-        said = ', '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
-        raise ValueError(
-            f"{path} holds a run with other settings ({said}); it is kept -- move it away or "
-            "choose "
-            "another --out")
+        raise ValueError(f"{path} holds a run with other settings ({said(diff)}); it is kept -- "
+                         "move it away or choose another --out")
     return True
 
 # %% ../nbs/10_reproduce.ipynb #0a00001b
-def _lock(path) -> bool:
-    "Take `path`.lock for this process; False if a live process holds it."
-    lock = Path(str(path) + '.lock')
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd,
-                     str(os.getpid()).encode())
-            os.close(fd)
-            return True
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text() or 0)
-                os.kill(pid, 0)
-                return False  # alive: someone runs it
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale
-            except PermissionError:
-                return False
-    return False
-
-
 def _twin(path, cfg, spectra) -> Path | None:
     """A run file of another grid at the same scale with these settings and seed (and spectra if
     needed)."""
@@ -284,7 +256,7 @@ def _twin(path, cfg, spectra) -> Path | None:
             continue
         if rec.get('copied_from') or same_settings(rec['config'], cfg): continue
         trace = other.with_name(other.stem + '.trace.json')
-        if spectra and not (trace.exists() and 'F_eigs' in json.loads(trace.read_text())): continue
+        if spectra and not (trace.exists() and 'F_eigs' in read_run(trace)): continue
         return other
     return None
 
@@ -297,11 +269,15 @@ def run_one(grid: Grid, cell: Cell, scale: str, seed: int, *, out='results', com
     path = run_path(out, scale, grid, cell, seed)
     if run_done(path, cfg): return read_run(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not _lock(path): return None
     try:
+        lock = hold_lock(Path(str(path) + '.lock')).__enter__()
+    except BlockingIOError:
+        return None                                   # another process runs it
+    try:
+        if run_done(path, cfg): return read_run(path)  # it finished just now
         return _run_one(grid, cell, scale, seed, cfg, path, command, log)
     finally:
-        Path(str(path) + '.lock').unlink(missing_ok=True)
+        lock.__exit__()
 
 # %% ../nbs/10_reproduce.ipynb #d734dea2
 def _run_one(grid, cell, scale, seed, cfg, path, command, log):
@@ -316,7 +292,7 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
         return rec
     work, t0 = path.parent / '.work' / path.stem, time.time()
     try:
-        m = train(cfg, work, resume=True, progress=False, command=command)
+        m = train(cfg, work, resume='auto', progress=False, command=command)
     except FloatingPointError as e:
         from byoltheory.byol import run_record
         rec = dict(head, diverged=str(e), **run_record(cfg, cfg.device, command=command))
@@ -405,7 +381,7 @@ def load_traces(name, scale, cell, *, out='results') -> list:
     pat = re.compile(rf'{re.escape(slug)}-seed(\d+)\.trace\.json')
     seeds = sorted(
         int(m[1]) for p in res.glob(f'{slug}-seed*.trace.json') if (m := pat.fullmatch(p.name)))
-    return [json.loads((res / f'{slug}-seed{k}.trace.json').read_text()) for k in seeds]
+    return [read_run(res / f'{slug}-seed{k}.trace.json') for k in seeds]
 
 # %% ../nbs/10_reproduce.ipynb #ffd095bf
 def orphan_runs(out='results') -> list:
@@ -430,7 +406,7 @@ def verify(name, scale, n=1, *, out='results', log=print) -> float:
             if 'diverged' not in r][:n]
     with tempfile.TemporaryDirectory() as tmp:
         for cell, rec in runs:
-            cfg = TrainConfig(**rec['config'])
+            cfg = recorded_config(rec['config'])
             again = train(cfg, Path(tmp) / f"{grid.cell(cell).slug}-{rec['seed']}", progress=False)
             diff = max(abs(again[k] - rec[k]) for k in RUN_METRICS)
             threads = rec['torch_threads']
@@ -484,7 +460,7 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     todo = [e for e in range(every, cfg.epochs + 1, every) if e not in {r['epoch'] for r in rows}]
     if rows and todo: _same_curve(rec, cfg, path)
     for epoch in todo:
-        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume=True,
+        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume='auto',
                   progress=False)  # evaluates at its last epoch
         rows.append(dict(epoch=epoch, **{k: m[k] for k in RUN_METRICS},
                          train_seconds=m['train_seconds']))
@@ -503,5 +479,6 @@ CURVE_EPOCHS = 100  # the committed curves' length
 def curve_config(name, epochs=CURVE_EPOCHS) -> TrainConfig:
     """The Fashion-MNIST scale's config with the predictor of learning curve
     `name`, for `epochs` epochs."""
-    return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name],
-                          'epochs': epochs})
+    pred = CURVES[name].get('predictor', 'linear')
+    return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name], 'epochs': epochs,
+                          'predictor_opts': SCALES['fashion-mnist'].predictor_opts.get(pred, {})})

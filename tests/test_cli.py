@@ -109,32 +109,99 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
     code, _, err = run_main(args[:-2] + ['--probe-epochs', '2'], capsys)     # other settings, same folder
     assert code != 0 and 'holds a run with other settings' in err
 
-def test_ctrl_c_says_what_is_kept(tmp_path):
+def _start(out, inherited=signal.SIG_DFL, epochs='1000000'):
+    """A training run in a child process whose SIGINT disposition is `inherited`, whatever this
+    shell's: a job started with `&` by a script inherits SIGINT ignored, and so would the child."""
+    cmd = [sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(out), '--epochs', epochs,
+           *TINY]
+    # PYTHONFAULTHANDLER: if the run ever hangs after the signal, SIGABRT makes it print where
+    # every thread is, and the failure shows that
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONFAULTHANDLER='1'),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, inherited))
+
+
+def _wait_for_checkpoint(out, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not (out / 'checkpoint.pt').exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert (out / 'checkpoint.pt').exists(), proc.communicate()[1]
+
+
+@pytest.mark.parametrize('sig, inherited', [
+    (signal.SIGINT, signal.SIG_DFL),     # Ctrl-C in a terminal
+    (signal.SIGINT, signal.SIG_IGN),     # the same, in a job that a script started with `&`
+    (signal.SIGTERM, signal.SIG_DFL)])   # kill, a scheduler's time limit
+def test_a_signal_says_what_is_kept(tmp_path, sig, inherited):
     out = tmp_path / 'run'
     # far more epochs than can finish before the signal: on an idle machine a 400-epoch tiny run
     # finished before Ctrl-C arrived
-    cmd = [sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(out), '--epochs', '1000000',
-           *TINY]
-    # PYTHONFAULTHANDLER: if the run ever hangs after Ctrl-C (it did once in a clean clone, and not
-    # in 25 runs since), SIGABRT makes it print where every thread is, and the failure shows that
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONFAULTHANDLER='1'))
+    proc = _start(out, inherited)
     try:
-        deadline = time.time() + 120
-        while not (out / 'checkpoint.pt').exists() and time.time() < deadline: time.sleep(0.05)
+        _wait_for_checkpoint(out, proc)
         time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         try:
             _, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
             _, err = proc.communicate(timeout=30)
-            raise AssertionError(f"no exit 60 s after Ctrl-C; the run's stacks:\n{err}")
+            raise AssertionError(f"no exit 60 s after the signal; the run's stacks:\n{err}")
     finally:
         proc.kill()
-    assert proc.returncode != 0 and 'interrupted' in err and 'checkpoint' in err and '--resume' in err, err
-    assert 'Traceback' not in err
+    said = 'Ctrl-C (SIGINT)' if sig == signal.SIGINT else 'SIGTERM'
+    assert proc.returncode == 128 + sig and f'interrupted by {said}' in err, err
+    assert 'checkpoint' in err and '--resume' in err and 'Traceback' not in err, err
     assert torch.load(out / 'checkpoint.pt', weights_only=False)['epoch'] >= 1
+    assert not (out / '.lock').exists()                      # the lock went with the run
+
+
+def test_one_writer_per_run_folder(tmp_path, capsys):
+    out = tmp_path / 'run'
+    proc = _start(out)
+    try:
+        _wait_for_checkpoint(out, proc)
+        t0 = time.time()
+        code, _, err = run_main(['train', '--out', str(out), '--epochs', '3', *TINY], capsys)
+        took = time.time() - t0
+        assert code == 2 and 'is in use by another run' in err and '"pid": ' in err, err
+        assert str(proc.pid) in err                           # names the holder
+        code, _, err = run_main(['train', '--out', str(out), '--resume', *TINY], capsys)
+        assert code == 2 and 'is in use by another run' in err, err
+        assert proc.poll() is None                            # the first run trains on
+        print(f"refused in {took:.2f} s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    ck = torch.load(out / 'checkpoint.pt', weights_only=False)   # its files are intact
+    lines = (out / 'log.jsonl').read_text().splitlines()
+    assert [json.loads(l)['epoch'] for l in lines] == list(range(1, len(lines) + 1))
+    assert ck['epoch'] in (len(lines), len(lines) - 1)
+    # a killed run's lock does not block --resume: the kernel dropped it with the process
+    code, _, err = run_main(['train', '--out', str(out), '--epochs', str(ck['epoch'] + 1),
+                             '--resume', *TINY], capsys)
+    assert code == 0, err
+
+
+def test_resume_needs_something_to_resume(tmp_path, capsys):
+    code, _, err = run_main(['train', '--out', str(tmp_path / 'misspelt'), '--resume', *TINY],
+                            capsys)
+    assert code == 2 and 'holds no checkpoint to resume' in err, err
+    assert not (tmp_path / 'misspelt' / 'log.jsonl').exists()
+
+
+def test_data_root_must_exist_and_the_folder_read_is_recorded(tmp_path, capsys):
+    from byoltheory.data import FASHION_MNIST_SYSTEM
+    args = ['train', '--dataset', 'fashion-mnist', '--epochs', '1', *TINY]
+    code, _, err = run_main([*args, '--out', str(tmp_path / 'a'), '--data-root', '/nonexistent'],
+                            capsys)
+    assert code != 0 and 'data_root /nonexistent does not exist' in err, err
+    if not FASHION_MNIST_SYSTEM.is_dir(): pytest.skip("Debian's Fashion-MNIST is not installed")
+    code, _, err = run_main([*args, '--out', str(tmp_path / 'b'), '--data-root', str(tmp_path)],
+                            capsys)
+    m = json.loads((tmp_path / 'b' / 'metrics.json').read_text())
+    assert code == 0 and m['data_read'] == str(FASHION_MNIST_SYSTEM), err
+
 
 def test_no_progress_flood_in_a_log_file(tmp_path):
     r = subprocess.run([sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(tmp_path / 'r'), '--epochs',

@@ -6,7 +6,7 @@ does. Nothing else: the chapters' own install cell (`%pip install "byoltheory[bo
 installs the package from its declared requirements, with git redirected to this repository's
 committed HEAD. Each chapter is then executed from a folder outside the repository, cells tagged
 `skip-execution` (the GPU cells) left out as in the book, and must finish without an error."""
-import json, os, re, subprocess, venv
+import json, os, re, subprocess, sys, venv
 from importlib import metadata
 from pathlib import Path
 import pytest
@@ -99,3 +99,59 @@ def test_every_chapter_runs_in_colab(tmp_path):
         os.environ.clear()
         os.environ.update(saved)
     assert not failures, '\n'.join(failures)
+
+
+@pytest.mark.slow
+def test_chapters_from_a_debian_layout_install(tmp_path):
+    """Colab's Python is Debian's: sys.prefix is /usr and pip installs under /usr/local. The
+    package is built as a wheel, installed with Debian's own python3 and pip into /usr/local under
+    a scratch root, and chapters 12 and 93 and `byoltheory ledger` run from a folder outside the
+    repository: the book's results and notebooks are found as package data, not under a prefix."""
+    import nbformat, sysconfig
+    from nbclient import NotebookClient
+    system = Path('/usr/bin/python3')
+    probe = subprocess.run([str(system), '-c', 'import sys, pip; print(sys.prefix)'],
+                           capture_output=True, text=True) if system.exists() else None
+    if not probe or probe.returncode or probe.stdout.strip() != '/usr':
+        pytest.skip("no Debian-layout python3 with pip at /usr/bin/python3")
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation',
+                    '-w', str(tmp_path / 'whl'), str(ROOT)], check=True, capture_output=True)
+    wheel = next((tmp_path / 'whl').glob('byoltheory-*.whl'))
+    root = tmp_path / 'root'
+    subprocess.run([str(system), '-m', 'pip', 'install', '-q', '--no-deps', '--root', str(root),
+                    '--break-system-packages', str(wheel)],   # Debian's pip: into /usr/local
+                   check=True, capture_output=True)
+    site = next(root.glob('usr/local/lib/python3*/dist-packages'))
+    # the dependencies (torch, ipykernel, …) from this venv, after the installed package
+    env = {k: v for k, v in os.environ.items() if k not in ('VIRTUAL_ENV', 'PYTHONPATH')}
+    env.update(PYTHONPATH=f"{site}:{sysconfig.get_paths()['purelib']}", MPLBACKEND='agg',
+               OMP_NUM_THREADS='1')
+    outside = tmp_path / 'content'
+    outside.mkdir()
+    where = subprocess.run([str(system), '-c', 'import byoltheory.core as c, sys; '
+                            'print(c.__file__, sys.prefix, c.results_dir(), c.nbs_dir())'],
+                           capture_output=True, text=True, env=env, cwd=outside)
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.split() == [str(site / 'byoltheory' / 'core.py'), '/usr',
+                                    str(site / 'byoltheory/_book/results'),
+                                    str(site / 'byoltheory/_book/nbs')], where.stdout
+    ledger = subprocess.run([str(system), '-m', 'byoltheory.cli', 'ledger', '--json'],
+                            capture_output=True, text=True, env=env, cwd=outside)
+    assert ledger.returncode == 0 and json.loads(ledger.stdout)['checked'] > 0, ledger.stderr
+    spec = tmp_path / 'kernels' / 'kernels' / 'debian'
+    spec.mkdir(parents=True)
+    (spec / 'kernel.json').write_text(json.dumps(dict(
+        argv=[str(system), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+        display_name='Debian python3', language='python', env=env)))
+    saved = dict(os.environ)
+    os.environ['JUPYTER_PATH'] = str(tmp_path / 'kernels')
+    try:
+        for name in ('12_table1_stopgrad', '93_paper_vs_book'):
+            nb = nbformat.read(ROOT / 'nbs' / f'{name}.ipynb', as_version=4)
+            nb.cells = [c for c in nb.cells
+                        if 'skip-execution' not in c.get('metadata', {}).get('tags', [])]
+            NotebookClient(nb, kernel_name='debian', timeout=600,
+                           resources={'metadata': {'path': str(outside)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

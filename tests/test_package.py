@@ -51,16 +51,17 @@ def test_pip_install_into_fresh_venv(tmp_path, root):
     installed = set(out[1].split())
     expected = {f.name for f in (root / 'byoltheory').glob('*.py')}
     assert expected <= installed, expected - installed
-    # the experiment modules, the ledger index, and the committed results (data files) ship with the package
+    # the experiment modules, the ledger index, and the committed results (package data) ship with it
     probe = ('import byoltheory.experiments.symmetry, byoltheory.ledger as L, byoltheory.core as C; '
              'print(L.INDEX.exists()); print(C.results_dir())')
     shipped = subprocess.run([str(py), '-c', probe], capture_output=True, text=True, env=env, cwd=tmp_path)
     if 'No module named' not in shipped.stderr:           # --no-deps: importing may need torch, absent there
-        assert shipped.stdout.split('\n')[0] == 'True' and 'share/byoltheory/results' in shipped.stdout
+        assert shipped.stdout.split('\n')[0] == 'True' and 'byoltheory/_book/results' in shipped.stdout
     assert 'site-packages' in subprocess.run([str(py), '-c', 'import byoltheory; print(byoltheory.__file__)'],
                                              capture_output=True, text=True, env=env, cwd=tmp_path).stdout
     assert (env_dir / 'bin' / 'byoltheory').exists(), 'console script missing from a plain install'
-    share = env_dir / 'share' / 'byoltheory'  # what results_dir() and nbs_dir() find outside a clone
-    assert (share / 'results' / 'digits' / 'baselines.json').exists()
-    assert {p.name for p in (share / 'nbs').glob('*.ipynb')} == {
+    # what results_dir() and nbs_dir() find outside a clone: package data, wherever pip put it
+    book = next((env_dir / 'lib').glob('python3*/site-packages')) / 'byoltheory' / '_book'
+    assert (book / 'results' / 'digits' / 'baselines.json').exists()
+    assert {p.name for p in (book / 'nbs').glob('*.ipynb')} == {
         p.name for p in (root / 'nbs').glob('*.ipynb')}

@@ -1,0 +1,87 @@
+"""Every subcommand that `byoltheory --help` lists, run as a user runs it (a new process, the console
+entry point), in the clone and from a folder outside it: `--help`, then a minimal real invocation
+that must finish with exit 0 and print its result. `--help` of the whole command imports no torch."""
+import json, os, re, subprocess, sys, time
+from pathlib import Path
+import pytest
+from byoltheory.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+TINY = ['--subset', '64', '--batch-size', '32', '--probe-epochs', '2', '--quiet', '--threads', '1']
+
+
+def cli(*args, cwd, timeout=300):
+    r = subprocess.run([sys.executable, '-m', 'byoltheory.cli', *args], cwd=cwd, env=ENV,
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stdout + r.stderr
+    return r.stdout
+
+
+@pytest.fixture(params=['clone', 'outside'])
+def place(request, tmp_path):
+    "Where the command runs: the repository, or an empty folder outside it."
+    return ROOT if request.param == 'clone' else tmp_path
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp('run') / 'run'
+    cli('train', '--out', str(out), '--epochs', '1', *TINY, cwd=out.parent)
+    return out / 'checkpoint.pt'
+
+
+def test_help_lists_every_command_without_torch(tmp_path):
+    out = cli('--help', cwd=tmp_path)
+    listed = re.findall(r'(?m)^    (\S+)', out)
+    assert listed == list(COMMANDS), listed
+    code = ('import sys; from byoltheory.cli import main\ntry: main(["--help"])\n'
+            'except SystemExit: print("torch" in sys.modules)')
+    r = subprocess.run([sys.executable, '-c', code],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.stdout.strip().endswith('False'), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize('command', list(COMMANDS))
+def test_command_help(command, place):
+    out = ' '.join(cli(command, '--help', cwd=place).split())
+    assert out.startswith(f'usage: byoltheory {command}') and COMMANDS[command][1] in out
+
+
+def test_train(place, tmp_path):
+    out = cli('train', '--out', str(tmp_path / 'r'), '--epochs', '1', *TINY, cwd=place)
+    assert 'linear top-1' in out and (tmp_path / 'r' / 'metrics.json').exists()
+
+
+def test_eval(place, checkpoint, tmp_path):
+    out = cli('eval', '--checkpoint', str(checkpoint), '--probe-epochs', '1',
+              '--out', str(tmp_path / 'e.json'), cwd=place)
+    assert 'kNN top-1' in out and 'knn_top1' in json.loads((tmp_path / 'e.json').read_text())
+
+
+def test_reproduce(place, tmp_path):
+    cell = 'SGD-trained linear W_p (baseline)'
+    out = cli('reproduce', 'table6', '--cell', cell, '--seeds', '1', '--epochs', '1',
+              '--probe-epochs', '1', '--out', str(tmp_path / 'res'), cwd=place)
+    assert 'results in' in out
+    assert (tmp_path / 'res/digits/table6/sgd-trained-linear-w-p-baseline-seed0.json').exists()
+
+
+def test_curve(tmp_path):
+    """A one-epoch curve of the Fashion-MNIST recipe (the scale's real data: Debian's copy), from
+    outside the clone only: 30 s a run, and its code path in the clone is train's and reproduce's."""
+    from byoltheory.data import FASHION_MNIST_SYSTEM
+    if not FASHION_MNIST_SYSTEM.is_dir(): pytest.skip("Debian's Fashion-MNIST is not installed")
+    out = cli('curve', 'linear', '--epochs', '1', '--every', '1', '--out', str(tmp_path),
+              cwd=tmp_path, timeout=600)
+    assert '1 points in' in out
+    assert json.loads((tmp_path / 'fashion-mnist/curve-linear.json').read_text())['points']
+
+
+def test_fixed_points(place):
+    assert 'p*+ = 0.989898 (stable)' in cli('fixed-points', '--eta', '0.01', cwd=place)
+
+
+def test_ledger(place):
+    counts = json.loads(cli('ledger', '--json', cwd=place))
+    assert sum(counts.values()) > 100 and counts['checked'] > 0, counts

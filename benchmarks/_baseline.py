@@ -39,4 +39,5 @@ def plain_step_for(model, cfg):
         dict(params=list(online.parameters()), weight_decay=cfg.wd),
         dict(params=list(pred.parameters()), lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd)
     ], lr=cfg.lr, momentum=cfg.momentum)
+    if hasattr(pred, 'attach'): pred.attach(opt)  # DirectPred moves at the optimiser's step
     return plain_byol_step(online, pred, opt, ema=cfg.ema)

@@ -47,6 +47,7 @@ def make_step(predictor):
     predictor = predictor.to(dev)
     params = list(online.parameters()) + list(predictor.parameters())
     opt = torch.optim.SGD(params, lr=0.03, momentum=0.9, weight_decay=4e-4)
+    if hasattr(predictor, 'attach'): predictor.attach(opt)  # F̂ and W_p move at opt.step()
     step = plain_byol_step(online, predictor, opt, ema=0.996)
     x1, x2 = (torch.randn(args.batch, 3, 32, 32, device=dev) for _ in range(2))
     return lambda: step(x1, x2)
@@ -57,8 +58,8 @@ print(f"device: {name} ({torch.get_num_threads()} threads), torch {torch.__versi
 print("1. the predictor alone, batch 256, one step = two views")
 for d in (64, 128, 256, 512):
     f = torch.randn(256, d, device=dev)
-    dp, lin = DirectPredictor(d).to(dev), nn.Linear(d, d, bias=False).to(dev)
-    t_dp = timeit(lambda: (dp(f), dp(f)), 10)
+    dp, lin = DirectPredictor(d).to(dev).attach(), nn.Linear(d, d, bias=False).to(dev)
+    t_dp = timeit(lambda: (dp(f), dp(f), dp.step()), 10)
     t_lin = timeit(lambda: (lin(f), lin(f)), 10)
     print(f"   d = {d:3d}: DirectPredictor {1e3 * t_dp:8.3f} ms, "
           f"nn.Linear {1e3 * t_lin:7.3f} ms per step")

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from . import __version__
-from .alignment import fig2_quantities, K_matrix
+from .alignment import fig2_quantities
 from .data import DATASETS, DATA_ROOT, load_dataset, TwoViewLoader, normalized, recipe
 from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
                                predictor_matrix, predictor_options)
-from .evaluate import evaluate_network, feature_std, features, spectrum_effective_rank
+from .evaluate import (evaluate_network, feature_std, features, effective_rank,
+                                 spectrum_effective_rank)
 from .core import hold_lock, write_atomic, write_json
 from fastcore.basics import patch
 
@@ -396,22 +397,18 @@ def check_finite(losses, epoch, kept):
             f"step {i + 1}; {kept}")
 
 # %% ../nbs/09_byol.ipynb #8f1a2b30
-#| paper: Fig 2, Eq 9
+#| paper: Fig 2
 @torch.no_grad()
 def epoch_stats(online: nn.Module, predictor: nn.Module, x_eval) -> dict:
-    "The per-epoch log entry (pass the plain, not DDP-wrapped, modules)."
+    """The per-epoch log entry (pass the plain, not DDP-wrapped, modules): collapse at the output
+    (feature_std, output_erank) and, with a linear W_p, Fig 2's quantities."""
     f = features(online, x_eval)
-    out = dict(feature_std=feature_std(f))
+    out = dict(feature_std=feature_std(f), output_erank=effective_rank(f))
     W = predictor_matrix(predictor)
     if W is None: return out
     q = fig2_quantities(f, W.float().cpu())
     out.update({k: np.asarray(v).tolist() for k, v in q.items()})
     out['F_erank'] = spectrum_effective_rank(q['F_eigs'])
-    Ws = W.double().cpu().numpy()
-    Ws = (Ws + Ws.T) / 2
-    F_ = (f.T @ f / len(f)).double().cpu().numpy()
-    K = K_matrix(F_, Ws, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0)
-    out['lambda_min_K'] = float(np.linalg.eigvalsh(K)[0])
     return out
 
 # %% ../nbs/09_byol.ipynb #8f1a2b32

@@ -158,6 +158,13 @@ def set_extra_state(self: DirectPredictor, state):
                              f"{k}={state[k]!r} to load it")
 
 @patch
+def __getstate__(self: DirectPredictor):
+    "A copy (deepcopy, pickle) is not attached: its optimiser is not the original's."
+    state = dict(super(DirectPredictor, self).__getstate__(), _hook=None)
+    if state.get('_stepping') == 'hook': state['_stepping'] = None
+    return state
+
+@patch
 def _apply(self: DirectPredictor, fn, recurse=True):
     "`.to()`, `.half()`, …: F̂ and the step's sums stay float32 or wider."
     super(DirectPredictor, self)._apply(fn, recurse)

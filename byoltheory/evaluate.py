@@ -160,14 +160,15 @@ def _probe_inputs(train: ImageSet, test: ImageSet, device):
 # %% ../nbs/08_evaluate.ipynb #0e649a90
 def evaluate_network(backbone, projector, train: ImageSet, test: ImageSet, *, device='cpu',
                      probe_epochs=100, knn_k=20, seed=0) -> dict:
-    """Both linear probes, kNN, effective rank (backbone features) and feature_std (projector
-    outputs) of a network, on the un-augmented, normalised images of `train` (labelled part) and
-    `test`."""
+    """Both linear probes, kNN, effective rank (backbone features), and collapse at the output:
+    feature_std and output_erank of the projector outputs, on the un-augmented, normalised images
+    of `train` (labelled part) and `test`."""
     xtr, ytr, xte, yte = _probe_inputs(train, test, device)
     out = probe_features(features(backbone, xtr), ytr, features(backbone, xte), yte,
                          probe_epochs=probe_epochs, knn_k=knn_k, seed=seed)
-    out['feature_std'] = (feature_std(features(nn.Sequential(backbone, projector), xte))
-                          if projector is not None else float('nan'))
+    z = features(nn.Sequential(backbone, projector), xte) if projector is not None else None
+    out['feature_std'] = feature_std(z) if z is not None else float('nan')
+    out['output_erank'] = effective_rank(z) if z is not None else float('nan')
     return out
 
 

@@ -180,7 +180,7 @@ def grid_statuses(item, results=None) -> dict:
         from byoltheory.report import claim_rows
         vs = [
             r['verdict'] for g in here if (out / scale / g.name).exists()
-            for r in claim_rows(g.name, scale, out=out)
+            for r in claim_rows(g.name, scale, out=out) if r['claim'].kind == 'paper'
         ]
         res[scale] = status(vs)
     return res

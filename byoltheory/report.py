@@ -12,9 +12,10 @@ from .reproduce import (get_grid, grid_runs, load_traces, RUN_METRICS,
                                   TRACE_METRICS)
 
 # %% auto #0
-__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'TRACE_LABELS', 'Interval', 'difference', 'Claim', 'AllOf',
-           'collapsed', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'claims_table', 'expect',
-           'grid_table', 'provenance', 'grid_bars', 'plot_traces', 'status', 'grid_status', 'show_grid']
+__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'TRACE_LABELS', 'Interval', 'difference', 'Claim',
+           'AllOf', 'Level', 'collapsed', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows',
+           'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance', 'grid_bars',
+           'plot_traces', 'status', 'grid_status', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -59,7 +60,7 @@ METRICS = RUN_METRICS + TRACE_METRICS
 @dataclass
 class Claim:
     """The paper's statement, and the comparison that tests it: a vs b on `metric`, relation '>' or
-    '≈'."""
+    '≈'. kind: 'paper' (the paper's claim) or 'check' (the book's check of its own scale)."""
     id: str
     statement: str
     a: str
@@ -69,6 +70,7 @@ class Claim:
     margin: float = 0.0
     log: bool = False
     b_metric: str | None = None  # a's `metric` vs b's `b_metric` (a trace's first vs last epoch)
+    kind: str = 'paper'
 
     def __post_init__(self):
         if self.relation not in ('>', '≈'):
@@ -88,22 +90,55 @@ class AllOf:
     id: str
     statement: str
     claims: list
+    kind: str = 'paper'
 
     @property
     def parts(self):
         return [p for c in self.claims for p in c.parts]
 
 
-def collapsed(id, statement, a, b) -> AllOf:
-    """'a collapses relative to b': kNN at least 5 points below b's and effective rank below half of
-    b's."""
-    return AllOf(id, statement, [
-        Claim(f'{id}:knn', '', b, a, 'knn_top1', '>', 5.0),
-        Claim(f'{id}:rank', '', b, a, 'effective_rank', '>', math.log(2), log=True)
-    ])
+COLLAPSE_STD = 0.1  # feature_std (SimSiam's output std × √d: ≈ 1 healthy, 0 collapsed) at or below
+
+
+@dataclass
+class Level:
+    """A one-cell claim: the mean over seeds of cell a's `metric` lies below ('<') or above ('>')
+    a fixed `threshold` (collapse: feature_std < COLLAPSE_STD)."""
+    id: str
+    statement: str
+    a: str
+    metric: str = 'feature_std'
+    relation: str = '<'
+    threshold: float = COLLAPSE_STD
+    kind: str = 'paper'
+    b = None
+
+    @property
+    def parts(self):
+        return [self]
+
+
+def collapsed(id, statement, a, b) -> list:
+    """'a collapses and b does not' (at the output: a's feature_std below COLLAPSE_STD, b's
+    above), and what it costs: a's kNN below b's, paired by seed. Two claims: `id`, `id`-knn."""
+    return [AllOf(id, statement, [Level(f'{id}:a', '', a, relation='<'),
+                                  Level(f'{id}:b', '', b, relation='>')]),
+            Claim(f'{id}-knn', f"what it costs: kNN of '{a}' below '{b}'", b, a, 'knn_top1')]
 
 # %% ../nbs/11_report.ipynb #1b000012
-def _judge(c: Claim, iv: Interval) -> str:
+def level(a: dict, threshold, *, confidence=CONFIDENCE) -> Interval:
+    "The one-sample Student t interval of mean(a) − threshold, a {seed: value}."
+    x = np.asarray(list(a.values()), float) - threshold
+    h = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return Interval(float(x.mean()), float(x.mean()) - h, float(x.mean()) + h, len(x),
+                    'one-sample t')
+
+
+def _judge(c, iv: Interval) -> str:
+    if isinstance(c, Level):
+        below, above = iv.high < 0, iv.low > 0
+        ok, bad = (below, above) if c.relation == '<' else (above, below)
+        return 'holds' if ok else 'does not hold' if bad else 'within noise'
     if c.relation == '>':
         if iv.low > c.margin: return 'holds'
         if iv.high < c.margin: return 'reversed' if c.margin == 0 else 'does not hold'
@@ -129,14 +164,15 @@ def verdict(claim, values: dict) -> tuple:
     'too few seeds'."""
     ivs, vs = {}, []
     for p in claim.parts:
-        if p.a not in values or p.b not in values:
+        if p.a not in values or (p.b is not None and p.b not in values):
             vs.append('not run yet')
             continue
-        a, b = values[p.a].get(p.metric, {}), values[p.b].get(p.b_metric, {})
+        a = values[p.a].get(p.metric, {})
+        b = a if p.b is None else values[p.b].get(p.b_metric, {})
         if min(len(a), len(b)) < MIN_SEEDS:
             vs.append('too few seeds')
             continue
-        ivs[p.id] = difference(a, b, log=p.log)
+        ivs[p.id] = (level(a, p.threshold) if p.b is None else difference(a, b, log=p.log))
         vs.append(_judge(p, ivs[p.id]))
     return (vs[0] if isinstance(claim, Claim) else combine(vs)), ivs
 
@@ -152,9 +188,8 @@ def cell_values(name, scale, *, out='results') -> dict:
     if base.exists():
         seeds = json.loads(base.read_text())['seeds']
         for ref in REFERENCES:
-            vals[ref] = {m: {int(k): v[ref][m] for k, v in seeds.items()}
-                         for m in RUN_METRICS if m != 'feature_std'}
-            vals[ref]['feature_std'] = {}
+            vals[ref] = {m: {int(k): v[ref][m] for k, v in seeds.items() if m in v[ref]}
+                         for m in RUN_METRICS}  # no output: no feature_std, output_erank
     return vals
 
 
@@ -170,7 +205,8 @@ def claim_rows(name, scale, *, out='results') -> list:
     "The claims of grid `name` whose cells run at `scale`, with their verdicts and intervals."
     grid, vals = get_grid(name), cell_values(name, scale, out=out)
     here = {c.name for c in grid.cells_at(scale)} | set(REFERENCES)
-    claims = [c for c in grid.claims if all(p.a in here and p.b in here for p in c.parts)]
+    claims = [c for c in grid.claims
+              if all(p.a in here and (p.b is None or p.b in here) for p in c.parts)]
     return [
         dict(claim=c, verdict=v, intervals=ivs) for c in claims for v, ivs in [verdict(c, vals)]
     ]
@@ -184,7 +220,8 @@ _UNITS = dict(knn_top1='kNN', top1='linear', best_top1_official='linear (officia
               Wp_neg_first='negative p_j, first', Wp_neg_last='negative p_j, last')
 
 
-def _comparison(p: Claim) -> str:
+def _comparison(p) -> str:
+    if isinstance(p, Level): return f"{_UNITS[p.metric]} of {p.a} {p.relation} {p.threshold:g}"
     margin = 'log 2' if p.log and abs(p.margin - math.log(2)) < 1e-12 else f'{p.margin:g}'
     rel = f"> {margin}" if p.relation == '>' else f"within ±{p.margin:g}"
     if p.b_metric != p.metric: return f"{p.a}: {_UNITS[p.metric]} − {_UNITS[p.b_metric]} {rel}"
@@ -194,16 +231,16 @@ def _comparison(p: Claim) -> str:
 def claims_table(name, scale, *, out='results') -> str:
     "The Markdown table of the claims of grid `name` at `scale`."
     lines = [
-        f"| claim (the paper's) | comparison at the {scale} scale | difference, 95 % interval | "
-        "seeds "
-        "| verdict |", '|---|---|---|---|---|'
+        f"| claim (the paper's; *the book's checks* marked) | comparison at the {scale} scale | "
+        "difference (or mean − threshold), 95 % interval | seeds | verdict |", '|---|---|---|---|---|'
     ]
     for row in claim_rows(name, scale, out=out):
         c, v = row['claim'], row['verdict']
+        said = c.statement if c.kind == 'paper' else f"*check: {c.statement}*"
         for i, p in enumerate(c.parts):
             iv = row['intervals'].get(p.id)
             cells = [
-                c.statement if i == 0 else '',
+                said if i == 0 else '',
                 _comparison(p),
                 str(iv) if iv else '--',
                 str(iv.n) if iv else '--', (f"**{v}**" if v != 'holds' else v) if i == 0 else ''
@@ -219,6 +256,25 @@ def expect(name, scale, expected: dict, *, out='results'):
     wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
     assert not wrong, ("verdicts changed -- rewrite the text: " +
                        ', '.join(f"{k}: expected {a!r}, got {b!r}" for k, (a, b) in wrong.items()))
+
+# %% ../nbs/11_report.ipynb #11ctcd
+def collapse_counts(name, scale, cell, *, out='results') -> dict:
+    """Of a cell's seeds: n, how many end collapsed and how many collapse at some epoch
+    (trace feature_std below COLLAPSE_STD), and the lowest feature_std any epoch reached."""
+    fs = [t['feature_std'] for t in load_traces(name, scale, cell, out=out) if 'feature_std' in t]
+    return dict(n=len(fs), final=sum(f[-1] < COLLAPSE_STD for f in fs),
+                ever=sum(min(f) < COLLAPSE_STD for f in fs),
+                lowest=min((min(f) for f in fs), default=float('nan')))
+
+
+def collapse_table(name, scale, cells, *, out='results') -> str:
+    "Markdown: per cell, the seeds collapsed at the output at the end and at any epoch."
+    lines = [f"| {scale}: cell | seeds | collapsed at the end | collapsed at some epoch | lowest "
+             "feature_std |", '|---|---|---|---|---|']
+    for c in cells:
+        k = collapse_counts(name, scale, c, out=out)
+        lines.append(f"| {c} | {k['n']} | {k['final']} | {k['ever']} | {k['lowest']:.3f} |")
+    return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #1b000018
 def _mean_sd(v: dict, digits):
@@ -312,11 +368,11 @@ def grid_bars(name, scale, *, out='results', cells=None, figsize=None):
 TRACE_LABELS = dict(feature_std='feature_std', Wp_min='smallest eigenvalue of W_p (real part)',
                     Wp_max='largest eigenvalue of W_p',
                     Wp_neg='negative eigenvalues of W_p (count)',
-                    lambda_min_K='λ_min(K), Eq 9 proxy', asymmetry='‖W_p − W_pᵀ‖ / ‖W_p + W_pᵀ‖',
+                    output_erank='effective rank of the output', asymmetry='‖W_p − W_pᵀ‖ / ‖W_p + W_pᵀ‖',
                     F_erank='effective rank of F', F_max='largest eigenvalue of F', loss='loss')
 
 
-def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'lambda_min_K'), *,
+def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'asymmetry'), *,
                 out='results', figsize=None):
     """One panel per trace key, one colour per cell (seeds thin, their mean thick), over the epochs.
     Returns the figure."""
@@ -334,7 +390,7 @@ def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'la
                     label=cell)
             ax.set(xlabel='epoch', title=TRACE_LABELS.get(k, k))
     for ax, k in zip(axs[0], keys):
-        if k in ('Wp_min', 'lambda_min_K'): ax.axhline(0, color='k', lw=0.8)
+        if k == 'Wp_min': ax.axhline(0, color='k', lw=0.8)
     axs[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -357,7 +413,8 @@ def status(verdicts) -> str:
 def grid_status(name, scale, *, out='results') -> str:
     "The status of grid `name` at `scale` from its claims."
     if not (Path(out) / scale / name).exists(): return 'not run yet'
-    return status(r['verdict'] for r in claim_rows(name, scale, out=out))
+    return status(r['verdict'] for r in claim_rows(name, scale, out=out)
+                  if r['claim'].kind == 'paper')  # the book's checks are not the paper's claims
 
 # %% ../nbs/11_report.ipynb #1b000026
 def show_grid(name, scale, *, out='results', bars=True) -> dict:

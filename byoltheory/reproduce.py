@@ -167,9 +167,9 @@ def run_config(grid: Grid, cell: Cell, scale: str, seed: int, **override) -> Tra
     return TrainConfig(**kw)
 
 # %% ../nbs/10_reproduce.ipynb #0a000015
-_TRACE_SCALARS = ('loss', 'feature_std', 'asymmetry', 'lambda_min_K', 'F_erank')
+_TRACE_SCALARS = ('loss', 'feature_std', 'output_erank', 'asymmetry', 'F_erank')
 RUN_METRICS = ('top1', 'top5', 'top1_official', 'best_top1_official', 'knn_top1', 'feature_std',
-               'effective_rank')
+               'effective_rank', 'output_erank')  # output_erank: runs from 2026-12 on
 _UNCHECKED = {'data_root', 'download'}  # fields that do not change a run's result
 
 
@@ -408,7 +408,7 @@ def verify(name, scale, n=1, *, out='results', log=print) -> float:
         for cell, rec in runs:
             cfg = recorded_config(rec['config'])
             again = train(cfg, Path(tmp) / f"{grid.cell(cell).slug}-{rec['seed']}", progress=False)
-            diff = max(abs(again[k] - rec[k]) for k in RUN_METRICS)
+            diff = max(abs(again[k] - rec[k]) for k in RUN_METRICS if k in rec)
             threads = rec['torch_threads']
             log(f"{name} {scale} | {cell} | seed {rec['seed']}: re-run at {threads} thread(s), "
                 f"largest difference {diff:g}")

@@ -106,6 +106,11 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
     assert code != 0 and 'cannot be read' in err and 'sgd-trained-linear-w-p-baseline-seed0.json' in err
     f.unlink()
     run_main(args, capsys)
+    trace = f.with_name(f.stem + '.trace.json')                            # a truncated trace file:
+    trace.write_text(trace.read_text()[:40])                               # the same clear message
+    from byoltheory.reproduce import load_traces
+    with pytest.raises(ValueError, match=r'seed0\.trace\.json cannot be read .*run the grid again'):
+        load_traces('table6', 'digits', 'SGD-trained linear W_p (baseline)', out='runs/smoke')
     code, _, err = run_main(args[:-2] + ['--probe-epochs', '2'], capsys)     # other settings, same folder
     assert code != 0 and 'holds a run with other settings' in err
 

@@ -83,10 +83,10 @@ _1, _2 = (lambda e, sym, b='no bias', l=l: _t3_name(l, e, sym, b)
 TABLE3_CLAIMS = [
     Claim('t3-ema', 'with EMA, a symmetric W_p is (slightly) better than a regular one (75.1 vs '
           '74.5)', _1('EMA', True), _1('EMA', False)),
-    collapsed('t3-no-ema', 'without EMA, a symmetric W_p collapses and a regular one does not '
-              '(36.6 vs 72.9)', _1('no EMA', True), _1('no EMA', False)),
-    collapsed('t3-2l-no-ema', 'the same for the two-layer predictor with tied weights (35.6 vs '
-              '66.0)', _2('no EMA', True), _2('no EMA', False)),
+    *collapsed('t3-no-ema', 'without EMA, a symmetric W_p collapses and a regular one does not '
+               '(36.6 vs 72.9)', _1('no EMA', True), _1('no EMA', False)),
+    *collapsed('t3-2l-no-ema', 'the same for the two-layer predictor with tied weights (35.6 vs '
+               '66.0)', _2('no EMA', True), _2('no EMA', False)),
     Claim('t3-ema-rescues', 'EMA is what makes the symmetric W_p work (75.1 with, 36.6 without)',
           _1('EMA', True), _1('no EMA', True), margin=5.0),
     Claim('t3-2l-ema', "two-layer, with EMA: regular above tied (78.9 vs 71.6 -- the table's "
@@ -116,10 +116,10 @@ _REGIME_CELLS = [
 TABLE3_REGIME = register(Grid(
     'table3-regime', "Table 3's symmetric no-EMA collapse: what it takes on digits", _REGIME_CELLS,
     scales={'digits': {}}, items=('Table 3',), claims=[
-        collapsed('regime-collapse', 'without EMA, a symmetric W_p collapses (predictor started '
-                  '10× closer to 0)', _i('no EMA', True), _i('no EMA', False)),
-        collapsed('regime-ema', 'with EMA it does not: EMA rescues the symmetric W_p',
-                  _i('no EMA', True), _i('EMA', True)),
+        *collapsed('regime-collapse', 'without EMA, a symmetric W_p collapses (predictor '
+                   'started 10× closer to 0)', _i('no EMA', True), _i('no EMA', False)),
+        *collapsed('regime-ema', 'with EMA it does not: EMA rescues the symmetric W_p',
+                   _i('no EMA', True), _i('EMA', True)),
         Claim('regime-mse', "with the theory's squared loss, the symmetric W_p without EMA is "
               'worse than the regular one', _mse(False), _mse(True))]))
 

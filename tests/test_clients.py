@@ -99,15 +99,21 @@ def _momentum(target, online, m=0.99):
         for pt, po in zip(target.parameters(), online.parameters()): pt.lerp_(po, 1 - m)
 
 
+def _loop(seed, *head, freq=1, **sgd):
+    """A client's own BYOL pieces: online network (small_net → head → 16), its EMA target, a
+    DirectPredictor attached to the client's SGD (over the predictor's weight too at freq > 1)."""
+    torch.manual_seed(seed)
+    online = nn.Sequential(small_net(32), *head, nn.ReLU(), nn.Linear(32, 16))
+    target = copy.deepcopy(online).requires_grad_(False)
+    dp = DirectPredictor(16, rho=RHO, eps=EPS, freq=freq)
+    opt = torch.optim.SGD(list(online.parameters()) + list(dp.parameters()), **sgd)
+    dp.attach(opt)
+    return online, target, dp, opt, Recorder(dp, opt)
+
+
 def test_lightly_shaped_loop():
     "lightly's BYOL example: backbone → projection head, the predictor called once per view."
-    torch.manual_seed(1)
-    online = nn.Sequential(small_net(32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 16))
-    target = copy.deepcopy(online).requires_grad_(False)
-    dp = DirectPredictor(16, rho=RHO, eps=EPS)
-    opt = torch.optim.SGD(online.parameters(), lr=0.06)
-    dp.attach(opt)
-    rec = Recorder(dp, opt)
+    online, target, dp, opt, rec = _loop(1, nn.BatchNorm1d(32), lr=0.06)
     for step in range(10):
         x = torch.rand(12, 3, 16, 16)
         x0, x1 = x + 0.1 * torch.randn_like(x), x.flip(-1)
@@ -123,13 +129,7 @@ def test_lightly_shaped_loop():
 
 def test_multi_crop():
     "solo-learn's multi-crop: 2 large and 6 small crops, the predictor called on each (8 a step)."
-    torch.manual_seed(2)
-    online = nn.Sequential(small_net(32), nn.ReLU(), nn.Linear(32, 16))
-    target = copy.deepcopy(online).requires_grad_(False)
-    dp = DirectPredictor(16, rho=RHO, eps=EPS, freq=2)
-    opt = torch.optim.SGD(list(online.parameters()) + list(dp.parameters()), lr=0.05)
-    dp.attach(opt)
-    rec = Recorder(dp, opt)
+    online, target, dp, opt, rec = _loop(2, freq=2, lr=0.05)
     for step in range(10):
         x = torch.rand(6, 3, 24, 24)
         large = [x[..., :20, :20], x[..., 4:, 4:]]
@@ -147,13 +147,7 @@ def test_multi_crop():
 
 def test_gradient_accumulation():
     "4 micro-batches of two views per optimiser step: 8 calls, one Eq 19 update."
-    torch.manual_seed(3)
-    online = nn.Sequential(small_net(32), nn.ReLU(), nn.Linear(32, 16))
-    target = copy.deepcopy(online).requires_grad_(False)
-    dp = DirectPredictor(16, rho=RHO, eps=EPS)
-    opt = torch.optim.SGD(online.parameters(), lr=0.05, momentum=0.9)
-    dp.attach(opt)
-    rec = Recorder(dp, opt)
+    online, target, dp, opt, rec = _loop(3, lr=0.05, momentum=0.9)
     for step in range(10):
         for micro in range(4):
             x = torch.rand(5, 3, 16, 16)

@@ -12,10 +12,11 @@ from .reproduce import (get_grid, grid_runs, load_traces, RUN_METRICS,
                                   TRACE_METRICS)
 
 # %% auto #0
-__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'TRACE_LABELS', 'Interval', 'difference', 'Claim',
-           'AllOf', 'Level', 'collapsed', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows',
-           'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance', 'grid_bars',
-           'plot_traces', 'status', 'grid_status', 'show_grid']
+__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'CONFIRMATORY', 'TRACE_LABELS', 'Interval',
+           'difference', 'Claim', 'AllOf', 'Level', 'collapsed', 'level', 'combine', 'verdict', 'cell_values',
+           'diverged', 'claim_rows', 'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts',
+           'collapse_table', 'grid_table', 'provenance', 'grid_bars', 'plot_traces', 'status', 'grid_status',
+           'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -211,6 +212,26 @@ def claim_rows(name, scale, *, out='results') -> list:
         dict(claim=c, verdict=v, intervals=ivs) for c in claims for v, ivs in [verdict(c, vals)]
     ]
 
+# %% ../nbs/11_report.ipynb #11rolecd
+CONFIRMATORY = ('t1-ema', 'thm2', 't3-no-ema', 'f2-align', 't5-pred-wd', 'f6-alpha-10',
+                't6-beats-sgd', 't8-long')  # two a chapter, by the paper's emphasis (rule 6)
+
+
+def role(claim) -> str:
+    "'check' (the book's), 'confirmatory' (in CONFIRMATORY) or 'exploratory'."
+    if claim.kind == 'check': return 'check'
+    return 'confirmatory' if claim.id in CONFIRMATORY else 'exploratory'
+
+
+def underpowered(claim, verdict, intervals) -> bool:
+    "A 'within noise' whose interval is too wide to ever give a verdict (rule 7)."
+    if verdict != 'within noise': return False
+    for p in claim.parts:
+        iv = intervals.get(p.id)
+        if iv is None or isinstance(p, Level) or p.margin <= 0: continue
+        if iv.high - iv.low > 2 * p.margin: return True  # cannot fit ±δ / clear δ
+    return False
+
 # %% ../nbs/11_report.ipynb #1b000016
 _UNITS = dict(knn_top1='kNN', top1='linear', best_top1_official='linear (official)',
               effective_rank='rank', feature_std='feature_std',
@@ -237,6 +258,8 @@ def claims_table(name, scale, *, out='results') -> str:
     for row in claim_rows(name, scale, out=out):
         c, v = row['claim'], row['verdict']
         said = c.statement if c.kind == 'paper' else f"*check: {c.statement}*"
+        said += ' **[confirmatory]**' if role(c) == 'confirmatory' else ''
+        v += ' (underpowered)' if underpowered(c, v, row['intervals']) else ''
         for i, p in enumerate(c.parts):
             iv = row['intervals'].get(p.id)
             cells = [
@@ -268,12 +291,21 @@ def collapse_counts(name, scale, cell, *, out='results') -> dict:
 
 
 def collapse_table(name, scale, cells, *, out='results') -> str:
-    "Markdown: per cell, the seeds collapsed at the output at the end and at any epoch."
+    """Markdown: per cell, the seeds collapsed at the output at the end and at any epoch, and the
+    backbone's kNN gain over the same seed's untrained backbone (the reference row 'random
+    backbone' is that network: same seed, same architecture), paired by seed."""
+    vals = cell_values(name, scale, out=out)
+    init = vals.get('random backbone', {}).get('knn_top1', {})
     lines = [f"| {scale}: cell | seeds | collapsed at the end | collapsed at some epoch | lowest "
-             "feature_std |", '|---|---|---|---|---|']
+             "feature_std | kNN gain over its own untrained backbone |", '|---|---|---|---|---|---|']
     for c in cells:
         k = collapse_counts(name, scale, c, out=out)
-        lines.append(f"| {c} | {k['n']} | {k['final']} | {k['ever']} | {k['lowest']:.3f} |")
+        knn = vals.get(c, {}).get('knn_top1', {})
+        gain = difference(knn, init) if len(init) >= 2 and set(knn) <= set(init) else None
+        if gain and set(knn) != set(init):
+            gain = difference(knn, {s: init[s] for s in knn})
+        lines.append(f"| {c} | {k['n']} | {k['final']} | {k['ever']} | {k['lowest']:.3f} | "
+                     f"{gain or '--'} |")
     return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #1b000018

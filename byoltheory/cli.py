@@ -389,10 +389,28 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
     return p
 
 
+def _refuse_busy_out(argv):
+    """Before torch is imported: `train` into an --out whose lock another run holds stops at
+    once, exit 2 (train() checks again, under the lock, whatever this finds)."""
+    if '-h' in argv or '--help' in argv: return
+    out = next((a.split('=', 1)[1] for a in argv if a.startswith('--out=')), None)
+    if out is None and '--out' in argv[:-1]: out = argv[argv.index('--out') + 1]
+    if out is None or not (Path(out) / '.lock').is_file(): return
+    from byoltheory.core import hold_lock
+    try:
+        with hold_lock(Path(out) / '.lock', what=f"out {out}"): pass
+    except BlockingIOError as e:
+        print(f"byoltheory train: {e}: wait for it to end, or choose another --out",
+              file=sys.stderr)
+        raise SystemExit(2)
+    except OSError: return
+
+
 def main(argv=None):
     "Entry point of the `byoltheory` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith('-')), None)
+    if command == 'train': _refuse_busy_out(argv)
     p = build_parser({command})
     args = p.parse_args(argv)
     if not getattr(args, 'func', None):

@@ -1,6 +1,7 @@
-"""Benchmark: achieved FLOP/s of one BYOL training step of the CPU recipes, against the machine's
-float32 rate of torch.mm measured here (a practical reference, not a hardware ceiling), and
-against a plain-PyTorch step written here.
+"""Benchmark: achieved FLOP/s of one BYOL training step of the CPU recipes, in float32 and under
+bfloat16 autocast side by side, against the machine's rate of torch.mm in each precision
+measured here (a practical reference, not a hardware ceiling), and against a plain-PyTorch step
+written here (run in the same precision).
 
 For each scale (digits, fashion-mnist: the settings `byoltheory reproduce --scale S` trains with,
 BYOL with a linear predictor and EMA target):
@@ -10,15 +11,18 @@ BYOL with a linear predictor and EMA target):
     update_target) on pre-made views, and the augmentation's time per batch (TwoViewLoader);
   * the same step written plainly (baseline: benchmarks/_baseline.py, the step a reader writes by
     hand, run on deep copies of the same modules);
-  * the reference: the best float32 GFLOP/s of torch.mm on square matrices (512 to 2048) at the
-    recipe's thread count, measured in this process.
+  * both precisions: float32, and `precision='bf16'` (torch.autocast on the CPU, as `train`
+    runs it: weights, EMA target, BatchNorm statistics and the loss stay float32);
+  * the reference: the best GFLOP/s of torch.mm on square matrices (512 to 2048) in float32 and
+    in bfloat16 at the recipe's thread count, measured in this process.
 Steps are timed interleaved, best of --reps. Run it on an idle machine.
 Usage: python benchmarks/train_step.py [--scale digits fashion-mnist] [--reps 20]"""
 import argparse, time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from _baseline import plain_step_for
-from byoltheory.byol import TrainConfig, build_model, make_optimizer
+import dataclasses
+from byoltheory.byol import TrainConfig, autocast_for, build_model, make_optimizer
 from byoltheory.data import load_dataset, TwoViewLoader
 from byoltheory.reproduce import SCALES
 
@@ -40,13 +44,23 @@ def best_time(fn, reps):
     return best
 
 
-def matmul_rate():
-    "Best float32 GFLOP/s of torch.mm at the current thread count."
+def matmul_rate(dtype=torch.float32):
+    "Best GFLOP/s of torch.mm in `dtype` at the current thread count."
     out = 0.0
     for n in (512, 1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         out = max(out, 2 * n**3 / best_time(lambda: torch.mm(a, b), 5) / 1e9)
     return out
+
+
+def in_precision(step, cfg, precision):
+    "The step run under `train`'s autocast context for `precision`."
+    ctx = autocast_for(dataclasses.replace(cfg, precision=precision), 'cpu')
+
+    def run(x1, x2):
+        with ctx:
+            step(x1, x2)
+    return run
 
 
 def ours_step(model, cfg):
@@ -75,25 +89,29 @@ def bench(scale):
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x1, x2 = (x.contiguous(memory_format=fmt) for x in (x1, x2))
-    steps = {'ours': ours_step(model, cfg), 'plain': plain_step_for(model, cfg)}
+    base = {'ours': ours_step(model, cfg), 'plain': plain_step_for(model, cfg)}
+    steps = {(k, p): in_precision(s, cfg, p) for p in ('fp32', 'bf16') for k, s in base.items()}
     with FlopCounterMode(display=False) as fc:
-        steps['plain'](x1, x2)
+        base['plain'](x1, x2)
     flops = fc.get_total_flops()
     for s in steps.values():
         s(x1, x2)  # warm-up
     times = {k: float('inf') for k in steps}
-    for _ in range(args.reps):
+    for _ in range(args.reps):  # interleaved, so drift hits all alike
         for k, s in steps.items():
             times[k] = min(times[k], best_time(lambda: s(x1, x2), 1))
-    peak = matmul_rate()
+    peak = {'fp32': matmul_rate(), 'bf16': matmul_rate(torch.bfloat16)}
     print(f"== {scale}: {cfg.dataset}, backbone {cfg.backbone} width {cfg.width}, "
           f"batch {cfg.batch_size}, {cfg.threads} thread(s), channels_last {cfg.channels_last}")
-    print(f"   FLOPs per step {flops / 1e9:.3f} G;  torch.mm {peak:.1f} GFLOP/s")
-    for k, t in times.items():
-        print(f"   {k:5s} step {1e3 * t:7.1f} ms  {flops / t / 1e9:6.1f} GFLOP/s "
-              f"({flops / t / 1e9 / peak:4.2f} x torch.mm)")
-    print(f"   augmentation {1e3 * aug:.1f} ms per batch (two views);  "
-          f"ours / plain time {times['ours'] / times['plain']:.3f}")
+    print(f"   FLOPs per step {flops / 1e9:.3f} G;  torch.mm {peak['fp32']:.1f} GFLOP/s (fp32), "
+          f"{peak['bf16']:.1f} GFLOP/s (bf16)")
+    for (k, p), t in times.items():
+        print(f"   {k:5s} {p} step {1e3 * t:7.1f} ms  {flops / t / 1e9:6.1f} GFLOP/s "
+              f"({flops / t / 1e9 / peak[p]:4.2f} x torch.mm {p})")
+    for p in ('fp32', 'bf16'):
+        print(f"   {p}: ours / plain time {times[('ours', p)] / times[('plain', p)]:.3f}")
+    print(f"   bf16 / fp32 step time (ours) {times[('ours', 'bf16')] / times[('ours', 'fp32')]:.3f}; "
+          f"augmentation {1e3 * aug:.1f} ms per batch (two views)")
 
 
 print(f"torch {torch.__version__}; times are best of {args.reps}")

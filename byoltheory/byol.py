@@ -76,8 +76,8 @@ class RunConfig:
     "Where and how fast it runs, and how it is evaluated."
     device: str = _opt('cpu', "'cpu' or 'cuda'", choices=('cpu', 'cuda'))
     threads: int | None = _opt(None, "torch's CPU threads (default: torch's); recorded")
-    precision: str = _opt('fp32', "'fp32', 'bf16', 'fp16' (cuda, with a GradScaler) or 'auto'",
-                          choices=('fp32', 'bf16', 'fp16', 'auto'))
+    precision: str = _opt('fp32', "'fp32', 'bf16' (autocast, CPU or cuda), 'fp16' (cuda, with "
+                          "a GradScaler) or 'auto'", choices=('fp32', 'bf16', 'fp16', 'auto'))
     channels_last: bool = _opt(False, 'channels-last memory format')
     compile: bool = _opt(False, 'torch.compile the online network')
     sync_bn: bool = _opt(False, 'SyncBatchNorm across processes (torchrun only)')
@@ -189,6 +189,7 @@ def recorded_config(config: dict) -> TrainConfig:
 # %% ../nbs/09_byol.ipynb #8f1a2b14
 #| paper: Eq 1, Eq 4
 def _loss(p, z, normalize):
+    p, z = p.float(), z.float()  # the loss and its reduction in float32, also under autocast
     if normalize: return 2 - 2 * F.cosine_similarity(p, z, dim=-1).mean()
     return (p - z).square().sum(-1).mean()
 

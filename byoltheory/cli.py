@@ -325,7 +325,9 @@ def _reproduce_options(sp):
     from byoltheory.reproduce import SCALES
     sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
     sp.add_argument('--scale', default='digits', choices=tuple(SCALES), help='where it runs')
-    sp.add_argument('--seeds', type=int, default=None, help="seeds per cell (default: the scale's)")
+    sp.add_argument('--seeds', type=int, default=None,
+                    help="seeds per cell (default: the scale's; 10 for a cell a collapse claim "
+                         "judges)")
     sp.add_argument('--cell', action='append', help='run only this cell (repeatable)')
     sp.add_argument('--threads', type=int, default=None, help="CPU threads (default: the scale's)")
     sp.add_argument('--device', default=None, choices=('cpu', 'cuda'), help="default: the scale's")

@@ -38,11 +38,13 @@ class Interval:
 
 def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interval:
     """The interval for mean(a) − mean(b), a and b {seed: value}: paired Student t over the shared
-    seeds when both have the same seeds, else Welch. log=True compares log values (ratios)."""
+    seeds when one cell's seeds are among the other's (extra seeds on one side stay out), else
+    Welch. log=True compares log values (ratios)."""
     f = np.log if log else (lambda v: np.asarray(v, float))
     q = 0.5 + confidence / 2
-    if set(a) == set(b) and len(a) >= 2:
-        d = f([a[k] for k in sorted(a)]) - f([b[k] for k in sorted(a)])
+    shared = sorted(set(a) & set(b))
+    if len(shared) >= 2 and len(shared) == min(len(a), len(b)):
+        d = f([a[k] for k in shared]) - f([b[k] for k in shared])
         n, est, se = len(d), float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
         h = float(stats.t.ppf(q, n - 1)) * se
         return Interval(est, est - h, est + h, n, 'paired t')

@@ -375,22 +375,7 @@ COMMANDS = {  # name: (function, help, its options); `train`'s options need torc
 }
 RUNS = ('train', 'reproduce', 'curve')  # commands that train: they stop cleanly on a signal
 
-# %% ../nbs/96_cli.ipynb #5dae59b2
-def build_parser(commands=None) -> argparse.ArgumentParser:
-    """The `byoltheory` argument parser: every subcommand, with the options of those in
-    `commands` (default: all). Building a command's options imports what it needs, so
-    `byoltheory --help` never imports torch."""
-    about = ('Learning dynamics of BYOL / SimSiam (Tian, Chen & Ganguli, '
-             "ICML 2021): the book's computations.")
-    p = argparse.ArgumentParser(prog='byoltheory', description=about)
-    p.add_argument('--version', action='version', version=f'byoltheory {byoltheory.__version__}')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND')
-    for name, (fn, help, options) in COMMANDS.items():
-        sp = _subcommand(sub, name, fn, help)
-        if commands is None or name in commands: options(sp)
-    return p
-
-
+# %% ../nbs/96_cli.ipynb #96busy
 def _refuse_busy_out(argv):
     """Before torch is imported: `train` into an --out whose lock another run holds stops at
     once, exit 2 (train() checks again, under the lock, whatever this finds)."""
@@ -406,6 +391,21 @@ def _refuse_busy_out(argv):
               file=sys.stderr)
         raise SystemExit(2)
     except OSError: return
+
+# %% ../nbs/96_cli.ipynb #5dae59b2
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    """The `byoltheory` argument parser: every subcommand, with the options of those in
+    `commands` (default: all). Building a command's options imports what it needs, so
+    `byoltheory --help` never imports torch."""
+    about = ('Learning dynamics of BYOL / SimSiam (Tian, Chen & Ganguli, '
+             "ICML 2021): the book's computations.")
+    p = argparse.ArgumentParser(prog='byoltheory', description=about)
+    p.add_argument('--version', action='version', version=f'byoltheory {byoltheory.__version__}')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    for name, (fn, help, options) in COMMANDS.items():
+        sp = _subcommand(sub, name, fn, help)
+        if commands is None or name in commands: options(sp)
+    return p
 
 
 def main(argv=None):

@@ -151,6 +151,7 @@ def _judge(c, iv: Interval) -> str:
     return 'within noise'
 
 
+# %% ../nbs/11_report.ipynb #11combine
 def combine(verdicts) -> str:
     "The verdict of a pattern from its parts' verdicts."
     vs = list(verdicts)
@@ -255,7 +256,8 @@ def claims_table(name, scale, *, out='results') -> str:
     "The Markdown table of the claims of grid `name` at `scale`."
     lines = [
         f"| claim (the paper's; *the book's checks* marked) | comparison at the {scale} scale | "
-        "difference (or mean − threshold), 95 % interval | seeds | verdict |", '|---|---|---|---|---|'
+        "difference (or mean − threshold), 95 % interval | seeds | verdict |",
+        '|---|---|---|---|---|'
     ]
     for row in claim_rows(name, scale, out=out):
         c, v = row['claim'], row['verdict']
@@ -299,7 +301,7 @@ def collapse_table(name, scale, cells, *, out='results') -> str:
     vals = cell_values(name, scale, out=out)
     init = vals.get('random backbone', {}).get('knn_top1', {})
     lines = [f"| {scale}: cell | seeds | collapsed at the end | collapsed at some epoch | lowest "
-             "feature_std | kNN gain over its own untrained backbone |", '|---|---|---|---|---|---|']
+             "feature_std | kNN gain over its own untrained backbone |", '|---' * 6 + '|']
     for c in cells:
         k = collapse_counts(name, scale, c, out=out)
         knn = vals.get(c, {}).get('knn_top1', {})
@@ -402,7 +404,8 @@ def grid_bars(name, scale, *, out='results', cells=None, figsize=None):
 TRACE_LABELS = dict(feature_std='feature_std', Wp_min='smallest eigenvalue of W_p (real part)',
                     Wp_max='largest eigenvalue of W_p',
                     Wp_neg='negative eigenvalues of W_p (count)',
-                    output_erank='effective rank of the output', asymmetry='‖W_p − W_pᵀ‖ / ‖W_p + W_pᵀ‖',
+                    output_erank='effective rank of the output',
+                    asymmetry='‖W_p − W_pᵀ‖ / ‖W_p + W_pᵀ‖',
                     F_erank='effective rank of F', F_max='largest eigenvalue of F', loss='loss')
 
 

@@ -31,7 +31,7 @@ class Scale:
     seeds: int = 5
     description: str = ''
 
-
+# %% ../nbs/10_reproduce.ipynb #10scales
 COLLAPSE_SEEDS = 10  # at least, for a cell a collapse claim judges (chapter 11): a fraction
 
 

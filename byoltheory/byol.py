@@ -21,9 +21,9 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig', 'RunConfig', 'TrainConfig', 'check_field',
-           'config_diff', 'said', 'recorded_config', 'BYOL', 'build_model', 'lock_out', 'prepare_out', 'make_optimizer',
-           'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch', 'check_finite',
-           'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train', 'load_checkpoint']
+           'config_diff', 'said', 'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'lock_out', 'prepare_out',
+           'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch',
+           'check_finite', 'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train', 'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b08
 def _opt(default, help, **kw):
@@ -188,7 +188,9 @@ def recorded_config(config: dict) -> TrainConfig:
 
 # %% ../nbs/09_byol.ipynb #8f1a2b14
 #| paper: Eq 1, Eq 4
-def _loss(p, z, normalize):
+def byol_loss(p, z, normalize):
+    """Eq 1's loss of predictions p against targets z: 2 − 2 cos (normalize) or the squared error,
+    averaged over the batch."""
     p, z = p.float(), z.float()  # the loss and its reduction in float32, also under autocast
     if normalize: return 2 - 2 * F.cosine_similarity(p, z, dim=-1).mean()
     return (p - z).square().sum(-1).mean()
@@ -197,7 +199,7 @@ def _loss(p, z, normalize):
 class BYOL(nn.Module):
     """BYOL / SimSiam: `online` = backbone → projector, `predictor`, and (ema > 0) an EMA `target`
     of `online`, started as a copy of it or (target_init='random') as an independent random
-    network (`fresh_online()`)."""
+    network (built by `build_model`)."""
     def __init__(self, backbone, proj, predictor, *, ema=0.996, no_stop_grad=False, normalize=True,
                  target=None):
         super().__init__()
@@ -220,7 +222,7 @@ class BYOL(nn.Module):
         p1, p2 = self.predictor(f1), self.predictor(f2)
         if hasattr(self.predictor, 'observe'):
             self.predictor.observe(torch.cat([f1, f2]), torch.cat([z2, z1]))
-        return _loss(p1, z2, self.normalize) + _loss(p2, z1, self.normalize)
+        return byol_loss(p1, z2, self.normalize) + byol_loss(p2, z1, self.normalize)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b1a
 #| paper: Eq 4

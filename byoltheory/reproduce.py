@@ -233,9 +233,6 @@ def same_settings(recorded: dict, cfg: TrainConfig) -> dict:
     return config_diff(recorded, now, free=skip)
 
 # %% ../nbs/10_reproduce.ipynb #0a000017
-_write_json = write_json  # atomic (chapter 97)
-
-
 def read_run(path) -> dict:
     "A run or trace file, or a ValueError naming it when it cannot be read."
     return read_json(path, "delete it and run the grid again to redo that run")
@@ -298,7 +295,7 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
     if twin:
         rec = dict(read_run(twin), **head, copied_from=str(twin.relative_to(path.parent.parent)))
         shutil.copy(twin.with_name(twin.stem + '.trace.json'), trace_path)
-        _write_json(path, rec)
+        write_json(path, rec)
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: copied from {twin.name}")
         return rec
     work, t0 = path.parent / '.work' / path.stem, time.time()
@@ -312,12 +309,12 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
         rec = dict(head, **{k: m[k] for k in RUN_METRICS},
                    **{k: v for k, v in m.items() if k not in RUN_METRICS})
         rows = [json.loads(l) for l in (work / 'log.jsonl').read_text().splitlines() if l.strip()]
-        _write_json(trace_path, compact_trace(rows, spectra=spectra))
+        write_json(trace_path, compact_trace(rows, spectra=spectra))
         rec.update(trace_summary(rows))
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: kNN {m['knn_top1']:.1f} %, "
             f"top-1 {m['top1']:.1f} %, feature_std {m['feature_std']:.3f} "
             f"({time.time() - t0:.0f} s)")
-    _write_json(path, rec)
+    write_json(path, rec)
     shutil.rmtree(work, ignore_errors=True)
     return rec
 
@@ -348,7 +345,7 @@ def scale_baselines(scale, seeds, *, out='results', command=None, **override) ->
         have.setdefault('provenance', {})[str(seed)] = {
             k: v for k, v in record.items() if k != 'config'}
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(path, have)
+        write_json(path, have)
     return have
 
 # %% ../nbs/10_reproduce.ipynb #0a000022
@@ -478,7 +475,7 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
         log(f"epoch {epoch}: kNN {m['knn_top1']:.2f}, linear {m['top1']:.2f}")
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {k: v for k, v in m.items() if k not in RUN_METRICS and k != 'config'}
-        _write_json(path, dict(config=dataclasses.asdict(cfg), points=rows, **record))
+        write_json(path, dict(config=dataclasses.asdict(cfg), points=rows, **record))
     shutil.rmtree(path.with_suffix(''), ignore_errors=True)
     return rows
 

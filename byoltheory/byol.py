@@ -156,20 +156,24 @@ def resolved(self: TrainConfig, here=True) -> TrainConfig:
     return c
 
 # %% ../nbs/09_byol.ipynb #09cdiff
-def _full_predictor_opts(predictor, opts, recorded=False) -> dict:
-    "A predictor's options with every default filled in (recorded: as the default was then)."
-    full = {**predictor_options(predictor), **(opts or {})} if predictor in PREDICTORS else opts
-    if recorded and predictor == 'directpred' and 'form' not in (opts or {}):
-        full['form'] = 'eq18'  # the default until the official rule became it
-    return full
+def _as_recorded(predictor, opts) -> dict:
+    "A recorded predictor's options as they ran: a DirectPred config naming no rule ran Eq 18."
+    opts = dict(opts or {})
+    if predictor == 'directpred': opts.setdefault('form', 'eq18')  # the default until 2026-12
+    return opts
+
+
+def _full_predictor_opts(predictor, opts) -> dict:
+    "A predictor's options with every default filled in."
+    return {**predictor_options(predictor), **(opts or {})} if predictor in PREDICTORS else opts
 
 
 def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
     "{field: (recorded, now)} where a recorded config differs from `cfg`, fields in `free` aside."
-    now = asdict(cfg)
+    now, pred = asdict(cfg), recorded.get('predictor')
     def same(k):
         if k != 'predictor_opts': return recorded.get(k) == now[k]
-        return (_full_predictor_opts(recorded.get('predictor'), recorded.get(k), True) ==
+        return (_full_predictor_opts(pred, _as_recorded(pred, recorded.get(k))) ==
                 _full_predictor_opts(cfg.predictor, now[k]))
     return {k: (recorded.get(k), now[k]) for k in now if k not in free and not same(k)}
 
@@ -181,9 +185,7 @@ def said(diff) -> str:
 
 def recorded_config(config: dict) -> TrainConfig:
     "The TrainConfig a recorded config ran with (the defaults of its time filled in)."
-    opts = config.get('predictor_opts') or {}
-    if config.get('predictor') == 'directpred' and 'form' not in opts:
-        opts = dict(opts, form='eq18')
+    opts = _as_recorded(config.get('predictor'), config.get('predictor_opts'))
     return TrainConfig(**dict(config, predictor_opts=opts))
 
 # %% ../nbs/09_byol.ipynb #8f1a2b14

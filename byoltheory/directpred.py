@@ -180,10 +180,11 @@ def _apply(self: DirectPredictor, fn, recurse=True):
 def attach(self: DirectPredictor, optimizer=None) -> DirectPredictor:
     """Where a training step ends: after each `optimizer.step()` (an optimiser step hook), or,
     with no optimizer, wherever the loop calls `step()` itself. Returns the module."""
+    if getattr(self, '_hook', None) is not None: self._hook.remove()  # one boundary, never two
+    self._hook = None
     if optimizer is None:
         self._stepping = 'manual'
         return self
-    if getattr(self, '_hook', None) is not None: self._hook.remove()
     self._hook = optimizer.register_step_post_hook(lambda opt, args, kwargs: self.step())
     self._stepping = 'hook'
     return self

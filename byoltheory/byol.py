@@ -274,7 +274,7 @@ def _writable_dir(out) -> Path:
         raise ValueError(f"out {out} cannot be written ({e.strerror})") from None
     return out
 
-
+# %% ../nbs/09_byol.ipynb #09lockout
 def lock_out(out) -> hold_lock:
     """The run folder's lock (`out/.lock`), taken: one writer per folder. A second run into it
     is a ValueError naming the holder; use it as a context, or `.__exit__()` to release it."""

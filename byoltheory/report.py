@@ -99,7 +99,7 @@ class AllOf:
     def parts(self):
         return [p for c in self.claims for p in c.parts]
 
-
+# %% ../nbs/11_report.ipynb #11level
 COLLAPSE_STD = 0.1  # feature_std (SimSiam's output std × √d: ≈ 1 healthy, 0 collapsed) at or below
 
 

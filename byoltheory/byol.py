@@ -11,7 +11,8 @@ from torch import nn
 import torch.nn.functional as F
 from . import __version__
 from .alignment import fig2_quantities
-from .data import DATASETS, DATA_ROOT, load_dataset, TwoViewLoader, normalized, recipe
+from .data import (DATASETS, DATA_ROOT, ImageSet, load_dataset, TwoViewLoader, normalized,
+                             recipe)
 from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
                                predictor_matrix, predictor_options)
 from .evaluate import (evaluate_network, feature_std, features, effective_rank,
@@ -21,9 +22,10 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig', 'RunConfig', 'TrainConfig', 'check_field',
-           'config_diff', 'said', 'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'lock_out', 'prepare_out',
-           'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch',
-           'check_finite', 'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train', 'load_checkpoint']
+           'config_diff', 'said', 'config_data', 'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'lock_out',
+           'prepare_out', 'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for',
+           'train_epoch', 'check_finite', 'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train',
+           'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b08
 def _opt(default, help, **kw):
@@ -34,6 +36,8 @@ class DataConfig:
     "What the network is shown: the dataset and its two-view augmentation (chapter 6)."
     dataset: str = _opt('digits', 'dataset', choices=DATASETS)
     subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images')
+    heldout: bool = _opt(False, 'evaluate on a held-out sixth of the training images, not the '
+                         'test set (for calibrating, chapter 10)')
     data_root: str = _opt(DATA_ROOT, 'folder of the downloadable datasets')
     download: bool = _opt(False, 'download a missing cifar10 / stl10 / fashion-mnist')
     aug: str = _opt('batch', "augment 'batch'es on the device or 'per-image' (torchvision v2)",
@@ -168,11 +172,14 @@ def _full_predictor_opts(predictor, opts) -> dict:
     return {**predictor_options(predictor), **(opts or {})} if predictor in PREDICTORS else opts
 
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # of a field a record lacks
+
+
 def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
     "{field: (recorded, now)} where a recorded config differs from `cfg`, fields in `free` aside."
     now, pred = asdict(cfg), recorded.get('predictor')
     def same(k):
-        if k != 'predictor_opts': return recorded.get(k) == now[k]
+        if k != 'predictor_opts': return recorded.get(k, _DEFAULTS[k]) == now[k]
         return (_full_predictor_opts(pred, _as_recorded(pred, recorded.get(k))) ==
                 _full_predictor_opts(cfg.predictor, now[k]))
     return {k: (recorded.get(k), now[k]) for k in now if k not in free and not same(k)}
@@ -181,6 +188,12 @@ def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
 def said(diff) -> str:
     "A config_diff as words: 'lr: 0.03 there, 0.1 now, …'."
     return ', '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+
+
+def config_data(cfg: TrainConfig, split, root=None) -> ImageSet:
+    "The images of `split` that a run of `cfg` uses: its dataset, subset and held-out choice."
+    return load_dataset(cfg.dataset, split, root=root or cfg.data_root, download=cfg.download,
+                        subset=cfg.subset, heldout=cfg.heldout)
 
 
 def recorded_config(config: dict) -> TrainConfig:
@@ -537,8 +550,7 @@ def _setup(cfg, out, resume, overwrite):
     cuda = cfg.device == 'cuda'
     dev = torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
     out = prepare_out(out, resume=resume, overwrite=overwrite) if rank == 0 else Path(out)
-    pre = load_dataset(cfg.dataset, 'pretrain', root=cfg.data_root, download=cfg.download,
-                       subset=cfg.subset)
+    pre = config_data(cfg, 'pretrain')
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg).to(dev)
@@ -606,8 +618,7 @@ def _train(cfg, out, resume, overwrite, progress, command, stop_after):
 def _finish(cfg, out, online, dev, world, command, *, train_seconds, start):
     """Evaluate the trained network and write metrics.json (atomically) with everything the run
     depends on."""
-    split = lambda s: load_dataset(cfg.dataset, s, root=cfg.data_root, subset=cfg.subset)
-    tr, te = split('train'), split('test')
+    tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
     m = evaluate_network(online[0], online[1], tr, te, device=dev,
                          probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
     m.update(epochs=cfg.epochs, resumed_from=start, train_seconds=train_seconds,

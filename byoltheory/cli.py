@@ -160,8 +160,7 @@ def _cmd_train(args, sp):
 # %% ../nbs/96_cli.ipynb #96000006
 def _cmd_eval(args, sp):
     import torch
-    from byoltheory.byol import load_checkpoint
-    from byoltheory.data import load_dataset
+    from byoltheory.byol import load_checkpoint, config_data
     from byoltheory.evaluate import evaluate_network
     path = Path(args.checkpoint)
     if not path.is_file(): sp.error(f"argument --checkpoint: {path} is not a file")
@@ -171,10 +170,8 @@ def _cmd_eval(args, sp):
         model, cfg = load_checkpoint(path, args.device)
     except ValueError as e:
         sp.error(str(e))
-    split = lambda s: load_dataset(cfg.dataset, s, root=args.data_root or cfg.data_root, subset=cfg.
-                                   subset)
     try:
-        tr, te = split('train'), split('test')
+        tr, te = (config_data(cfg, s, args.data_root) for s in ('train', 'test'))
     except FileNotFoundError as e:
         raise SystemExit(f"byoltheory eval: {e}")
     m = evaluate_network(model.backbone, model.projector, tr, te, device=args.device,

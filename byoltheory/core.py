@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['is_torch', 'check_params', 'check_symmetric', 'odeint', 'random_spd', 'results_dir', 'nbs_dir', 'write_atomic',
-           'write_json', 'read_json', 'hold_lock']
+__all__ = ['is_torch', 'check_params', 'check_symmetric', 'check_int', 'check_real', 'sym', 'odeint', 'random_spd', 'results_dir',
+           'nbs_dir', 'write_atomic', 'write_json', 'read_json', 'hold_lock']
 
 # %% ../nbs/97_core.ipynb #8caad465
 def is_torch(a) -> bool:
@@ -43,6 +43,30 @@ def check_symmetric(name, M, n=None):
     scale = float(abs(M).max()) or 1.0
     if float(abs(M - M.T).max()) > 1e-8 * scale:
         raise ValueError(f"{name} must be symmetric (it is a correlation matrix)")
+
+# %% ../nbs/97_core.ipynb #f77a378d
+def check_int(name, v, lo=1, *, none_ok=False):
+    "Raise ValueError naming `name` unless v is an integer >= lo (or None, when `none_ok`)."
+    if v is None and none_ok: return
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}{' or None' if none_ok else ''}, "
+                         f"got {v!r}")
+
+
+def check_real(name, v, lo, hi=None, *, open_lo=False, open_hi=True):
+    """Raise ValueError naming `name` unless v is a finite number in the range lo .. hi (hi None:
+    no upper end; `open_lo` / `open_hi` exclude the end)."""
+    ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
+    ok = ok and (lo < v if open_lo else lo <= v) and (hi is None or (v < hi if open_hi else v <= hi))
+    if not ok:
+        rng = (f"in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}" if hi is not None
+               else f"{'>' if open_lo else '>='} {lo}")
+        raise ValueError(f"{name} must be a finite number {rng}, got {v!r}")
+
+
+def sym(M):
+    "The symmetric part (M + Mᵀ)/2 of a square matrix (numpy or torch; batched over leading axes)."
+    return (M + M.swapaxes(-1, -2)) / 2
 
 # %% ../nbs/97_core.ipynb #a1d1d2db
 def _flat(y0):

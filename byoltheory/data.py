@@ -9,10 +9,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
+from .core import check_int
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'PRETRAIN_SIZES', 'FASHION_MNIST_SYSTEM', 'DATA_ROOT', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet',
-           'load_dataset', 'recipe', 'view_transform', 'BatchAugment', 'mean_std', 'TwoViewLoader', 'normalized']
+           'held_out', 'load_dataset', 'recipe', 'view_transform', 'BatchAugment', 'mean_std', 'TwoViewLoader',
+           'normalized']
 
 # %% ../nbs/06_data.ipynb #f733cc72
 DATASETS = ('digits', 'fashion-mnist', 'cifar10', 'stl10', 'fake')
@@ -138,32 +140,48 @@ def _read_files(name, root, split, download):
         return read(root, split)
 
 # %% ../nbs/06_data.ipynb #2b7c51d8
-def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False,
-                 subset=None) -> ImageSet:
+def held_out(n) -> int:
+    "How many of n labelled training images `heldout=True` sets aside: a sixth (Fashion-MNIST: 10,000)."
+    return n // 6
+
+
+def _split_rows(n, split, subset, heldout) -> torch.Tensor | None:
+    """Rows of a file of n images to keep: the held-out sixth (split 'test', heldout), else the
+    first `subset` of a fixed permutation (of the rest, when heldout); None keeps all."""
+    if not heldout: return _fixed_perm(n)[:subset] if subset and split != 'test' else None
+    perm, h = _fixed_perm(n), held_out(n)
+    return perm[n - h:] if split == 'test' else perm[:n - h][:subset]
+
+
+def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subset=None,
+                 heldout=False) -> ImageSet:
     """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees;
     STL-10: train+unlabeled), 'train' (labelled, for the probes) or 'test'. `subset=N` keeps the
-    first N images of a fixed permutation of the pretrain / train split. download=True fetches a
+    first N images of a fixed permutation of the pretrain / train split. `heldout=True` replaces
+    the test set by a fixed sixth of the training images (`held_out`), kept out of the other
+    splits: for choosing settings without looking at the test set. download=True fetches a
     missing set with torchvision. A `root` other than the default must exist; `.source` is the
     folder actually read."""
     if name not in DATASETS: raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int)
-                               or subset < 2):
-        raise ValueError(
-            f"subset must be an integer >= 2 (a number of images) or None, got {subset!r}")
+    check_int('subset', subset, 2, none_ok=True)
+    if heldout and name == 'stl10':
+        raise ValueError("heldout is not available for stl10: its pretraining images are "
+                         "mostly unlabelled")
+    read = 'train' if heldout and split == 'test' else split
+    src = ''
     if name == 'digits':
         x, y = _digits()
         perm = _fixed_perm(len(x))  # fixed split, 1347 / 450
-        idx = perm[:1347] if split != 'test' else perm[1347:]
+        idx = perm[:1347] if read != 'test' else perm[1347:]
         x, y = x[idx], y[idx]
     elif name == 'fake':
-        x, y = _fake(split)
+        x, y = _fake(read)
     else:
-        x, y, src = _read_files(name, root, split, download)
-    if subset is not None and split != 'test':
-        keep = _fixed_perm(len(x))[:subset]
-        x, y = x[keep], y[keep]
-    return ImageSet(name, x, y, 10, source=str(src) if name not in ('digits', 'fake') else '')
+        x, y, src = _read_files(name, root, read, download)
+    rows = _split_rows(len(x), split, subset, heldout)
+    if rows is not None: x, y = x[rows], y[rows]
+    return ImageSet(name, x, y, 10, source=str(src))
 
 
 # %% ../nbs/06_data.ipynb #d6f1118b

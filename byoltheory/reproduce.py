@@ -6,19 +6,19 @@ import dataclasses, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION,
-                             config_diff, recorded_config, said)
+                             config_diff, recorded_config, said, config_data)
 from .core import hold_lock, read_json, write_json
-from .data import load_dataset
 from .evaluate import baseline_probes
 from .models import make_backbone
 from .paper import Reported, Verdict
 
 # %% auto #0
 __all__ = ['COLLAPSE_SEEDS', 'SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'CURVE_EPOCHS',
-           'Scale', 'Cell', 'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace',
-           'trace_summary', 'same_settings', 'read_run', 'run_path', 'run_done', 'run_one', 'scale_baselines',
-           'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'verify', 'code_path', 'learning_curve',
-           'curve_config']
+           'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET', 'CALIBRATION_POINTS', 'Scale', 'Cell',
+           'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
+           'same_settings', 'read_run', 'run_path', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs',
+           'load_traces', 'orphan_runs', 'verify', 'code_path', 'learning_curve', 'curve_config', 'calibration_config',
+           'calibration_path', 'calibration_point', 'calibrate', 'calibration_choice']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -326,14 +326,14 @@ def scale_baselines(scale, seeds, *, out='results', command=None, **override) ->
     path = Path(out) / scale / 'baselines.json'
     cfg = TrainConfig(**{**SCALES[scale].config, **override}).resolved()
     fields = ('dataset', 'subset', 'backbone', 'width', 'probe_epochs', 'knn_k')
-    key = {k: getattr(cfg, k) for k in fields}
+    key = {k: getattr(cfg, k) for k in fields} | ({'heldout': True} if cfg.heldout else {})
     have = read_run(path) if path.exists() else dict(settings=key, seeds={})
     if have['settings'] != key:
         raise ValueError(
             f"{path} holds baselines of other settings ({have['settings']}, now {key}); "
             "move it away or choose another --out")
-    split = lambda s: load_dataset(cfg.dataset, s, root=cfg.data_root, subset=cfg.subset)
-    tr, te, ch = split('train'), split('test'), split('train').shape[0]
+    tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
+    ch = tr.shape[0]
     for seed in range(seeds):
         if str(seed) in have['seeds']: continue
         net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=ch)
@@ -490,3 +490,88 @@ def curve_config(name, epochs=CURVE_EPOCHS) -> TrainConfig:
     pred = CURVES[name].get('predictor', 'linear')
     return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name], 'epochs': epochs,
                           'predictor_opts': SCALES['fashion-mnist'].predictor_opts.get(pred, {})})
+
+# %% ../nbs/10_reproduce.ipynb #79447aef
+CALIBRATION_BASE = dict(dataset='fashion-mnist', backbone='convnet28', channels_last=True,
+                        threads=1, heldout=True, precision='bf16', width=16, batch_size=128,
+                        lr=0.03, seed=0)
+CALIBRATION_MINUTES = 5  # the budget of one run's training, one thread
+CALIBRATION_TARGET = 8.0  # kNN points above the random backbone
+# each point: the changes to CALIBRATION_BASE, in the order they run
+CALIBRATION_POINTS = {
+    '10k x 15, fp32 (the scale so far)': dict(subset=10_000, epochs=15, precision='fp32'),
+    '10k x 15': dict(subset=10_000, epochs=15),
+    '20k x 15': dict(subset=20_000, epochs=15),
+    '30k x 10': dict(subset=30_000, epochs=10),
+    '50k x 6': dict(subset=50_000, epochs=6),
+    '20k x 15, lr 0.06': dict(subset=20_000, epochs=15, lr=0.06),
+    '20k x 15, crops 0.08-1': dict(subset=20_000, epochs=15, aug_opts=dict(crop_scale=[0.08, 1])),
+    '20k x 15, batch 256, lr 0.06': dict(subset=20_000, epochs=15, batch_size=256, lr=0.06),
+    '10k x 15, width 32': dict(subset=10_000, epochs=15, width=32),
+    '50k x 10': dict(subset=50_000, epochs=10),
+}
+
+# %% ../nbs/10_reproduce.ipynb #697e6531
+def calibration_config(name) -> TrainConfig:
+    "The config of calibration point `name`: CALIBRATION_BASE with the point's changes."
+    if name not in CALIBRATION_POINTS:
+        raise ValueError(f"calibration point must be one of {tuple(CALIBRATION_POINTS)}, "
+                         f"got {name!r}")
+    return TrainConfig(**{**CALIBRATION_BASE, **CALIBRATION_POINTS[name]}).resolved()
+
+
+def calibration_path(out, name) -> Path:
+    "Where point `name`'s record lives: <out>/fashion-mnist/calibration/<slug>.json."
+    slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+    return Path(out) / 'fashion-mnist' / 'calibration' / f'{slug}.json'
+
+# %% ../nbs/10_reproduce.ipynb #e10fac4b
+def _random_backbone(cfg) -> dict:
+    "The two reference rows of `cfg`'s images and backbone shape (seed cfg.seed)."
+    tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
+    net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=tr.shape[0])
+    with run_settings(cfg):
+        return baseline_probes(tr, te, net, probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k,
+                               seed=cfg.seed)
+
+
+def calibration_point(name, out='results', *, log=print) -> dict:
+    """Run calibration point `name` (or read its record): the healthy cell's metrics, the random
+    backbone's and raw pixels', and `separation` = kNN top-1 above the random backbone. A point
+    another process is running is skipped (None)."""
+    cfg, path = calibration_config(name), calibration_path(out, name)
+    if path.exists():
+        rec = read_json(path, "delete it to run the point again")
+        if diff := config_diff(rec['config'], cfg, free={'data_root', 'download'}):
+            raise ValueError(f"{path} was run with other settings ({said(diff)})")
+        return rec
+    work = path.with_suffix('')
+    try:
+        m = train(cfg, work, resume='auto', progress=False)
+    except BlockingIOError:
+        log(f"{name}: another process is running it")
+        return None
+    ref = _random_backbone(cfg)
+    rec = dict(m, name=name, random_backbone=ref['random backbone'],
+               raw_pixels=ref['raw pixels'],
+               separation=m['knn_top1'] - ref['random backbone']['knn_top1'])
+    write_json(path, rec)
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"{name}: kNN {m['knn_top1']:.2f}, random backbone "
+        f"{ref['random backbone']['knn_top1']:.2f}, {m['train_seconds'] / 60:.1f} min")
+    return rec
+
+# %% ../nbs/10_reproduce.ipynb #0336e97b
+def calibrate(out='results', names=None, *, log=print) -> dict:
+    """Every calibration point (or `names`) in order, run or read: {name: record}. Two processes
+    started side by side share the points (each skips the one the other is running)."""
+    recs = {n: calibration_point(n, out, log=log) for n in names or CALIBRATION_POINTS}
+    return {n: r for n, r in recs.items() if r is not None}
+
+
+def calibration_choice(recs: dict) -> str:
+    """The point chosen from the records: the widest separation among those whose training took
+    at most CALIBRATION_MINUTES."""
+    fit = {n: r for n, r in recs.items() if r['train_seconds'] <= 60 * CALIBRATION_MINUTES}
+    if not fit: raise ValueError(f"no calibration point trained within {CALIBRATION_MINUTES} min")
+    return max(fit, key=lambda n: fit[n]['separation'])

@@ -535,31 +535,40 @@ def _random_backbone(cfg) -> dict:
                                seed=cfg.seed)
 
 
-def calibration_point(name, out='results', *, log=print) -> dict:
-    """Run calibration point `name` (or read its record): the healthy cell's metrics, the random
-    backbone's and raw pixels', and `separation` = kNN top-1 above the random backbone. A point
-    another process is running is skipped (None)."""
-    cfg, path = calibration_config(name), calibration_path(out, name)
-    if path.exists():
-        rec = read_json(path, "delete it to run the point again")
-        if diff := config_diff(rec['config'], cfg, free={'data_root', 'download'}):
-            raise ValueError(f"{path} was run with other settings ({said(diff)})")
-        return rec
-    work = path.with_suffix('')
-    try:
-        m = train(cfg, work, resume='auto', progress=False)
-    except BlockingIOError:
-        log(f"{name}: another process is running it")
-        return None
+def _read_point(path, cfg) -> dict:
+    rec = read_json(path, "delete it to run the point again")
+    if diff := config_diff(rec['config'], cfg, free={'data_root', 'download'}):
+        raise ValueError(f"{path} was run with other settings ({said(diff)})")
+    return rec
+
+
+def _run_point(name, cfg, path, log) -> dict:
+    m = train(cfg, path.with_suffix(''), resume='auto', progress=False)
     ref = _random_backbone(cfg)
     rec = dict(m, name=name, random_backbone=ref['random backbone'],
                raw_pixels=ref['raw pixels'],
                separation=m['knn_top1'] - ref['random backbone']['knn_top1'])
     write_json(path, rec)
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(path.with_suffix(''), ignore_errors=True)
     log(f"{name}: kNN {m['knn_top1']:.2f}, random backbone "
         f"{ref['random backbone']['knn_top1']:.2f}, {m['train_seconds'] / 60:.1f} min")
     return rec
+
+# %% ../nbs/10_reproduce.ipynb #cal0pt02
+def calibration_point(name, out='results', *, log=print) -> dict | None:
+    """Run calibration point `name` (or read its record): the healthy cell's metrics, the random
+    backbone's and raw pixels', and `separation` = kNN top-1 above the random backbone. A point
+    another process is running is skipped (None)."""
+    cfg, path = calibration_config(name), calibration_path(out, name)
+    if path.exists(): return _read_point(path, cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with hold_lock(path.with_suffix('.lock'), what=f'calibration point {name!r}'):
+            if path.exists(): return _read_point(path, cfg)  # finished meanwhile
+            return _run_point(name, cfg, path, log)
+    except BlockingIOError:
+        log(f"{name}: another process is running it")
+        return None
 
 # %% ../nbs/10_reproduce.ipynb #0336e97b
 def calibrate(out='results', names=None, *, log=print) -> dict:

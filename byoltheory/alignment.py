@@ -4,7 +4,7 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
-from .core import odeint, check_params, check_symmetric
+from .core import odeint, check_params, check_symmetric, is_torch, sym
 
 # %% auto #0
 __all__ = ['anticommutator', 'commutator', 'reduced_flow', 'K_matrix', 'commutator_bound', 'alignment', 'asymmetry',
@@ -96,7 +96,7 @@ def asymmetry(Wp) -> float:
     Wp = np.asarray(Wp, float)
     if Wp.ndim != 2 or Wp.shape[0] != Wp.shape[1]:
         raise ValueError(f"Wp must be a square matrix, got shape {Wp.shape}")
-    A, B = (Wp + Wp.T) / 2, (Wp - Wp.T) / 2
+    A, B = sym(Wp), (Wp - Wp.T) / 2
     return float(np.linalg.norm(B) / max(np.linalg.norm(A), 1e-300))
 
 # %% ../nbs/02_eigenspace_alignment.ipynb #b8d4264d
@@ -125,9 +125,8 @@ def fig2_quantities(features, Wp) -> dict:
     predictor weight W_p (d, d): `F_eigs` (eigenvalues of F = E[ffᵀ], descending), `Wp_eigs`
     (real parts of W_p's eigenvalues, descending), `alignment` (cos(u_j, W_p u_j) per eigenvector
     of F) and `asymmetry` (‖B‖/‖A‖). Accepts numpy arrays or torch tensors."""
-    f = np.asarray(features.detach().cpu() if hasattr(features, 'detach') else features,
-                   dtype=float)
-    Wp = np.asarray(Wp.detach().cpu() if hasattr(Wp, 'detach') else Wp, dtype=float)
+    f = np.asarray(features.detach().cpu() if is_torch(features) else features, dtype=float)
+    Wp = np.asarray(Wp.detach().cpu() if is_torch(Wp) else Wp, dtype=float)
     if f.ndim != 2: raise ValueError(f"features must be (n_samples, d), got shape {f.shape}")
     if Wp.shape != (f.shape[1], f.shape[1]):
         raise ValueError(

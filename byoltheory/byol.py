@@ -11,55 +11,76 @@ from torch import nn
 import torch.nn.functional as F
 from . import __version__
 from .alignment import fig2_quantities
-from .data import (DATASETS, DATA_ROOT, ImageSet, load_dataset, TwoViewLoader, normalized,
-                             recipe)
+from .data import (DATASETS, DATA_ROOT, ImageSet, dataset_spec, load_dataset, TwoViewLoader,
+                             normalized, recipe)
 from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
                                predictor_matrix, predictor_options)
 from .evaluate import (evaluate_network, feature_std, features, effective_rank,
                                  spectrum_effective_rank)
-from .core import hold_lock, write_atomic, write_json
+from .core import Predictor, check_int, check_real, hold_lock, write_atomic, write_json
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig', 'RunConfig', 'TrainConfig', 'check_field',
-           'config_diff', 'said', 'config_data', 'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'lock_out',
-           'prepare_out', 'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for',
-           'train_epoch', 'check_finite', 'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train',
-           'load_checkpoint']
+__all__ = ['ROLES', 'CONFIG_GROUPS', 'RUN_FILES', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig', 'RunConfig',
+           'TrainConfig', 'fields_with', 'check_field', 'config_diff', 'said', 'config_data', 'recorded_config',
+           'byol_loss', 'BYOL', 'build_model', 'read_log', 'lock_out', 'prepare_out', 'make_optimizer',
+           'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch', 'check_finite',
+           'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train', 'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b08
-def _opt(default, help, **kw):
-    return field(default=default, metadata=dict(help=help, **kw))
+ROLES = {  # what a field is to a run: the resume, rerun and record rules follow from it
+    'result': 'changes what the run computes',
+    'length': 'how long it trains: may grow when a run is resumed',
+    'machine': 'where and how fast it runs: recorded, may change on resume',
+    'eval': 'how the trained network is evaluated: may change on resume',
+    'place': 'where files are: never compared',
+}
 
+
+def _opt(default, help, *, role='result', lo=None, hi=None, real=False, none_ok=False,
+         choices=None, baseline=False):
+    """A config field: its default, help (the CLI's), role (ROLES), range (integers >= lo; `real`:
+    finite numbers in [lo, hi), > lo where lo is excluded: `lo=(0, 'open')`), choices, and whether
+    it shapes the reference rows (`baseline`)."""
+    assert role in ROLES, role
+    return field(default=default, metadata=dict(help=help, role=role, lo=lo, hi=hi, real=real,
+                                                none_ok=none_ok, choices=choices,
+                                                baseline=baseline))
+
+# %% ../nbs/09_byol.ipynb #8f1a2b0a
 @dataclass
 class DataConfig:
     "What the network is shown: the dataset and its two-view augmentation (chapter 6)."
-    dataset: str = _opt('digits', 'dataset', choices=DATASETS)
-    subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images')
+    dataset: str = _opt('digits', 'dataset', choices=DATASETS, baseline=True)
+    subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images', lo=2,
+                              none_ok=True, baseline=True)
     heldout: bool = _opt(False, 'evaluate on a held-out sixth of the training images, not the '
-                         'test set (for calibrating, chapter 10)')
-    data_root: str = _opt(DATA_ROOT, 'folder of the downloadable datasets')
-    download: bool = _opt(False, 'download a missing cifar10 / stl10 / fashion-mnist')
+                         'test set (for calibrating, chapter 10)', baseline=True)
+    data_root: str = _opt(DATA_ROOT, 'folder of the downloadable datasets', role='place')
+    download: bool = _opt(False, 'download a missing cifar10 / stl10 / fashion-mnist',
+                          role='place')
     aug: str = _opt('batch', "augment 'batch'es on the device or 'per-image' (torchvision v2)",
                     choices=('batch', 'per-image'))
     aug_opts: dict = _opt(None, "changes to the augmentation, e.g. {'crop_scale': [0.4, 1]}")
-    batch_size: int = _opt(128, 'batch size (per process)')
+    batch_size: int = _opt(128, 'batch size (per process)', lo=2)
 
-# %% ../nbs/09_byol.ipynb #8f1a2b0a
+
 @dataclass
 class ModelConfig:
     "The networks (chapter 7): backbone, projector, predictor and its options, target, loss."
     method: str = _opt('byol', "'simsiam' = byol with --ema 0", choices=('byol', 'simsiam'))
-    predictor: str = _opt('linear', 'predictor (chapter 7)', choices=tuple(PREDICTORS))
+    predictor: str = _opt('linear', 'predictor (chapter 7)', choices=PREDICTORS)  # live: registry
     predictor_opts: dict = _opt(None, "the predictor's own options, e.g. {'rho': 0.3}")
-    backbone: str | None = _opt(None, 'backbone (default: by dataset)', choices=BACKBONES)
-    width: int | None = _opt(None, "channels of a ConvNet backbone's first layer (default 32)")
-    proj_hidden: int = _opt(512, 'projector hidden width')
-    proj_dim: int = _opt(128, 'projector output width = predictor width')
+    backbone: str | None = _opt(None, 'backbone (default: by dataset)', choices=BACKBONES,
+                                baseline=True)
+    width: int | None = _opt(None, "channels of a ConvNet backbone's first layer (default 32)",
+                             lo=1, none_ok=True, baseline=True)
+    proj_hidden: int = _opt(512, 'projector hidden width', lo=1)
+    proj_dim: int = _opt(128, 'projector output width = predictor width', lo=1)
     proj_bn_affine: bool = _opt(True, "projector BatchNorm's scale and shift (off: the official)")
     target_init: str = _opt('copy', "target at step 0: a 'copy' of the online net, or 'random'",
                             choices=('copy', 'random'))
-    ema: float = _opt(0.996, 'EMA rate gamma_a of the target (0: no EMA)')
+    ema: float = _opt(0.996, 'EMA rate gamma_a of the target (0: no EMA)', lo=0, hi=1, real=True)
     no_stop_grad: bool = _opt(False, 'gradient through the target too (Theorem 2; --ema 0)')
     normalize: bool = _opt(True, 'l2-normalised (cosine) loss; --no-normalize: squared error')
 
@@ -67,58 +88,59 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     "How it is trained: SGD's settings, the predictor's own rate and decay, epochs, seed."
-    lr: float = _opt(0.03, 'SGD learning rate alpha')
-    momentum: float = _opt(0.9, 'SGD momentum, in [0, 1)')
-    wd: float = _opt(4e-4, 'weight decay of backbone + projector')
-    pred_wd: float | None = _opt(None, 'predictor weight decay (default: --wd)')
-    alpha_p: float = _opt(1.0, 'predictor learning rate = alpha_p x lr (Fig 6)')
-    epochs: int = _opt(100, 'pre-training epochs')
-    seed: int = _opt(0, 'random seed (>= 0)')
+    lr: float = _opt(0.03, 'SGD learning rate alpha', lo=(0, 'open'), real=True)
+    momentum: float = _opt(0.9, 'SGD momentum, in [0, 1)', lo=0, hi=1, real=True)
+    wd: float = _opt(4e-4, 'weight decay of backbone + projector', lo=0, real=True)
+    pred_wd: float | None = _opt(None, 'predictor weight decay (default: --wd)', lo=0, real=True)
+    alpha_p: float = _opt(1.0, 'predictor learning rate = alpha_p x lr (Fig 6)', lo=(0, 'open'),
+                          real=True)
+    epochs: int = _opt(100, 'pre-training epochs', role='length', lo=1)
+    seed: int = _opt(0, 'random seed (>= 0)', lo=0)
+
 
 @dataclass
 class RunConfig:
     "Where and how fast it runs, and how it is evaluated."
-    device: str = _opt('cpu', "'cpu' or 'cuda'", choices=('cpu', 'cuda'))
-    threads: int | None = _opt(None, "torch's CPU threads (default: torch's); recorded")
+    device: str = _opt('cpu', "'cpu' or 'cuda'", role='machine', choices=('cpu', 'cuda'))
+    threads: int | None = _opt(None, "torch's CPU threads (default: torch's); recorded",
+                               role='machine', lo=1, none_ok=True)
     precision: str = _opt('fp32', "'fp32', 'bf16' (autocast, CPU or cuda), 'fp16' (cuda, with "
                           "a GradScaler) or 'auto'", choices=('fp32', 'bf16', 'fp16', 'auto'))
     channels_last: bool = _opt(False, 'channels-last memory format')
     compile: bool = _opt(False, 'torch.compile the online network')
     sync_bn: bool = _opt(False, 'SyncBatchNorm across processes (torchrun only)')
-    probe_epochs: int = _opt(100, "epochs of the book's linear probe")
-    knn_k: int = _opt(20, 'neighbours of the kNN probe')
+    probe_epochs: int = _opt(100, "epochs of the book's linear probe", role='eval', lo=1,
+                             baseline=True)
+    knn_k: int = _opt(20, 'neighbours of the kNN probe', role='eval', lo=1, baseline=True)
+
 
 @dataclass
 class TrainConfig(RunConfig, OptimConfig, ModelConfig, DataConfig):
     "Everything one run depends on; saved in every checkpoint and metrics.json. `None`: a default."
 
 # %% ../nbs/09_byol.ipynb #8f1a2b10
-_INT_MIN = dict(subset=2, width=1, proj_hidden=1, proj_dim=1, epochs=1, batch_size=2, seed=0,
-                threads=1, probe_epochs=1, knn_k=1)
-_REAL_RANGE = dict(ema=(0, 1, '[0, 1)'), momentum=(0, 1, '[0, 1)'), lr=(0, math.inf, '> 0'),
-                   alpha_p=(0, math.inf, '> 0'), wd=(0, math.inf, '>= 0'),
-                   pred_wd=(0, math.inf, '>= 0'))
-_DEFAULT_BACKBONE = {'digits': 'small', 'fashion-mnist': 'convnet28', 'stl10': 'resnet18-imagenet'}
+CONFIG_GROUPS = {'data': DataConfig, 'model': ModelConfig, 'optim': OptimConfig, 'run': RunConfig}
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def fields_with(*roles, baseline=None) -> frozenset:
+    "The names of the fields whose role is one of `roles` (all roles if none; `baseline`: only those)."
+    return frozenset(n for n, f in _FIELDS.items()
+                     if (not roles or f.metadata['role'] in roles)
+                     and (baseline is None or f.metadata['baseline'] == baseline))
 
 
 def check_field(name, v):
     "Raise ValueError naming field `name` unless its value is of the right kind and in range."
-    if name in _INT_MIN:
-        if v is None and name in ('subset', 'width', 'threads'): return
-        if isinstance(v, bool) or not isinstance(v, int) or v < _INT_MIN[name]:
-            raise ValueError(f"{name} must be an integer >= {_INT_MIN[name]}, got {v!r}")
-    elif name in _REAL_RANGE:
-        lo, hi, desc = _REAL_RANGE[name]
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (lo < v if desc == '> 0' else lo <= v) and (v < hi if hi == 1 else True)
-        if not ok:
-            raise ValueError(
-                f"{name} must be a finite number {desc if desc[0] != '[' else 'in ' + desc}, "
-                f"got {v!r}")
-    else:
-        choices = TrainConfig.__dataclass_fields__[name].metadata.get('choices')
-        if choices and v not in choices:
-            raise ValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
+    m = _FIELDS[name].metadata
+    if m['real']:
+        if v is None and m['none_ok']: return
+        lo = m['lo'][0] if isinstance(m['lo'], tuple) else m['lo']
+        check_real(name, v, lo, m['hi'], open_lo=isinstance(m['lo'], tuple))
+    elif m['lo'] is not None:
+        check_int(name, v, m['lo'], none_ok=m['none_ok'])
+    elif m['choices'] and v not in m['choices']:
+        raise ValueError(f"{name} must be one of {tuple(m['choices'])}, got {v!r}")
 
 # %% ../nbs/09_byol.ipynb #8f1a2b11
 @patch
@@ -130,7 +152,7 @@ def resolved(self: TrainConfig, here=True) -> TrainConfig:
                             aug_opts=dict(self.aug_opts or {}))
     if c.method == 'simsiam': c.ema = 0.0
     if c.pred_wd is None: c.pred_wd = c.wd
-    if c.backbone is None: c.backbone = _DEFAULT_BACKBONE.get(c.dataset, 'resnet18')
+    if c.backbone is None: c.backbone = dataset_spec(c.dataset).backbone
     for f in dataclasses.fields(c):
         check_field(f.name, getattr(c, f.name))
     if c.backbone.startswith('resnet18'):
@@ -218,6 +240,9 @@ class BYOL(nn.Module):
     def __init__(self, backbone, proj, predictor, *, ema=0.996, no_stop_grad=False, normalize=True,
                  target=None):
         super().__init__()
+        if not isinstance(predictor, Predictor):
+            raise TypeError(f"predictor must follow byoltheory.core.Predictor (mix it into the "
+                            f"module's class), got {type(predictor).__name__}")
         self.backbone, self.projector, self.predictor = backbone, proj, predictor
         self.online = nn.Sequential(backbone, proj)
         self.ema, self.no_stop_grad, self.normalize = ema, no_stop_grad, normalize
@@ -235,8 +260,8 @@ class BYOL(nn.Module):
         f1, f2 = self.online(x1), self.online(x2)
         z1, z2 = self.targets(x1, x2, f1, f2)
         p1, p2 = self.predictor(f1), self.predictor(f2)
-        if hasattr(self.predictor, 'observe'):
-            self.predictor.observe(torch.cat([f1, f2]), torch.cat([z2, z1]))
+        pred = getattr(self.predictor, 'module', self.predictor)  # under DDP: the module
+        pred.observe(torch.cat([f1, f2]), torch.cat([z2, z1]))  # the protocol's hook (chapter 97)
         return byol_loss(p1, z2, self.normalize) + byol_loss(p2, z1, self.normalize)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b1a
@@ -252,15 +277,11 @@ def update_target(self: BYOL):
         bt.copy_(bo)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b15
-def _in_channels(dataset):
-    return 1 if dataset in ('digits', 'fashion-mnist') else 3
-
-
 def build_model(cfg: TrainConfig) -> BYOL:
     """The BYOL model of a resolved config (the target's random start drawn after the online
     network's)."""
     def online():
-        bb = make_backbone(cfg.backbone, width=cfg.width, in_channels=_in_channels(cfg.dataset))
+        bb = make_backbone(cfg.backbone, width=cfg.width, in_channels=DATASETS[cfg.dataset].channels)
         return bb, projector(bb.out_dim, cfg.proj_hidden, cfg.proj_dim,
                              bn_affine=cfg.proj_bn_affine)
 
@@ -272,6 +293,13 @@ def build_model(cfg: TrainConfig) -> BYOL:
 
 # %% ../nbs/09_byol.ipynb #8f1a2b19
 RUN_FILES = ('checkpoint.pt', 'log.jsonl', 'metrics.json')
+
+
+def read_log(out, *, until=None) -> list[dict]:
+    "The per-epoch rows of run folder `out`'s log.jsonl (those of epochs <= `until`), [] if none."
+    log = Path(out) / 'log.jsonl'
+    rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+    return [r for r in rows if until is None or r['epoch'] <= until]
 
 
 def _writable_dir(out) -> Path:
@@ -320,11 +348,11 @@ def make_optimizer(model: BYOL, cfg: TrainConfig) -> torch.optim.SGD:
     pred = list(model.predictor.parameters())
     if pred: groups.append(dict(params=pred, lr=cfg.lr * cfg.alpha_p, weight_decay=cfg.pred_wd))
     opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    if hasattr(model.predictor, 'attach'): model.predictor.attach(opt)
+    model.predictor.attach(opt)  # the protocol's hook: DirectPred steps with the optimiser
     return opt
 
 # %% ../nbs/09_byol.ipynb #8f1a2b25
-_RESUME_FREE = {'epochs', 'device', 'threads', 'data_root', 'download', 'probe_epochs', 'knn_k'}
+_RESUME_FREE = fields_with('length', 'machine', 'eval', 'place')  # all but the result's
 
 
 def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None):
@@ -367,13 +395,9 @@ def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
     model.load_state_dict(ck['model'])
     opt.load_state_dict(ck['optimizer'])
     if scaler is not None and ck.get('scaler'): scaler.load_state_dict(ck['scaler'])
-    log = Path(out) / 'log.jsonl'
-    if log.exists():
-        rows = [
-            l for l in log.read_text().splitlines()
-            if l.strip() and json.loads(l)['epoch'] <= ck['epoch']
-        ]
-        write_atomic(log, ''.join(r + '\n' for r in rows))
+    if (Path(out) / 'log.jsonl').exists():  # the epochs after the checkpoint are run again
+        rows = read_log(out, until=ck['epoch'])
+        write_atomic(Path(out) / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in rows))
     return ck['epoch']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b28

@@ -18,32 +18,37 @@ def _scalar_type(t):
 
 
 def _predictor_flags() -> dict:
-    """{option: (default, predictors having it)} over chapter 7's registry (the internal `views` and
-    `seed` left out)."""
+    """{option: (default, predictors having it)} over chapter 7's registry (a predictor's
+    `internal` options left out: the protocol, chapter 97)."""
     from byoltheory.models import PREDICTORS, predictor_options
     flags = {}
     for name in PREDICTORS:
         for k, v in predictor_options(name).items():
-            if k in ('views', 'seed'): continue
+            if k in PREDICTORS[name].internal: continue
             flags.setdefault(k, (v, []))[1].append(name)
     return flags
 
 # %% ../nbs/96_cli.ipynb #96000003
+def _add_field(g, f, t):
+    "The flag of TrainConfig field `f` (scalar type `t`) in argument group `g`."
+    flag = '--' + f.name.replace('_', '-')
+    kw = dict(dest=f.name, help=f.metadata['help'], default=f.default)
+    if t is bool:  # --flag for a default-False field (--no-stop-grad); --x / --no-x else
+        act = argparse.BooleanOptionalAction if f.default else 'store_true'
+        return g.add_argument(flag, action=act, **kw)
+    if t is dict: kw.update(type=json.loads, metavar='JSON')
+    else: kw['type'] = t
+    if f.metadata['choices']: kw['choices'] = f.metadata['choices']
+    g.add_argument(flag, **kw)
+
+
 def _add_train_options(sp):
-    from byoltheory.byol import TrainConfig
+    from byoltheory.byol import TrainConfig, CONFIG_GROUPS
     hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        meta, flag = f.metadata, '--' + f.name.replace('_', '-')
-        kw = dict(dest=f.name, help=meta.get('help', ''), default=f.default)
-        t = _scalar_type(hints[f.name])
-        if t is bool:  # --flag for a default-False field (--no-stop-grad); --x / --no-x else
-            act = argparse.BooleanOptionalAction if f.default else 'store_true'
-            sp.add_argument(flag, action=act, **kw)
-            continue
-        if t is dict: kw.update(type=json.loads, metavar='JSON')
-        else: kw['type'] = t
-        if meta.get('choices'): kw['choices'] = meta['choices']
-        sp.add_argument(flag, **kw)
+    for group, cls in CONFIG_GROUPS.items():  # --help lists them by group
+        g = sp.add_argument_group(f'{group} options')
+        for f in dataclasses.fields(cls):
+            _add_field(g, f, _scalar_type(hints[f.name]))
     for k, (v, names) in _predictor_flags().items():
         typ = type(v) if v is not None else str
         kw = dict(action=argparse.BooleanOptionalAction) if typ is bool else dict(type=typ)
@@ -227,6 +232,7 @@ def _reproduce_plan(args, sp):
 
 # %% ../nbs/96_cli.ipynb #68d01a89
 def _cmd_reproduce(args, sp):
+    from byoltheory.byol import fields_with
     from byoltheory.reproduce import run_grid, verify
     from byoltheory.report import grid_table
     grid, out, over, cells = _reproduce_plan(args, sp)
@@ -241,7 +247,7 @@ def _cmd_reproduce(args, sp):
         _stopped(e, ('reproduce', f"finished runs are kept in {out}/{args.scale}/{args.grid}/ and "
                      "the run in progress resumes from its checkpoint: run the same command again"))
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
-    if not over or set(over) <= {'threads', 'device', 'data_root', 'download'}:
+    if not over or set(over) <= fields_with('machine', 'place'):
         print(grid_table(args.grid, args.scale, out=out))
     note = " (changed settings: a smoke run, not the scale's grid)"
     print(f"results in {res}" + (note if over else ''))
@@ -281,12 +287,12 @@ def _cmd_ledger(args, sp):
 
 
 def _cmd_fixed_points(args, sp):
-    from byoltheory.modes import fixed_points
+    from byoltheory.modes import eta_bound, fixed_points
     try:
         pm, pp = fixed_points(args.tau, args.eta, args.sigma2)
     except ValueError as e:
         sp.error(str(e))
-    bound = args.tau**2 / (4 * (1 + args.sigma2))
+    bound = float(eta_bound(args.tau, args.sigma2))
     if math.isnan(pm):  # no non-collapsed fixed point
         print(f"no non-collapsed fixed point: eta = {args.eta} > tau^2/(4(1+sigma2)) = "
               f"{bound:.6g} (or tau <= 0); every mode collapses (Obs 5)")

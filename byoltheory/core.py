@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['is_torch', 'check_params', 'check_symmetric', 'check_int', 'check_real', 'sym', 'odeint', 'random_spd', 'results_dir',
-           'nbs_dir', 'write_atomic', 'write_json', 'read_json', 'hold_lock']
+__all__ = ['is_torch', 'check_params', 'check_symmetric', 'check_int', 'check_real', 'sym', 'odeint', 'random_spd', 'Predictor',
+           'results_dir', 'nbs_dir', 'write_atomic', 'write_json', 'read_json', 'hold_lock']
 
 # %% ../nbs/97_core.ipynb #8caad465
 def is_torch(a) -> bool:
@@ -49,8 +49,7 @@ def check_int(name, v, lo=1, *, none_ok=False):
     "Raise ValueError naming `name` unless v is an integer >= lo (or None, when `none_ok`)."
     if v is None and none_ok: return
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}{' or None' if none_ok else ''}, "
-                         f"got {v!r}")
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
 
 
 def check_real(name, v, lo, hi=None, *, open_lo=False, open_hi=True):
@@ -131,6 +130,25 @@ def random_spd(n, rng, *, cond=10.0):
     "A random symmetric positive-definite n×n matrix with eigenvalues spread over [1/cond, 1]."
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     return (Q * np.geomspace(1 / cond, 1, n)) @ Q.T
+
+# %% ../nbs/97_core.ipynb #e93f9634
+class Predictor:
+    """The protocol of a predictor (mix it into an `nn.Module`): constructed as `cls(dim, **opts)`
+    with its options keyword-only, with defaults (the registry and the CLI read them from the
+    signature; names in `internal` are set by the trainer, not by flags), `forward(f)` maps (N, d)
+    to (N, d), and three hooks:"""
+    internal = ()  # constructor options the command line does not offer
+
+    def matrix(self):
+        "The (d, d) map W_p that the next forward uses, or None when the map is not linear."
+        return None
+
+    def observe(self, f, f_a):
+        """Called once a training step with the step's predictor inputs f and targets f_a (rows
+        paired, no gradient). Default: nothing."""
+
+    def attach(self, optimizer):
+        "Called once, with the run's optimiser, before the first step. Default: nothing."
 
 # %% ../nbs/97_core.ipynb #c0000009
 def _shipped(name, found) -> Path:

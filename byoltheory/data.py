@@ -3,6 +3,7 @@
 # %% ../nbs/06_data.ipynb #ce1ce58f
 from __future__ import annotations
 import gzip, math, pickle
+from typing import Callable
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -12,16 +13,12 @@ from fastcore.basics import patch
 from .core import check_int
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'PRETRAIN_SIZES', 'FASHION_MNIST_SYSTEM', 'DATA_ROOT', 'AUGMENTATIONS', 'MEAN_STD', 'ImageSet',
-           'held_out', 'load_dataset', 'recipe', 'view_transform', 'BatchAugment', 'mean_std', 'TwoViewLoader',
-           'normalized']
+__all__ = ['SPLITS', 'FASHION_MNIST_SYSTEM', 'DATA_ROOT', 'DATASETS', 'ImageSet', 'DatasetSpec', 'register_dataset',
+           'dataset_spec', 'held_out', 'load_dataset', 'recipe', 'view_transform', 'BatchAugment', 'mean_std',
+           'TwoViewLoader', 'normalized']
 
 # %% ../nbs/06_data.ipynb #f733cc72
-DATASETS = ('digits', 'fashion-mnist', 'cifar10', 'stl10', 'fake')
 SPLITS = ('pretrain', 'train', 'test')
-PRETRAIN_SIZES = {
-    'digits': 1347, 'fashion-mnist': 60_000, 'cifar10': 50_000, 'stl10': 105_000, 'fake': 256
-}
 FASHION_MNIST_SYSTEM = Path('/usr/share/datasets/fashion-mnist')  # Debian's dataset-fashion-mnist
 DATA_ROOT = 'data'  # the default folder of downloadable datasets (absent: Debian's copy is read)
 
@@ -49,6 +46,46 @@ def _missing(name, places, hint=''):
     return FileNotFoundError(
         f"dataset {name!r} was not found in {where}: pass --download (download=True) to "
         f"fetch it with torchvision, or --data-root pointing at a copy{hint}")
+
+# %% ../nbs/06_data.ipynb #06dspec1
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the library knows about a dataset, in one place. `read(root, split)` returns
+    (uint8 images (N, C, H, W), int64 labels (N,), the folder read or ''), split one of SPLITS;
+    `pretrain_size`: images of the 'pretrain' split; `mean_std`: channel mean and std that
+    normalise it (None: measured); `augment`: its two-view recipe (the keys of `_NO_AUG`);
+    `backbone`: the default backbone; `download`: torchvision's class that fetches it (None: built
+    in, no files); `heldout`: whether a held-out split can be cut from its pretraining images."""
+    name: str
+    read: Callable
+    pretrain_size: int
+    channels: int
+    size: int
+    augment: dict
+    classes: int = 10
+    mean_std: tuple | None = None
+    backbone: str = 'resnet18'
+    download: str | None = None
+    heldout: bool = True
+
+
+DATASETS: dict[str, DatasetSpec] = {}  # the registry: name → spec
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    "Add `spec` to DATASETS: then load_dataset, the loaders, TrainConfig and the CLI accept it."
+    if set(spec.augment) != set(_NO_AUG) | {'size', 'crop_scale'}:
+        raise ValueError(f"dataset {spec.name!r}: augment must set exactly "
+                         f"{sorted(set(_NO_AUG) | {'size', 'crop_scale'})}")
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def dataset_spec(name) -> DatasetSpec:
+    "The spec of dataset `name`, or a ValueError listing the datasets."
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {tuple(DATASETS)}, got {name!r}")
+    return DATASETS[name]
 
 # %% ../nbs/06_data.ipynb #5e2a9c10
 def _idx(path: Path, offset) -> np.ndarray:
@@ -94,50 +131,73 @@ def _read_stl10(root, split):
         np.concatenate(ys)), d
 
 # %% ../nbs/06_data.ipynb #8e0f3b44
-def _download(name, root):
+def _download(spec, root):
     import torchvision
-    cls = {
-        'fashion-mnist': torchvision.datasets.FashionMNIST, 'cifar10': torchvision.datasets.CIFAR10,
-        'stl10': torchvision.datasets.STL10
-    }[name]
-    cls(root, download=True)
+    getattr(torchvision.datasets, spec.download)(root, download=True)
 
 
-def _digits():
+def _read_digits(root, split):
+    "scikit-learn's 8×8 digits, split 1,347 / 450 by a fixed permutation (no files: `root` unused)."
     from sklearn.datasets import load_digits
     d = load_digits()
     x = torch.tensor(np.round(d.images * (255 / 16)), dtype=torch.uint8)[:, None]
-    return x, torch.tensor(d.target, dtype=torch.long)
+    idx = _fixed_perm(len(x))
+    idx = idx[:1347] if split != 'test' else idx[1347:]
+    return x[idx], torch.tensor(d.target, dtype=torch.long)[idx], ''
 
 
-def _fake(split):
+def _read_fake(root, split):
     import torchvision
     n = 64 if split == 'test' else 256
     ds = torchvision.datasets.FakeData(n, (3, 32, 32), 10,
                                        random_offset=0 if split == 'test' else 1000)
     x = torch.stack([torch.from_numpy(np.array(img)).permute(2, 0, 1) for img, _ in ds])
-    return x, torch.tensor([int(lbl) for _, lbl in ds])
+    return x, torch.tensor([int(lbl) for _, lbl in ds]), ''
 
 
 def _fixed_perm(n):
     return torch.randperm(n, generator=torch.Generator().manual_seed(0))
 
 # %% ../nbs/06_data.ipynb #06readfl
-def _read_files(name, root, split, download):
-    "(images, labels, folder read) of a dataset kept in files; an explicit root must exist."
+def _read(spec, root, split, download):
+    "(images, labels, folder read) of a dataset; for one kept in files an explicit root must exist."
+    if spec.download is None: return spec.read(root, split)
     if str(root) != DATA_ROOT and not download and not Path(root).is_dir():
         raise FileNotFoundError(
-            f"data_root {root} does not exist: pass --data-root a folder that holds {name}, "
+            f"data_root {root} does not exist: pass --data-root a folder that holds {spec.name}, "
             f"--download to fetch it there, or leave --data-root out")
-    read = {
-        'fashion-mnist': _read_fashion_mnist, 'cifar10': _read_cifar10, 'stl10': _read_stl10
-    }[name]
     try:
-        return read(root, split)
+        return spec.read(root, split)
     except FileNotFoundError:
         if not download: raise
-        _download(name, root)
-        return read(root, split)
+        _download(spec, root)
+        return spec.read(root, split)
+
+# %% ../nbs/06_data.ipynb #06dsreg1
+_NO_AUG = dict(flip=False, jitter=None, p_jitter=0.0, p_gray=0.0, blur=None, p_blur=0.0, rotate=0.0,
+               translate=0.0, noise=0.0)  # a recipe's keys besides size and crop_scale
+_CIFAR_AUG = _NO_AUG | dict(size=32, crop_scale=(0.08, 1.0), flip=True,
+                            jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_gray=0.2)
+for _spec in [
+    DatasetSpec('digits', _read_digits, 1347, 1, 8, backbone='small',
+                mean_std=((0.3051, ), (0.3757, )),  # the 1,347 training digits
+                augment=_NO_AUG | dict(size=8, crop_scale=(0.5, 1.0), rotate=10.0, translate=0.1,
+                                       noise=0.1)),
+    DatasetSpec('fashion-mnist', _read_fashion_mnist, 60_000, 1, 28, backbone='convnet28',
+                mean_std=((0.2860, ), (0.3530, )), download='FashionMNIST',  # the 60,000 train
+                augment=_NO_AUG | dict(size=28, crop_scale=(0.2, 1.0), flip=True,
+                                       jitter=(0.4, 0.4, 0.0, 0.0), p_jitter=0.8)),
+    DatasetSpec('cifar10', _read_cifar10, 50_000, 3, 32, augment=_CIFAR_AUG, download='CIFAR10',
+                mean_std=((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))),  # the official
+    DatasetSpec('stl10', _read_stl10, 105_000, 3, 96, backbone='resnet18-imagenet',
+                mean_std=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the official code: none
+                download='STL10', heldout=False,  # its pretraining images are mostly unlabelled
+                augment=_NO_AUG | dict(size=96, crop_scale=(0.08, 1.0), flip=True,
+                                       jitter=(0.8, 0.8, 0.8, 0.2), p_jitter=0.8, p_gray=0.2,
+                                       blur=(0.1, 2.0), p_blur=1.0)),
+    DatasetSpec('fake', _read_fake, 256, 3, 32, augment=_CIFAR_AUG),  # tests only
+]:
+    register_dataset(_spec)
 
 # %% ../nbs/06_data.ipynb #2b7c51d8
 def held_out(n) -> int:
@@ -162,48 +222,22 @@ def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subs
     splits: for choosing settings without looking at the test set. download=True fetches a
     missing set with torchvision. A `root` other than the default must exist; `.source` is the
     folder actually read."""
-    if name not in DATASETS: raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    spec = dataset_spec(name)
     if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     check_int('subset', subset, 2, none_ok=True)
-    if heldout and name == 'stl10':
-        raise ValueError("heldout is not available for stl10: its pretraining images are "
+    if heldout and not spec.heldout:
+        raise ValueError(f"heldout is not available for {name}: its pretraining images are "
                          "mostly unlabelled")
-    read = 'train' if heldout and split == 'test' else split
-    src = ''
-    if name == 'digits':
-        x, y = _digits()
-        perm = _fixed_perm(len(x))  # fixed split, 1347 / 450
-        idx = perm[:1347] if read != 'test' else perm[1347:]
-        x, y = x[idx], y[idx]
-    elif name == 'fake':
-        x, y = _fake(read)
-    else:
-        x, y, src = _read_files(name, root, read, download)
+    x, y, src = _read(spec, root, 'train' if heldout and split == 'test' else split, download)
     rows = _split_rows(len(x), split, subset, heldout)
     if rows is not None: x, y = x[rows], y[rows]
-    return ImageSet(name, x, y, 10, source=str(src))
+    return ImageSet(name, x, y, spec.classes, source=str(src))
 
 
 # %% ../nbs/06_data.ipynb #d6f1118b
-_NO_AUG = dict(flip=False, jitter=None, p_jitter=0.0, p_gray=0.0, blur=None, p_blur=0.0, rotate=0.0,
-               translate=0.0, noise=0.0)
-AUGMENTATIONS = {
-    'stl10': _NO_AUG | dict(size=96, crop_scale=(0.08, 1.0), flip=True, jitter=(0.8, 0.8, 0.8, 0.2),
-                            p_jitter=0.8, p_gray=0.2, blur=(0.1, 2.0), p_blur=1.0),
-    'cifar10': _NO_AUG | dict(size=32, crop_scale=(0.08, 1.0), flip=True,
-                              jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_gray=0.2),
-    'fashion-mnist': _NO_AUG
-    | dict(size=28, crop_scale=(0.2, 1.0), flip=True, jitter=(0.4, 0.4, 0.0, 0.0), p_jitter=0.8),
-    'digits': _NO_AUG | dict(size=8, crop_scale=(0.5, 1.0), rotate=10.0, translate=0.1, noise=0.1),
-}
-AUGMENTATIONS['fake'] = AUGMENTATIONS['cifar10']
-
-
 def recipe(name, overrides=None) -> dict:
     "The augmentation recipe of dataset `name`, with `overrides` (keys of the recipe) applied."
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"dataset must be one of {tuple(AUGMENTATIONS)}, got {name!r}")
-    r = dict(AUGMENTATIONS[name])
+    r = dict(dataset_spec(name).augment)
     for k, v in (overrides or {}).items():
         if k not in r:
             raise ValueError(f"{k} is not an augmentation option (the options: {', '.join(r)})")
@@ -327,18 +361,11 @@ def _blur(self: BatchAugment, x, sigma, on, k=9):
     return y.view(B, C, H, W)
 
 # %% ../nbs/06_data.ipynb #88c8cde9
-MEAN_STD = {
-    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),  # the official code's
-    'stl10': ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the official code: none
-    'fashion-mnist': ((0.2860, ), (0.3530, )),  # Fashion-MNIST's 60,000 training images
-    'digits': ((0.3051, ), (0.3757, ))
-}  # the 1,347 training digits
-
-
 def mean_std(ds: ImageSet):
-    """Channel mean and std that normalise `ds`: the official code's for CIFAR-10 / STL-10, else
-    measured."""
-    if ds.name in MEAN_STD: return tuple(torch.tensor(v) for v in MEAN_STD[ds.name])
+    """Channel mean and std that normalise `ds`: its spec's (the official code's for CIFAR-10 /
+    STL-10), else measured."""
+    spec = DATASETS.get(ds.name)
+    if spec and spec.mean_std: return tuple(torch.tensor(v) for v in spec.mean_std)
     x = ds.images.float() / 255
     return x.mean((0, 2, 3)), x.std((0, 2, 3))
 

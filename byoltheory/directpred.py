@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import patch
-from .core import is_torch
+from .core import Predictor, check_int, is_torch, sym
 from .linear import simulate, Trajectory
 
 # %% auto #0
@@ -51,12 +51,12 @@ def directpred_weight(F, *, eps=0.1, c=0.0, form='eq18'):
     and returned in F's dtype."""
     if is_torch(F):
         F64 = F.detach().double()
-        F64 = (F64 + F64.mT) / 2
+        F64 = sym(F64)
         s, U = torch.linalg.eigh(F64)
         p = predictor_eigenvalues(s, eps=eps, c=c, form=form)
         return ((U * p.unsqueeze(-2)) @ U.mT).to(F.dtype)
     F = np.asarray(F, dtype=float)
-    F = (F + np.swapaxes(F, -1, -2)) / 2
+    F = sym(F)
     s, U = np.linalg.eigh(F)
     p = predictor_eigenvalues(s, eps=eps, c=c, form=form)
     return (U * p[..., None, :]) @ np.swapaxes(U, -1, -2)
@@ -76,14 +76,9 @@ def moving_average(F, S, rho, first):
     official code starts the estimate at the first batch, not at zero)."""
     return torch.where(first, S, rho * F + (1 - rho) * S)
 
-
-def _check_int(name, v, lo=1):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-
 # %% ../nbs/05_directpred.ipynb #a7a71be1
 #| paper: Eq 18-19
-class DirectPredictor(nn.Module):
+class DirectPredictor(nn.Module, Predictor):
     """DirectPred (Section 4): a linear predictor W_p set from a moving estimate F̂ of its input
     correlation by Eq 18 instead of by gradient descent; a drop-in for `nn.Linear(dim, dim)`.
     Every training-mode call with gradients between two optimiser steps is pooled into one Eq 19
@@ -94,11 +89,13 @@ class DirectPredictor(nn.Module):
     threshold; partitions: k > 1 for the feature-dependent variant; bias: a trainable bias;
     form: 'official' (the luckmatters rule, the paper's numbers) or 'eq18' (as printed); seed:
     the partitions' directions (None: torch's global generator)."""
+    internal = ('seed',)  # not a command-line option
+
     def __init__(self, dim, *, rho=0.3, eps=0.1, freq=1, c=0.0, partitions=1, bias=False,
                  form='official', seed=None):
         super().__init__()
         for name, v in [('dim', dim), ('freq', freq), ('partitions', partitions)]:
-            _check_int(name, v)
+            check_int(name, v)
         if not (0 <= rho < 1):
             raise ValueError(f"rho must be in [0, 1) (Eq 19's averaging weight), got {rho}")
         _check_rule(eps, c, form)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .core import check_int
 from .data import ImageSet, normalized
 
 # %% auto #0
@@ -64,8 +65,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, protocol='book', epochs=No
     if protocol not in PROBES:
         raise ValueError(f"protocol must be one of {tuple(PROBES)}, got {protocol!r}")
     p = dict(PROBES[protocol], **({} if epochs is None else dict(epochs=epochs)))
-    if isinstance(p['epochs'], bool) or not isinstance(p['epochs'], int) or p['epochs'] < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {p['epochs']!r}")
+    check_int('epochs', p['epochs'])
     g = torch.Generator().manual_seed(seed)
     xtr, xte = _standardise(train_x, test_x)
     clf, opt, sched = _probe_setup(xtr.shape[1], int(max(train_y.max(), test_y.max())) + 1, p, g,
@@ -93,8 +93,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, protocol='book', epochs=No
 def knn_accuracy(train_x, train_y, test_x, test_y, *, k=20, temperature=0.07, chunk=1024) -> float:
     """Top-1 (%) of a weighted k-nearest-neighbour vote with cosine similarity on un-standardised
     features."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    check_int('k', k)
     k = min(k, len(train_x))
     a, ncls = F.normalize(train_x.float(), dim=1), int(train_y.max()) + 1
     correct = 0

@@ -4,7 +4,7 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
-from .core import is_torch, check_params, check_symmetric, odeint
+from .core import is_torch, check_params, check_symmetric, odeint, sym
 
 # %% auto #0
 __all__ = ['METHODS', 'augmentation_moments', 'check_linear_args', 'byol_flow', 'simsiam_flow', 'flow_rates', 'sgd_step',
@@ -148,7 +148,7 @@ def simulate(W0, Wp0, X, Xp, t, *, Wa0=None, method='byol', alpha_p=1.0,
                       X, Xp, Wa0)
     check_params(alpha_p=alpha_p, beta=beta, eta=eta)
     rule = None if learned else _predictor_rule(predictor, W0)
-    sym = (lambda M: (M + M.T) / 2) if symmetric_predictor else (lambda M: M)
+    part = sym if symmetric_predictor else (lambda M: M)
     b = beta if method == 'byol' else 0.0
 
     def f(_, y):
@@ -157,7 +157,7 @@ def simulate(W0, Wp0, X, Xp, t, *, Wa0=None, method='byol', alpha_p=1.0,
         dW, dWp, dWa = _byol_flow(W, Wp, Wa, X, Xp, alpha_p, b, eta)
         if method == 'no_stopgrad': dW = no_stopgrad_flow(W, Wp, X, Xp) - eta * W
         if method != 'byol': dWa = dW
-        return (dW, sym(dWp), dWa) if learned else (dW, dWa)
+        return (dW, part(dWp), dWa) if learned else (dW, dWa)
 
     y0 = (W0, np.asarray(Wp0, dtype=float), Wa0) if learned else (W0, Wa0)
     y = odeint(f, y0, t, rtol=rtol, atol=atol)

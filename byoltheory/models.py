@@ -8,12 +8,13 @@ import torchvision
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
+from .core import Predictor, check_int, sym
 from .directpred import DirectPredictor, moving_average
 
 # %% auto #0
 __all__ = ['CONVNET_PLANS', 'CONVNET_POOL', 'BACKBONES', 'PREDICTORS', 'resnet18', 'ConvNet', 'make_backbone', 'projector',
            'LinearPredictor', 'SymmetricPredictor', 'NoPredictor', 'TwoLayerPredictor', 'OptimalPredictor',
-           'predictor_options', 'make_predictor', 'predictor_matrix']
+           'predictor_options', 'register_predictor', 'make_predictor', 'predictor_matrix']
 
 # %% ../nbs/07_models.ipynb #87671d79
 def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
@@ -73,8 +74,7 @@ def make_backbone(name, *, width=32, in_channels=3) -> nn.Module:
     if name.startswith('resnet18'):
         return resnet18(stem='imagenet' if name.endswith('imagenet') else 'cifar',
                         in_channels=in_channels)
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be an integer >= 1, got {width!r}")
+    check_int('width', width)
     return ConvNet(CONVNET_PLANS[name](width), in_channels, CONVNET_POOL[name])
 
 # %% ../nbs/07_models.ipynb #d2815b77
@@ -85,7 +85,7 @@ def projector(in_dim, hidden=512, out=128, *, bn_affine=True) -> nn.Sequential:
 
 # %% ../nbs/07_models.ipynb #c371468f
 #| paper: Assumption 3
-class LinearPredictor(nn.Linear):
+class LinearPredictor(nn.Linear, Predictor):
     "The linear predictor W_p (d × d); `init_scale` multiplies PyTorch's default initialisation."
     def __init__(self, dim, *, bias=False, init_scale=1.0):
         super().__init__(dim, dim, bias=bias)
@@ -98,7 +98,7 @@ class LinearPredictor(nn.Linear):
 
 class _Symmetric(nn.Module):
     def forward(self, A):
-        return (A + A.T) / 2
+        return sym(A)
 
 
 class SymmetricPredictor(LinearPredictor):
@@ -106,20 +106,17 @@ class SymmetricPredictor(LinearPredictor):
     def __init__(self, dim, *, bias=False, init_scale=1.0):
         super().__init__(dim, bias=bias, init_scale=init_scale)
         with torch.no_grad():
-            self.weight.copy_((self.weight + self.weight.T) / 2)
+            self.weight.copy_(sym(self.weight))
         parametrize.register_parametrization(self, 'weight', _Symmetric())
 
 
-class NoPredictor(nn.Identity):
+class NoPredictor(nn.Identity, Predictor):
     "No predictor: W_p = I (no parameters, no options)."
     def __init__(self, dim):
         super().__init__()
 
-    def matrix(self):
-        return None
-
 # %% ../nbs/07_models.ipynb #0e3b7a41
-class TwoLayerPredictor(nn.Module):
+class TwoLayerPredictor(nn.Module, Predictor):
     """Linear(d, h) → BN → ReLU → Linear(h, d); `symmetric=True` ties the second weight to the
     first's transpose; `bn_affine=False` is the official configuration's BatchNorm without scale
     and shift."""
@@ -135,19 +132,15 @@ class TwoLayerPredictor(nn.Module):
         h = F.relu(self.bn(self.l1(f)))
         return F.linear(h, self.l1.weight.T, self.bias2) if self.symmetric else self.l2(h)
 
-    def matrix(self):
-        return None
-
 # %% ../nbs/07_models.ipynb #2c61f7d4
 #| paper: Table 1
-class OptimalPredictor(nn.Module):
+class OptimalPredictor(nn.Module, Predictor):
     """Table 1's plug-in predictor: W_p = sym(C)(F̂ + λI)⁻¹, F̂ and C the moving averages (Eq 19) of
     E[ffᵀ] and E[f_a fᵀ], re-solved every `every` steps of `observe(f, f_a)`. No trainable
     parameters."""
     def __init__(self, dim, *, every=1, rho=0.3, ridge=0.01):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        check_int('every', every)
         if not 0 <= rho < 1: raise ValueError(f"rho must be in [0, 1), got {rho}")
         if not ridge > 0: raise ValueError(f"ridge must be > 0, got {ridge}")
         self.dim, self.every, self.rho, self.ridge = dim, every, rho, ridge
@@ -164,7 +157,7 @@ class OptimalPredictor(nn.Module):
         self.C.copy_(moving_average(self.C, fa.T @ f / len(f), self.rho, first))
         if int(self.steps) % self.every == 0:
             A = (self.F + self.ridge * torch.eye(self.dim, device=f.device)).double()
-            Csym = ((self.C + self.C.T) / 2).double()
+            Csym = sym(self.C).double()
             self.weight.copy_(torch.linalg.solve(A, Csym.T).T.float())  # sym(C) A⁻¹ (A symmetric)
         self.steps += 1
 
@@ -189,6 +182,20 @@ def predictor_options(name) -> dict:
     return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
 
 
+def register_predictor(name, cls):
+    """Add predictor class `cls` to the registry as `name` (then `--predictor NAME`, TrainConfig
+    and the grids accept it). It must follow the protocol: an `nn.Module` mixing in
+    `byoltheory.core.Predictor`, its options keyword-only with defaults."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and issubclass(cls, Predictor)):
+        raise TypeError(f"predictor {name!r}: {cls!r} must be an nn.Module subclass that mixes "
+                        "in byoltheory.core.Predictor")
+    params = list(inspect.signature(cls).parameters.values())[1:]
+    if bad := [p.name for p in params if p.kind != p.KEYWORD_ONLY or p.default is p.empty]:
+        raise TypeError(f"predictor {name!r}: options {bad} must be keyword-only, with defaults")
+    PREDICTORS[name] = cls
+    return cls
+
+
 def make_predictor(name, dim, **options) -> nn.Module:
     """The predictor `name` on d = `dim` features with the given options (an option it lacks is an
     error)."""
@@ -202,5 +209,5 @@ def make_predictor(name, dim, **options) -> nn.Module:
 
 def predictor_matrix(p):
     "The (d, d) map W_p a predictor will use next (partitioned DirectPred: the average), or None."
-    W = p.matrix() if hasattr(p, 'matrix') else None
+    W = p.matrix()
     return None if W is None else (W if W.ndim == 2 else W.mean((0, 1)))

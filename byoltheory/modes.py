@@ -7,9 +7,9 @@ import numpy as np
 from .core import odeint, check_params
 
 # %% auto #0
-__all__ = ['STABILITY_COLORS', 'mode_flow', 'mode_constant', 'eq14_residual', 'ModeTrajectory', 'integrate_modes', 'fixed_points',
-           'eq16_rhs', 'mode_K', 'mode_delta', 'eq17_bound', 'mode_jacobian', 'classify', 'mode_fixed_points',
-           'phase_portrait', 'interactive_phase_portrait']
+__all__ = ['STABILITY_COLORS', 'mode_flow', 'mode_constant', 'eq14_residual', 'ModeTrajectory', 'integrate_modes', 'eta_bound',
+           'fixed_points', 'eq16_rhs', 'mode_K', 'mode_delta', 'eq17_bound', 'mode_jacobian', 'classify',
+           'mode_fixed_points', 'phase_portrait', 'interactive_phase_portrait']
 
 # %% ../nbs/03_mode_dynamics.ipynb #a52527b2
 #| paper: Eq 11-13
@@ -80,6 +80,11 @@ def integrate_modes(p0, s0, t, *, tau0=1.0, alpha_p=1.0, beta=0.0, eta=0.0, sigm
 
 # %% ../nbs/03_mode_dynamics.ipynb #6f1cb91f
 #| paper: Eq 16, Eq 92
+def eta_bound(tau, sigma2=0.0):
+    "The largest weight decay η with a non-collapsed fixed point of Eq 16: τ²/(4(1+σ²)) (Obs 5)."
+    return np.asarray(tau, float)**2 / (4 * (1 + np.asarray(sigma2, float)))
+
+
 def fixed_points(tau, eta, sigma2=0.0):
     """The non-collapsed fixed points (p*₋, p*₊) of Eq 16, broadcasting over arrays; NaN where
     η > τ²/(4(1+σ²)) or τ ≤ 0 (no non-collapsed fixed point)."""

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 from .paper import Reported
-from .reproduce import (get_grid, grid_runs, load_traces, RUN_METRICS,
-                                  TRACE_METRICS)
+from .reproduce import (get_grid, grid_runs, load_traces, read_run, baselines_path,
+                                  RUN_METRICS, TRACE_METRICS)
 
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'CONFIRMATORY', 'TRACE_LABELS', 'Interval',
-           'difference', 'Claim', 'AllOf', 'Level', 'collapsed', 'level', 'combine', 'verdict', 'cell_values',
+           't_half', 'difference', 'Claim', 'AllOf', 'Level', 'collapsed', 'level', 'combine', 'verdict', 'cell_values',
            'diverged', 'claim_rows', 'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts',
            'collapse_table', 'grid_table', 'provenance', 'grid_bars', 'plot_traces', 'status', 'grid_status',
            'show_grid']
@@ -36,6 +36,14 @@ class Interval:
         return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
 
 
+def t_half(x, confidence=CONFIDENCE) -> float:
+    "Half the Student t interval of the mean of the values x at `confidence` (0 for one value)."
+    x = np.asarray(x, float)
+    if len(x) < 2: return 0.0
+    q = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1))
+    return q * float(x.std(ddof=1)) / math.sqrt(len(x))
+
+
 def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interval:
     """The interval for mean(a) − mean(b), a and b {seed: value}: paired Student t over the shared
     seeds when one cell's seeds are among the other's (extra seeds on one side stay out), else
@@ -45,9 +53,8 @@ def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interva
     shared = sorted(set(a) & set(b))
     if len(shared) >= 2 and len(shared) == min(len(a), len(b)):
         d = f([a[k] for k in shared]) - f([b[k] for k in shared])
-        n, est, se = len(d), float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
-        h = float(stats.t.ppf(q, n - 1)) * se
-        return Interval(est, est - h, est + h, n, 'paired t')
+        est, h = float(d.mean()), t_half(d, confidence)
+        return Interval(est, est - h, est + h, len(d), 'paired t')
     x, y = f(list(a.values())), f(list(b.values()))
     vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
     df = (vx + vy)**2 / (vx**2 / (len(x) - 1) + vy**2 /
@@ -132,7 +139,7 @@ def collapsed(id, statement, a, b) -> list:
 def level(a: dict, threshold, *, confidence=CONFIDENCE) -> Interval:
     "The one-sample Student t interval of mean(a) − threshold, a {seed: value}."
     x = np.asarray(list(a.values()), float) - threshold
-    h = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    h = t_half(x, confidence)
     return Interval(float(x.mean()), float(x.mean()) - h, float(x.mean()) + h, len(x),
                     'one-sample t')
 
@@ -181,33 +188,33 @@ def verdict(claim, values: dict) -> tuple:
     return (vs[0] if isinstance(claim, Claim) else combine(vs)), ivs
 
 # %% ../nbs/11_report.ipynb #1b000015
-def cell_values(name, scale, *, out='results') -> dict:
+def cell_values(name, scale, *, out='results', runs=None) -> dict:
     """{cell or reference row: {metric: {seed: value}}} of grid `name` at `scale` (diverged runs
     left out)."""
     vals = {}
-    for cell, runs in grid_runs(name, scale, out=out).items():
-        ok = [r for r in runs if 'diverged' not in r]
+    for cell, rs in (runs or grid_runs(name, scale, out=out)).items():
+        ok = [r for r in rs if 'diverged' not in r]
         vals[cell] = {m: {r['seed']: r[m] for r in ok if m in r} for m in METRICS}
-    base = Path(out) / scale / 'baselines.json'
+    base = baselines_path(out, scale)
     if base.exists():
-        seeds = json.loads(base.read_text())['seeds']
+        seeds = read_run(base)['seeds']
         for ref in REFERENCES:
             vals[ref] = {m: {int(k): v[ref][m] for k, v in seeds.items() if m in v[ref]}
                          for m in RUN_METRICS}  # no output: no feature_std, output_erank
     return vals
 
 
-def diverged(name, scale, *, out='results') -> dict:
+def diverged(name, scale, *, out='results', runs=None) -> dict:
     "{cell: number of diverged runs} of grid `name` at `scale`."
     return {
         c: sum('diverged' in r for r in rs)
-        for c, rs in grid_runs(name, scale, out=out).items()
+        for c, rs in (runs or grid_runs(name, scale, out=out)).items()
     }
 
 
-def claim_rows(name, scale, *, out='results') -> list:
+def claim_rows(name, scale, *, out='results', runs=None) -> list:
     "The claims of grid `name` whose cells run at `scale`, with their verdicts and intervals."
-    grid, vals = get_grid(name), cell_values(name, scale, out=out)
+    grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     here = {c.name for c in grid.cells_at(scale)} | set(REFERENCES)
     claims = [c for c in grid.claims
               if all(p.a in here and (p.b is None or p.b in here) for p in c.parts)]
@@ -252,14 +259,14 @@ def _comparison(p) -> str:
     return f"{_UNITS[p.metric]}{' (log)' if p.log else ''}: {p.a} − {p.b} {rel}"
 
 
-def claims_table(name, scale, *, out='results') -> str:
+def claims_table(name, scale, *, out='results', runs=None) -> str:
     "The Markdown table of the claims of grid `name` at `scale`."
     lines = [
         f"| claim (the paper's; *the book's checks* marked) | comparison at the {scale} scale | "
         "difference (or mean − threshold), 95 % interval | seeds | verdict |",
         '|---|---|---|---|---|'
     ]
-    for row in claim_rows(name, scale, out=out):
+    for row in claim_rows(name, scale, out=out, runs=runs):
         c, v = row['claim'], row['verdict']
         said = c.statement if c.kind == 'paper' else f"*check: {c.statement}*"
         said += ' **[confirmatory]**' if role(c) == 'confirmatory' else ''
@@ -323,11 +330,11 @@ _COLS = (('top1', 1), ('best_top1_official', 1), ('knn_top1', 1), ('feature_std'
          ('effective_rank', 1))
 
 
-def grid_table(name, scale, *, out='results') -> str:
+def grid_table(name, scale, *, out='results', runs=None) -> str:
     """The grid's Markdown table at `scale`: setting | the paper (labelled) | ours | seeds; plus the
     reference rows."""
-    grid, vals, div = get_grid(name), cell_values(name, scale,
-                                                  out=out), diverged(name, scale, out=out)
+    grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
+    div = diverged(name, scale, out=out, runs=runs)
     lines = [
         f"| setting | {grid.paper_label} | linear top-1 | linear, official (best epoch) | kNN "
         "top-1 | feature_std "
@@ -347,10 +354,10 @@ def grid_table(name, scale, *, out='results') -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #d1ffcebd
-def provenance(name, scale, *, out='results') -> dict:
+def provenance(name, scale, *, out='results', runs=None) -> dict:
     """The commits, thread counts, torch versions and devices of grid `name`'s files at `scale`
     (sets)."""
-    runs = [r for rs in grid_runs(name, scale, out=out).values() for r in rs]
+    runs = [r for rs in (runs or grid_runs(name, scale, out=out)).values() for r in rs]
     return {
         k: sorted({str(r.get(k))
                    for r in runs})
@@ -359,17 +366,16 @@ def provenance(name, scale, *, out='results') -> dict:
 
 # %% ../nbs/11_report.ipynb #1b000019
 def _ci_half(v: dict) -> float:
-    x = np.array(list(v.values()), float)
-    return float(stats.t.ppf(0.975,
-                             len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
+    "Half the 95 % interval of the mean of {seed: value} (the bars' error bars)."
+    return t_half(list(v.values()), 0.95)
 
 # %% ../nbs/11_report.ipynb #c8482032
-def grid_bars(name, scale, *, out='results', cells=None, figsize=None):
+def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None):
     """Bars of a grid at `scale`: kNN top-1 (mean, 95 % interval of the mean; the paper's numbers as
     red diamonds on a top axis; the reference rows as lines), feature_std and effective rank.
     Returns the figure."""
     import matplotlib.pyplot as plt
-    grid, vals = get_grid(name), cell_values(name, scale, out=out)
+    grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     cs = [c for c in grid.cells_at(scale) if c.name in vals and (cells is None or c.name in cells)]
     fig, axs = plt.subplots(1, 3, figsize=figsize or (16, 1.3 + 0.4 * len(cs)),
                             gridspec_kw=dict(width_ratios=[1.5, 1, 1]))
@@ -461,13 +467,14 @@ def show_grid(name, scale, *, out='results', bars=True) -> dict:
     if not (Path(out) / scale / name).exists():
         display(Markdown(f"*{get_grid(name).title}, {scale} scale: not run yet.*"))
         return {}
-    display(Markdown(grid_table(name, scale, out=out)))
+    runs = grid_runs(name, scale, out=out)  # read once, for every part below
+    display(Markdown(grid_table(name, scale, out=out, runs=runs)))
     if bars:
-        grid_bars(name, scale, out=out)
+        grid_bars(name, scale, out=out, runs=runs)
         plt.show()
-    rows = claim_rows(name, scale, out=out)
-    if rows: display(Markdown(claims_table(name, scale, out=out)))
-    p = provenance(name, scale, out=out)
+    rows = claim_rows(name, scale, out=out, runs=runs)
+    if rows: display(Markdown(claims_table(name, scale, out=out, runs=runs)))
+    p = provenance(name, scale, out=out, runs=runs)
     print(
         f"{name} at the {scale} scale: commit {', '.join(c[:10] for c in p['git_commit'])}, "
         f"threads {', '.join(p['torch_threads'])}, torch {', '.join(p['torch'])}, "

@@ -6,8 +6,9 @@ import dataclasses, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION,
-                             config_diff, recorded_config, said, config_data)
-from .core import hold_lock, read_json, write_json
+                             config_diff, recorded_config, said, config_data, fields_with, read_log,
+                             _FIELDS)
+from .core import check_int, hold_lock, read_json, write_json
 from .evaluate import baseline_probes
 from .models import make_backbone
 from .paper import Reported, Verdict
@@ -16,9 +17,10 @@ from .paper import Reported, Verdict
 __all__ = ['COLLAPSE_SEEDS', 'SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'CURVE_EPOCHS',
            'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET', 'CALIBRATION_POINTS', 'Scale', 'Cell',
            'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
-           'same_settings', 'read_run', 'run_path', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs',
-           'load_traces', 'orphan_runs', 'verify', 'code_path', 'learning_curve', 'curve_config', 'calibration_config',
-           'calibration_path', 'calibration_point', 'calibrate', 'calibration_choice']
+           'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
+           'run_seeds', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs',
+           'verify', 'code_path', 'learning_curve', 'curve_config', 'calibration_config', 'calibration_path',
+           'calibration_point', 'calibrate', 'calibration_choice']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -181,7 +183,7 @@ def run_config(grid: Grid, cell: Cell, scale: str, seed: int, **override) -> Tra
 _TRACE_SCALARS = ('loss', 'feature_std', 'output_erank', 'asymmetry', 'F_erank')
 RUN_METRICS = ('top1', 'top5', 'top1_official', 'best_top1_official', 'knn_top1', 'feature_std',
                'effective_rank', 'output_erank')  # output_erank: runs from 2026-12 on
-_UNCHECKED = {'data_root', 'download'}  # fields that do not change a run's result
+_UNCHECKED = fields_with('place')  # fields that do not change a run's result
 
 
 def _sig(x, digits=4):
@@ -238,8 +240,41 @@ def read_run(path) -> dict:
     return read_json(path, "delete it and run the grid again to redo that run")
 
 
+_RUN_NAME = re.compile(r'(?P<slug>.+)-seed(?P<seed>\d+)(?P<trace>\.trace)?\.json')
+
+
 def run_path(out, scale, grid, cell, seed) -> Path:
+    """The file of run (cell, seed) of `grid` at `scale`: <out>/<scale>/<grid>/<slug>-seed<k>.json
+    (with `trace_path`, `work_path`, `baselines_path` and `parse_run_name`, the one place that
+    names a run's files)."""
     return Path(out) / scale / grid.name / f"{cell.slug}-seed{seed}.json"
+
+
+def trace_path(path) -> Path:
+    "The per-epoch trace beside run file `path` (<slug>-seed<k>.trace.json)."
+    return Path(path).with_name(Path(path).stem + '.trace.json')
+
+
+def work_path(path) -> Path:
+    "The run folder in which run file `path` is trained (removed when it is written)."
+    return Path(path).parent / '.work' / Path(path).stem
+
+
+def baselines_path(out, scale) -> Path:
+    "The reference rows of `scale`."
+    return Path(out) / scale / 'baselines.json'
+
+
+def parse_run_name(path) -> tuple | None:
+    "(slug, seed, is it a trace) of a run or trace file, None for any other file."
+    m = _RUN_NAME.fullmatch(Path(path).name)
+    return (m['slug'], int(m['seed']), bool(m['trace'])) if m else None
+
+
+def run_seeds(folder, slug, *, trace=False) -> list:
+    "The seeds of `slug`'s run files (trace=True: trace files) in `folder`, in order."
+    names = [parse_run_name(p) for p in Path(folder).glob(f'{slug}-seed*.json')]
+    return sorted(n[1] for n in names if n and n[0] == slug and n[2] == trace)
 
 
 def run_done(path, cfg) -> bool:
@@ -257,13 +292,13 @@ def _twin(path, cfg, spectra) -> Path | None:
     """A run file of another grid at the same scale with these settings and seed (and spectra if
     needed)."""
     for other in sorted(path.parent.parent.glob(f'*/*-seed{cfg.seed}.json')):
-        if other.parent == path.parent or other.name.endswith('.trace.json'): continue
+        if other.parent == path.parent or parse_run_name(other)[2]: continue
         try:
             rec = read_run(other)
         except ValueError:
             continue
         if rec.get('copied_from') or same_settings(rec['config'], cfg): continue
-        trace = other.with_name(other.stem + '.trace.json')
+        trace = trace_path(other)
         if spectra and not (trace.exists() and 'F_eigs' in read_run(trace)): continue
         return other
     return None
@@ -290,15 +325,15 @@ def run_one(grid: Grid, cell: Cell, scale: str, seed: int, *, out='results', com
 # %% ../nbs/10_reproduce.ipynb #d734dea2
 def _run_one(grid, cell, scale, seed, cfg, path, command, log):
     head = dict(grid=grid.name, cell=cell.name, seed=seed, scale=scale)
-    spectra, trace_path = grid.spectra and seed == 0, path.with_name(path.stem + '.trace.json')
+    spectra, trace = grid.spectra and seed == 0, trace_path(path)
     twin = _twin(path, cfg, spectra)
     if twin:
         rec = dict(read_run(twin), **head, copied_from=str(twin.relative_to(path.parent.parent)))
-        shutil.copy(twin.with_name(twin.stem + '.trace.json'), trace_path)
+        shutil.copy(trace_path(twin), trace)
         write_json(path, rec)
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: copied from {twin.name}")
         return rec
-    work, t0 = path.parent / '.work' / path.stem, time.time()
+    work, t0 = work_path(path), time.time()
     try:
         m = train(cfg, work, resume='auto', progress=False, command=command)
     except FloatingPointError as e:
@@ -308,8 +343,8 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
     else:
         rec = dict(head, **{k: m[k] for k in RUN_METRICS},
                    **{k: v for k, v in m.items() if k not in RUN_METRICS})
-        rows = [json.loads(l) for l in (work / 'log.jsonl').read_text().splitlines() if l.strip()]
-        write_json(trace_path, compact_trace(rows, spectra=spectra))
+        rows = read_log(work)
+        write_json(trace, compact_trace(rows, spectra=spectra))
         rec.update(trace_summary(rows))
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: kNN {m['knn_top1']:.1f} %, "
             f"top-1 {m['top1']:.1f} %, feature_std {m['feature_std']:.3f} "
@@ -323,12 +358,11 @@ def scale_baselines(scale, seeds, *, out='results', command=None, **override) ->
     """The two reference rows of `scale` for seeds 0 … seeds − 1 (computed once, at the scale's
     threads with deterministic algorithms, then read from the file); each seed's `provenance`
     records the commit, versions and threads that computed it."""
-    path = Path(out) / scale / 'baselines.json'
+    path = baselines_path(out, scale)
     cfg = TrainConfig(**{**SCALES[scale].config, **override}).resolved()
-    fields = ('dataset', 'subset', 'backbone', 'width', 'probe_epochs', 'knn_k')
-    key = {k: getattr(cfg, k) for k in fields} | ({'heldout': True} if cfg.heldout else {})
+    key = {k: getattr(cfg, k) for k in sorted(fields_with(baseline=True))}
     have = read_run(path) if path.exists() else dict(settings=key, seeds={})
-    if have['settings'] != key:
+    if config_diff(have['settings'], cfg, free=set(_FIELDS) - set(key)):
         raise ValueError(
             f"{path} holds baselines of other settings ({have['settings']}, now {key}); "
             "move it away or choose another --out")
@@ -354,14 +388,13 @@ def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, com
     """Run every missing (cell, seed) of grid `name` at `scale`, then its baselines; returns the
     grid's folder."""
     grid = get_grid(name)
-    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
-        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    check_int('seeds', seeds, none_ok=True)
     todo = grid.cells_at(scale) if cells is None else [grid.cell(c) for c in cells]
     n = {c.name: seeds or grid.seeds_of(c, scale) for c in todo}
     for cell in todo:
         for seed in range(n[cell.name]):
             run_one(grid, cell, scale, seed, out=out, command=command, log=log, **override)
-    where = ('probe_epochs', 'device', 'threads', 'data_root', 'download')
+    where = fields_with('machine', 'eval', 'place')
     scale_baselines(scale, max(n.values(), default=1), out=out, command=command,
                     **{k: v for k, v in override.items() if k in where})
     return Path(out) / scale / name
@@ -372,11 +405,8 @@ def grid_runs(name, scale, *, out='results') -> dict:
     grid, res = get_grid(name), Path(out) / scale / name
     runs = {}
     for cell in grid.cells_at(scale):
-        pat = re.compile(rf'{re.escape(cell.slug)}-seed(\d+)\.json')
-        seeds = sorted(
-            int(m[1]) for p in res.glob(f'{cell.slug}-seed*.json') if (m := pat.fullmatch(p.name)))
-        for seed in seeds:
-            path = res / f'{cell.slug}-seed{seed}.json'
+        for seed in run_seeds(res, cell.slug):
+            path = run_path(out, scale, grid, cell, seed)
             r = read_run(path)
             run_done(path, run_config(grid, cell, scale, r['seed']))  # refuses a stale run
             runs.setdefault(cell.name, []).append(r)
@@ -385,11 +415,10 @@ def grid_runs(name, scale, *, out='results') -> dict:
 
 def load_traces(name, scale, cell, *, out='results') -> list:
     "The per-epoch traces of every seed of `cell` of grid `name` at `scale`, in seed order."
-    slug, res = get_grid(name).cell(cell).slug, Path(out) / scale / name
-    pat = re.compile(rf'{re.escape(slug)}-seed(\d+)\.trace\.json')
-    seeds = sorted(
-        int(m[1]) for p in res.glob(f'{slug}-seed*.trace.json') if (m := pat.fullmatch(p.name)))
-    return [read_run(res / f'{slug}-seed{k}.trace.json') for k in seeds]
+    grid = get_grid(name)
+    c, res = grid.cell(cell), Path(out) / scale / name
+    return [read_run(trace_path(run_path(out, scale, grid, c, k)))
+            for k in run_seeds(res, c.slug, trace=True)]
 
 # %% ../nbs/10_reproduce.ipynb #ffd095bf
 def orphan_runs(out='results') -> list:
@@ -402,7 +431,7 @@ def orphan_runs(out='results') -> list:
             owned = ({c.slug for c in grid.cells_at(scale)}
                      if grid is not None and scale in grid.scales else set())
             orphans += [p for p in sorted(res.glob('*-seed*.json'))
-                        if re.sub(r'-seed\d+(\.trace)?\.json$', '', p.name) not in owned]
+                        if (n := parse_run_name(p)) and n[0] not in owned]
     return orphans
 
 # %% ../nbs/10_reproduce.ipynb #d8007222

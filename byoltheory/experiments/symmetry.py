@@ -6,18 +6,18 @@ __all__ = ['PAPER_STEPS', 'TABLE2_CELLS', 'TABLE2_CLAIMS', 'TABLE2_GRID', 'TABLE
 
 # %% ../../nbs/13_symmetry_ema.ipynb #13000004
 from ..paper import TABLE2, TABLE3, BASELINE
-from ..data import PRETRAIN_SIZES
+from ..data import DATASETS
 from ..reproduce import Cell, Grid, register, at, SCALES
 from ..report import Claim, AllOf, collapsed
 
 # %% ../../nbs/13_symmetry_ema.ipynb #13000007
-PAPER_STEPS = 100 * (105_000 // 128)  # STL-10 train + unlabeled, batch 128, 100 epochs
+PAPER_STEPS = 100 * (DATASETS['stl10'].pretrain_size // 128)  # batch 128, 100 epochs
 
 
 def scale_steps(scale) -> int:
     "Training steps of a run at `scale`: its epochs times the full batches of its pre-training set."
     c = SCALES[scale].config
-    n = c.get('subset') or PRETRAIN_SIZES[c['dataset']]
+    n = c.get('subset') or DATASETS[c['dataset']].pretrain_size
     return c['epochs'] * (n // c.get('batch_size', 128))
 
 

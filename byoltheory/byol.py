@@ -55,7 +55,7 @@ class DataConfig:
     subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images', lo=2,
                               none_ok=True, baseline=True)
     heldout: bool = _opt(False, 'evaluate on a held-out sixth of the training images, not the '
-                         'test set (for calibrating, chapter 10)', baseline=True)
+                         'test set (for calibrating, chapter 10b)', baseline=True)
     data_root: str = _opt(DATA_ROOT, 'folder of the downloadable datasets', role='place')
     download: bool = _opt(False, 'download a missing cifar10 / stl10 / fashion-mnist',
                           role='place')

@@ -255,7 +255,8 @@ def _cmd_reproduce(args, sp):
 
 # %% ../nbs/96_cli.ipynb #96000008
 def _cmd_curve(args, sp):
-    from byoltheory.reproduce import CURVES, CURVE_EPOCHS, curve_config, learning_curve
+    from byoltheory.experiments.fashion_scale import (CURVES, CURVE_EPOCHS, curve_config,
+                                                      learning_curve)
     if args.name not in CURVES:
         sp.error(f"argument name: must be one of {', '.join(CURVES)}, got {args.name!r}")
     if (args.epochs is not None and args.epochs < 1) or args.every < 1:
@@ -275,13 +276,14 @@ def _cmd_curve(args, sp):
 def _cmd_ledger(args, sp):
     from byoltheory.core import nbs_dir
     from byoltheory.ledger import ledger_summary, ledger_table
+    from byoltheory.report import grid_statuses
     try:
         nbs = Path(args.nbs) if args.nbs else nbs_dir()
     except FileNotFoundError as e:
         sp.error(f"argument --nbs: {e}")
     if not any(nbs.glob('[0-9]*.ipynb')):
         sp.error(f"argument --nbs: {nbs} is not a folder of the book's notebooks")
-    s = ledger_summary(ledger_table(nbs))
+    s = ledger_summary(ledger_table(nbs, statuses=grid_statuses))
     print(json.dumps(s) if args.json else ', '.join(f"{v} {k}" for k, v in s.items()))
     return s
 

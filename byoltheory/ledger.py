@@ -6,9 +6,8 @@ import importlib, json, re
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MAIN_SCALE', 'INDEX', 'paper_items', 'parse_ledger_line', 'scan_notebooks', 'grid_statuses', 'item_status',
-           'ledger_table', 'ledger_markdown', 'ledger_summary', 'compact_items', 'ledger_index', 'paper_code_box',
-           'collect_errata']
+__all__ = ['MAIN_SCALE', 'INDEX', 'paper_items', 'parse_ledger_line', 'scan_notebooks', 'item_status', 'ledger_table',
+           'ledger_markdown', 'ledger_summary', 'compact_items', 'ledger_index', 'paper_code_box', 'collect_errata']
 
 # %% ../nbs/90_ledger.ipynb #041f55ca
 _EQ_SECTIONS = [(1, 6, '§2'), (7, 10, '§3.1'), (11, 17, '§3.1-3.2'), (18, 19, '§4'),
@@ -158,55 +157,29 @@ def scan_notebooks(nbs_path) -> list[dict]:
 MAIN_SCALE = 'fashion-mnist'
 
 
-def grid_statuses(item, results=None) -> dict:
-    """{scale: status} of the grids that test `item` (chapter 11's `grid_status`); {} if no grid
-    tests it."""
-    from byoltheory.reproduce import load_grids
-    from byoltheory.report import status
-    from byoltheory.core import results_dir
-    grids = [g for g in load_grids().values() if item in g.items]
-    if not grids: return {}
-    try:
-        out = Path(results) if results else results_dir()
-    except FileNotFoundError:
-        out = None
-    res = {}
-    for scale in ('fashion-mnist', 'digits', 'full'):
-        here = [g for g in grids if scale in g.scales]
-        if not here: continue
-        if out is None:
-            res[scale] = 'not run yet'
-            continue
-        from byoltheory.report import claim_rows
-        vs = [
-            r['verdict'] for g in here if (out / scale / g.name).exists()
-            for r in claim_rows(g.name, scale, out=out) if r['claim'].kind == 'paper'
-        ]
-        res[scale] = status(vs)
-    return res
-
-
-def item_status(item, where, results=None) -> str:
-    "An item's status from its covering rows (see the top of the page)."
+def item_status(item, where, results=None, statuses=None) -> str:
+    """An item's status from its covering rows (see the top of the page); `statuses(item, results)`
+    gives {scale: status} of the grids that test it (chapter 11's `grid_statuses`)."""
     checks = [w for w in where if w['kind'] == 'check']
-    if item.split()[0] in ('Table', 'Fig'):
-        st = grid_statuses(item, results)
+    if item.split()[0] in ('Table', 'Fig') and statuses is not None:
+        st = statuses(item, results)
         if st: return st.get(MAIN_SCALE) or st.get('digits')
     if not checks: return 'implemented' if where else 'open'
     return 'checked' if any(w['asserts'] for w in checks) else 'reproduced'
 
 # %% ../nbs/90_ledger.ipynb #9634bb92
-def ledger_table(nbs_path, results=None) -> list[dict]:
-    "One row per paper item: paper_items' fields, `where` (the marks covering it) and `status`."
+def ledger_table(nbs_path, results=None, statuses=None) -> list[dict]:
+    """One row per paper item: paper_items' fields, `where` (the marks covering it) and `status`
+    (`statuses`: the grids' statuses of an item, chapter 11's `grid_statuses`)."""
     found = {}
     for r in scan_notebooks(nbs_path):
         found.setdefault(r['item'], []).append(r)
     unknown = sorted(set(found) - {i['item'] for i in paper_items()})
     if unknown: raise ValueError(f"ledger marks name items the paper does not have: {unknown}")
     return [
-        dict(i, where=found.get(i['item'], []), status=item_status(i['item'],
-                                                                   found.get(i['item'], []),
-                                                                   results)) for i in paper_items()
+        dict(i, where=found.get(i['item'], []),
+             status=item_status(i['item'], found.get(i['item'], []), results, statuses))
+        for i in paper_items()
     ]
 
 

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 from .paper import Reported
-from .reproduce import (get_grid, grid_runs, load_traces, read_run, baselines_path,
-                                  RUN_METRICS, TRACE_METRICS)
+from .core import results_dir
+from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, read_run,
+                                  baselines_path, RUN_METRICS, TRACE_METRICS)
 
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'CONFIRMATORY', 'TRACE_LABELS', 'Interval',
            't_half', 'difference', 'Claim', 'AllOf', 'Level', 'collapsed', 'level', 'combine', 'verdict', 'cell_values',
            'diverged', 'claim_rows', 'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts',
-           'collapse_table', 'grid_table', 'provenance', 'grid_bars', 'plot_traces', 'status', 'grid_status',
-           'show_grid']
+           'collapse_table', 'grid_table', 'provenance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses',
+           'grid_status', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -451,6 +452,22 @@ def status(verdicts) -> str:
         return 'not reproduced'
     holds, noise = n['holds'], n['within noise']
     return f"partly ({holds} of {len(vs)} claims hold, {against} against, {noise} within noise)"
+
+
+def grid_statuses(item, results=None) -> dict:
+    "{scale: status} of the grids that test paper item `item` ('Table 3'); {} if none does."
+    grids = [g for g in load_grids().values() if item in g.items]
+    try:
+        out = Path(results) if results else results_dir()
+    except FileNotFoundError:
+        out = None
+    res = {}
+    for scale in SCALES:
+        here = [g for g in grids if scale in g.scales]
+        if here: res[scale] = 'not run yet' if out is None else status(
+            r['verdict'] for g in here if (out / scale / g.name).exists()
+            for r in claim_rows(g.name, scale, out=out) if r['claim'].kind == 'paper')
+    return res
 
 
 def grid_status(name, scale, *, out='results') -> str:

@@ -9,18 +9,17 @@ from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION,
                              config_diff, recorded_config, said, config_data, fields_with, read_log,
                              _FIELDS)
 from .core import check_int, hold_lock, read_json, write_json
+from .data import DATASETS
 from .evaluate import baseline_probes
 from .models import make_backbone
 from .paper import Reported, Verdict
 
 # %% auto #0
-__all__ = ['COLLAPSE_SEEDS', 'SCALES', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'RECIPE', 'CURVES', 'CURVE_EPOCHS',
-           'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET', 'CALIBRATION_POINTS', 'Scale', 'Cell',
-           'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
-           'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
-           'run_seeds', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs',
-           'verify', 'code_path', 'learning_curve', 'curve_config', 'calibration_config', 'calibration_path',
-           'calibration_point', 'calibrate', 'calibration_choice']
+__all__ = ['COLLAPSE_SEEDS', 'SCALES', 'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'Scale',
+           'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config',
+           'compact_trace', 'trace_summary', 'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path',
+           'baselines_path', 'parse_run_name', 'run_seeds', 'run_done', 'run_one', 'scale_baselines', 'run_grid',
+           'grid_runs', 'load_traces', 'orphan_runs', 'verify', 'code_path']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -68,6 +67,22 @@ SCALES = {
         )
     ]
 }
+
+# %% ../nbs/10_reproduce.ipynb #d4bb19ea
+PAPER_STEPS = 100 * (DATASETS['stl10'].pretrain_size // 128)  # batch 128, 100 epochs
+
+
+def scale_steps(scale) -> int:
+    "Training steps of a run at `scale`: its epochs times the full batches of its pre-training set."
+    c = SCALES[scale].config
+    n = c.get('subset') or DATASETS[c['dataset']].pretrain_size
+    return c['epochs'] * (n // c.get('batch_size', 128))
+
+
+def matched_wd(scale, wd=4e-4) -> float:
+    """The weight decay giving `scale` the paper's budget η·lr·steps (same lr, so η scales with the
+    steps)."""
+    return round(wd * PAPER_STEPS / scale_steps(scale), 4)
 
 # %% ../nbs/10_reproduce.ipynb #0a000010
 @dataclass
@@ -458,158 +473,3 @@ def code_path(cfg: TrainConfig) -> tuple:
     stop-grad, loss."""
     return (cfg.predictor, tuple(sorted(cfg.predictor_opts)), cfg.ema
             > 0, cfg.no_stop_grad, cfg.normalize, cfg.target_init, cfg.proj_bn_affine)
-
-# %% ../nbs/10_reproduce.ipynb #0a000031
-RECIPE = register(
-    Grid('fashion-recipe', "Calibrating the Fashion-MNIST scale (one seed each)", [
-        Cell('global pooling (convnet28-gap), linear W_p', dict(backbone='convnet28-gap')),
-        Cell('2×2 pooling (convnet28), linear W_p', {}),
-        Cell('2×2 pooling, DirectPred', dict(predictor='directpred')),
-        Cell('2×2 pooling, linear W_p, crops 0.4-1 and pixel noise 0.1',
-             dict(aug_opts=dict(crop_scale=[0.4, 1.0], noise=0.1))),
-        Cell('2×2 pooling, linear W_p, lr 0.06', dict(lr=0.06))
-    ], scales={'fashion-mnist': {}}, paper_label='--'))
-
-# %% ../nbs/10_reproduce.ipynb #052e4fe8
-def _same_curve(rec, cfg, path):
-    """Refuse to extend the curve at `path` (record `rec`) with another config or other code:
-    its points would mix two runs."""
-    other = set(same_settings(rec['config'], cfg)) - {'epochs'}
-    if other:
-        raise ValueError(f"{path} is a curve of another config (it differs in "
-                         f"{', '.join(sorted(other))}): remove it or choose another --out")
-    if rec.get('git_commit') != CODE_VERSION['git_commit'] or CODE_VERSION['git_dirty']:
-        raise ValueError(
-            f"{path} was computed by commit {str(rec.get('git_commit'))[:10]}, and this code "
-            f"is {str(CODE_VERSION['git_commit'])[:10]}"
-            f"{' with changes' if CODE_VERSION['git_dirty'] else ''}: extending it would mix "
-            "two codes' points; remove it or choose another --out")
-
-# %% ../nbs/10_reproduce.ipynb #0a000033
-def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
-    """Train `cfg` in chunks of `every` epochs, evaluating after each (resuming:
-    one run); writes and returns the list of {epoch, metrics…} at `path` (a JSON
-    file), resuming a curve that is already partly there."""
-    cfg, path = cfg.resolved(), Path(path)
-    work = path.with_suffix('') / 'work'
-    rec = read_run(path) if path.exists() else {}
-    rows = rec.get('points', [])
-    todo = [e for e in range(every, cfg.epochs + 1, every) if e not in {r['epoch'] for r in rows}]
-    if rows and todo: _same_curve(rec, cfg, path)
-    for epoch in todo:
-        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume='auto',
-                  progress=False)  # evaluates at its last epoch
-        rows.append(dict(epoch=epoch, **{k: m[k] for k in RUN_METRICS},
-                         train_seconds=m['train_seconds']))
-        log(f"epoch {epoch}: kNN {m['knn_top1']:.2f}, linear {m['top1']:.2f}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = {k: v for k, v in m.items() if k not in RUN_METRICS and k != 'config'}
-        write_json(path, dict(config=dataclasses.asdict(cfg), points=rows, **record))
-    shutil.rmtree(path.with_suffix(''), ignore_errors=True)
-    return rows
-
-# %% ../nbs/10_reproduce.ipynb #0a000034
-CURVES = {'linear': dict(), 'directpred': dict(predictor='directpred')}
-CURVE_EPOCHS = 100  # the committed curves' length
-
-
-def curve_config(name, epochs=CURVE_EPOCHS) -> TrainConfig:
-    """The Fashion-MNIST scale's config with the predictor of learning curve
-    `name`, for `epochs` epochs."""
-    pred = CURVES[name].get('predictor', 'linear')
-    return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name], 'epochs': epochs,
-                          'predictor_opts': SCALES['fashion-mnist'].predictor_opts.get(pred, {})})
-
-# %% ../nbs/10_reproduce.ipynb #79447aef
-CALIBRATION_BASE = dict(dataset='fashion-mnist', backbone='convnet28', channels_last=True,
-                        threads=1, heldout=True, precision='bf16', width=16, batch_size=128,
-                        lr=0.03, seed=0)
-CALIBRATION_MINUTES = 5  # the budget of one run's training, one thread
-CALIBRATION_TARGET = 8.0  # kNN points above the random backbone
-# each point: the changes to CALIBRATION_BASE, in the order they run
-CALIBRATION_POINTS = {
-    '10k x 15, fp32 (the scale so far)': dict(subset=10_000, epochs=15, precision='fp32'),
-    '10k x 15': dict(subset=10_000, epochs=15),
-    '20k x 15': dict(subset=20_000, epochs=15),
-    '30k x 10': dict(subset=30_000, epochs=10),
-    '50k x 6': dict(subset=50_000, epochs=6),
-    '20k x 15, lr 0.06': dict(subset=20_000, epochs=15, lr=0.06),
-    '20k x 15, crops 0.08-1': dict(subset=20_000, epochs=15, aug_opts=dict(crop_scale=[0.08, 1])),
-    '20k x 15, batch 256, lr 0.06': dict(subset=20_000, epochs=15, batch_size=256, lr=0.06),
-    '10k x 15, width 32': dict(subset=10_000, epochs=15, width=32),
-    '50k x 10': dict(subset=50_000, epochs=10),
-}
-
-# %% ../nbs/10_reproduce.ipynb #697e6531
-def calibration_config(name) -> TrainConfig:
-    "The config of calibration point `name`: CALIBRATION_BASE with the point's changes."
-    if name not in CALIBRATION_POINTS:
-        raise ValueError(f"calibration point must be one of {tuple(CALIBRATION_POINTS)}, "
-                         f"got {name!r}")
-    return TrainConfig(**{**CALIBRATION_BASE, **CALIBRATION_POINTS[name]}).resolved()
-
-
-def calibration_path(out, name) -> Path:
-    "Where point `name`'s record lives: <out>/fashion-mnist/calibration/<slug>.json."
-    slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
-    return Path(out) / 'fashion-mnist' / 'calibration' / f'{slug}.json'
-
-# %% ../nbs/10_reproduce.ipynb #e10fac4b
-def _random_backbone(cfg) -> dict:
-    "The two reference rows of `cfg`'s images and backbone shape (seed cfg.seed)."
-    tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
-    net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=tr.shape[0])
-    with run_settings(cfg):
-        return baseline_probes(tr, te, net, probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k,
-                               seed=cfg.seed)
-
-
-def _read_point(path, cfg) -> dict:
-    rec = read_json(path, "delete it to run the point again")
-    if diff := config_diff(rec['config'], cfg, free={'data_root', 'download'}):
-        raise ValueError(f"{path} was run with other settings ({said(diff)})")
-    return rec
-
-
-def _run_point(name, cfg, path, log) -> dict:
-    m = train(cfg, path.with_suffix(''), resume='auto', progress=False)
-    ref = _random_backbone(cfg)
-    rec = dict(m, name=name, random_backbone=ref['random backbone'],
-               raw_pixels=ref['raw pixels'],
-               separation=m['knn_top1'] - ref['random backbone']['knn_top1'])
-    write_json(path, rec)
-    shutil.rmtree(path.with_suffix(''), ignore_errors=True)
-    log(f"{name}: kNN {m['knn_top1']:.2f}, random backbone "
-        f"{ref['random backbone']['knn_top1']:.2f}, {m['train_seconds'] / 60:.1f} min")
-    return rec
-
-# %% ../nbs/10_reproduce.ipynb #cal0pt02
-def calibration_point(name, out='results', *, log=print) -> dict | None:
-    """Run calibration point `name` (or read its record): the healthy cell's metrics, the random
-    backbone's and raw pixels', and `separation` = kNN top-1 above the random backbone. A point
-    another process is running is skipped (None)."""
-    cfg, path = calibration_config(name), calibration_path(out, name)
-    if path.exists(): return _read_point(path, cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with hold_lock(path.with_suffix('.lock'), what=f'calibration point {name!r}'):
-            if path.exists(): return _read_point(path, cfg)  # finished meanwhile
-            return _run_point(name, cfg, path, log)
-    except BlockingIOError:
-        log(f"{name}: another process is running it")
-        return None
-
-# %% ../nbs/10_reproduce.ipynb #0336e97b
-def calibrate(out='results', names=None, *, log=print) -> dict:
-    """Every calibration point (or `names`) in order, run or read: {name: record}. Two processes
-    started side by side share the points (each skips the one the other is running)."""
-    recs = {n: calibration_point(n, out, log=log) for n in names or CALIBRATION_POINTS}
-    return {n: r for n, r in recs.items() if r is not None}
-
-
-def calibration_choice(recs: dict) -> str:
-    """The point chosen from the records: the widest separation among those whose training took
-    at most CALIBRATION_MINUTES."""
-    fit = {n: r for n, r in recs.items() if r['train_seconds'] <= 60 * CALIBRATION_MINUTES}
-    if not fit: raise ValueError(f"no calibration point trained within {CALIBRATION_MINUTES} min")
-    return max(fit, key=lambda n: fit[n]['separation'])

@@ -9,8 +9,12 @@ from ..reproduce import Cell, Grid, register, at
 from ..report import Claim, AllOf
 
 # %% ../../nbs/15_directpred_tables.ipynb #15000007
-_DP = lambda **o: dict(predictor='directpred', predictor_opts=o)
-_t6 = lambda r, e: f'DirectPred ρ = {r}, ε = {e}'
+def _DP(**o):
+    return dict(predictor='directpred', predictor_opts=o)
+
+def _t6(r, e):
+    return f'DirectPred ρ = {r}, ε = {e}'
+
 _SGD = 'SGD-trained linear W_p (baseline)'
 _FM_T6 = {(0.3, 0.0), (0.3, 0.1), (0.3, 0.5), (0.5, 0.1)}
 _T6_CELLS = [*[Cell(_t6(r, e), _DP(rho=r, eps=e), p,
@@ -31,7 +35,9 @@ TABLE6_GRID = register(Grid(
 
 # %% ../../nbs/15_directpred_tables.ipynb #15000008
 _FM_T7 = {(1, 0.1), (1, -0.1), (2, 0.1)}
-_c = lambda c, f: f'c = {c}, freq = {f}'
+def _c(c, f):
+    return f'c = {c}, freq = {f}'
+
 _ONE, _SIX = '1 partition, ρ = 0.3, ε = 0.1', '6 partitions, ρ = 0.3, ε = 0.1'
 _T7_CELLS = [*[Cell(_c(c, f), _DP(rho=0.3, eps=0.0, c=c, freq=f), p,
                     scales={} if (f, c) in _FM_T7 else {'fashion-mnist': None})
@@ -54,12 +60,14 @@ TABLE7_GRID = register(Grid(
 _T8 = {'DirectPred': _DP(rho=0.3, eps=0.1), 'DirectPred (freq=5)': _DP(rho=0.3, eps=0.1, freq=5),
        'SGD baseline': {}}
 _T8_SCALE = {'digits': (50, 150), 'fashion-mnist': (20, 40), 'full': (100, 300)}
-_len = lambda m, k: f"{m}, {'standard length' if k == 1 else 'longer training'}"
+def _len(m, k):
+    return f"{m}, {'standard length' if k == 1 else 'longer training'}"
+
 
 def _t8_scales(m, k) -> dict:
     "Per scale, method m's epochs at length k (1 or 3); Fashion-MNIST skips the short freq=5 cell."
-    skip = lambda s: (s, m, k) == ('fashion-mnist', 'DirectPred (freq=5)', 1)
-    return {s: None if skip(s) else {'epochs': e[k > 1]} for s, e in _T8_SCALE.items()}
+    skip = ('fashion-mnist', 'DirectPred (freq=5)', 1)
+    return {s: None if (s, m, k) == skip else {'epochs': e[k > 1]} for s, e in _T8_SCALE.items()}
 
 _T8_CELLS = [Cell(_len(m, k), _T8[m], TABLE8_STL10[(m, 100 * k)], scales=_t8_scales(m, k))
              for m in _T8 for k in (1, 3)]

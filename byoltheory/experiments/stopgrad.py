@@ -10,7 +10,9 @@ from ..report import Claim, AllOf, collapsed
 
 # %% ../../nbs/12_table1_stopgrad.ipynb #12000003
 _EMA, _NO_EMA = 'EMA, gradient-trained linear W_p', 'no EMA, gradient-trained linear W_p'
-_opt_n = lambda e, n: f'{e}, optimal W_p every {n}'
+def _opt_n(e, n):
+    return f'{e}, optimal W_p every {n}'
+
 TABLE1_CELLS = [
     *[Cell(_opt_n(e, n), dict(predictor='optimal', predictor_opts=dict(every=n), **o),
            TABLE1[(e, n)], scales={} if n == 1 else {'fashion-mnist': None})

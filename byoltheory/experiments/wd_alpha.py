@@ -7,14 +7,16 @@ __all__ = ['TABLE5_GRID', 'FIG6_GRID']
 from ..paper import TABLE3, TABLE5, FIG6
 from ..reproduce import Cell, Grid, register
 from ..report import Claim
-from .symmetry import matched_wd
+from ..reproduce import matched_wd
 
 # %% ../../nbs/14_wd_alpha_p.ipynb #14000007
 _SYM = dict(predictor='sym', ema=0.0)
 _DIGITS = dict(predictor_opts=dict(init_scale=0.1))
 _M = matched_wd('fashion-mnist')
 _BUDGET = f"η_s = 0, η_p = {_M:g} (the paper's budget)"
-_wd = lambda s, p: dict(_SYM, wd=s, pred_wd=p)
+def _wd(s, p):
+    return dict(_SYM, wd=s, pred_wd=p)
+
 TABLE5_GRID = register(Grid(
     'table5', 'Table 5: weight decay of the trunk (η_s) and of the predictor (η_p), symmetric '
     'W_p, no EMA', [
@@ -33,7 +35,9 @@ TABLE5_GRID = register(Grid(
               'η_s = 0, η_p = 4e-4', 'η_s = 0, η_p = 0')]))
 
 # %% ../../nbs/14_wd_alpha_p.ipynb #14000007b
-_a = lambda a: f'α_p = {a:g}, symmetric W_p, no EMA'
+def _a(a):
+    return f'α_p = {a:g}, symmetric W_p, no EMA'
+
 _EMA_REF = 'α_p = 1, symmetric W_p, EMA (reference)'
 _FIG6_CELLS = [
     *[Cell(_a(a), dict(_SYM, alpha_p=a), FIG6[1.0] if a == 1 else FIG6['larger'] if a > 1 else None,

@@ -206,7 +206,7 @@ def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
                 _full_predictor_opts(cfg.predictor, now[k]))
     return {k: (recorded.get(k), now[k]) for k in now if k not in free and not same(k)}
 
-
+# %% ../nbs/09_byol.ipynb #09said01
 def said(diff) -> str:
     "A config_diff as words: 'lr: 0.03 there, 0.1 now, …'."
     return ', '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())

@@ -201,7 +201,7 @@ for _spec in [
 
 # %% ../nbs/06_data.ipynb #2b7c51d8
 def held_out(n) -> int:
-    "How many of n labelled training images `heldout=True` sets aside: a sixth (Fashion-MNIST: 10,000)."
+    "How many of n labelled training images `heldout=True` sets aside: a sixth (10,000 of 60,000)."
     return n // 6
 
 
@@ -212,7 +212,7 @@ def _split_rows(n, split, subset, heldout) -> torch.Tensor | None:
     perm, h = _fixed_perm(n), held_out(n)
     return perm[n - h:] if split == 'test' else perm[:n - h][:subset]
 
-
+# %% ../nbs/06_data.ipynb #06loadds
 def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subset=None,
                  heldout=False) -> ImageSet:
     """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees;

@@ -14,7 +14,7 @@ from .directpred import DirectPredictor, moving_average
 # %% auto #0
 __all__ = ['CONVNET_PLANS', 'CONVNET_POOL', 'BACKBONES', 'PREDICTORS', 'resnet18', 'ConvNet', 'make_backbone', 'projector',
            'LinearPredictor', 'SymmetricPredictor', 'NoPredictor', 'TwoLayerPredictor', 'OptimalPredictor',
-           'predictor_options', 'register_predictor', 'make_predictor', 'predictor_matrix']
+           'predictor_options', 'make_predictor', 'predictor_matrix', 'register_predictor']
 
 # %% ../nbs/07_models.ipynb #87671d79
 def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
@@ -182,20 +182,6 @@ def predictor_options(name) -> dict:
     return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
 
 
-def register_predictor(name, cls):
-    """Add predictor class `cls` to the registry as `name` (then `--predictor NAME`, TrainConfig
-    and the grids accept it). It must follow the protocol: an `nn.Module` mixing in
-    `byoltheory.core.Predictor`, its options keyword-only with defaults."""
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and issubclass(cls, Predictor)):
-        raise TypeError(f"predictor {name!r}: {cls!r} must be an nn.Module subclass that mixes "
-                        "in byoltheory.core.Predictor")
-    params = list(inspect.signature(cls).parameters.values())[1:]
-    if bad := [p.name for p in params if p.kind != p.KEYWORD_ONLY or p.default is p.empty]:
-        raise TypeError(f"predictor {name!r}: options {bad} must be keyword-only, with defaults")
-    PREDICTORS[name] = cls
-    return cls
-
-
 def make_predictor(name, dim, **options) -> nn.Module:
     """The predictor `name` on d = `dim` features with the given options (an option it lacks is an
     error)."""
@@ -211,3 +197,17 @@ def predictor_matrix(p):
     "The (d, d) map W_p a predictor will use next (partitioned DirectPred: the average), or None."
     W = p.matrix()
     return None if W is None else (W if W.ndim == 2 else W.mean((0, 1)))
+
+# %% ../nbs/07_models.ipynb #07regprd
+def register_predictor(name, cls):
+    """Add predictor class `cls` to the registry as `name` (then `--predictor NAME`, TrainConfig
+    and the grids accept it). It must follow the protocol: an `nn.Module` mixing in
+    `byoltheory.core.Predictor`, its options keyword-only with defaults."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and issubclass(cls, Predictor)):
+        raise TypeError(f"predictor {name!r}: {cls!r} must be an nn.Module subclass that mixes "
+                        "in byoltheory.core.Predictor")
+    params = list(inspect.signature(cls).parameters.values())[1:]
+    if bad := [p.name for p in params if p.kind != p.KEYWORD_ONLY or p.default is p.empty]:
+        raise TypeError(f"predictor {name!r}: options {bad} must be keyword-only, with defaults")
+    PREDICTORS[name] = cls
+    return cls

@@ -160,6 +160,23 @@ def mode_fixed_points(*, tau=1.0, alpha_p=1.0, eta=0.0,
 STABILITY_COLORS = {'stable': 'red', 'unstable': 'green', 'saddle': 'black', 'degenerate': 'gray'}
 
 # %% ../nbs/03_mode_dynamics.ipynb #4d1ec45e
+def _fixed_lines(ax, tau, alpha_p, sigma2, p_range, s_range):
+    """At η = 0 the fixed points form two lines, the collapsed s = 0 and p = τ/(1+σ²): draw each
+    point in the colour of its stability."""
+    p_line = np.linspace(*p_range, 301)  # collapsed branch s = 0
+    kinds = [classify(mode_jacobian(p, 0.0, tau, alpha_p=alpha_p, sigma2=sigma2)) for p in p_line]
+    s_line = np.linspace(max(s_range[0], 1e-3), s_range[1], 101)
+    p_nc = tau / (1 + sigma2)  # non-collapsed branch p = τ/(1+σ²)
+    kinds_nc = [classify(mode_jacobian(p_nc, s, tau, alpha_p=alpha_p, sigma2=sigma2))
+                for s in s_line]
+    for xs, ys, ks in [(p_line, np.zeros_like(p_line), kinds),
+                       (np.full_like(s_line, p_nc), s_line, kinds_nc)]:
+        for k in set(ks):
+            m = np.array([kk == k for kk in ks])
+            ax.plot(np.where(m, xs, np.nan), np.where(m, ys, np.nan), color=STABILITY_COLORS[k],
+                    lw=3, solid_capstyle='butt')
+
+# %% ../nbs/03_mode_dynamics.ipynb #03phport
 #| paper: Fig 3, Fig 4
 def phase_portrait(ax=None, *, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0, p_range=(-1.0, 2.0),
                    s_range=(0.0, 2.0), density=1.2, trajectories=None, t_max=60.0):
@@ -175,21 +192,7 @@ def phase_portrait(ax=None, *, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0, p_rang
     pg = np.linspace(*p_range, 400)
     ax.plot(pg, pg**2 / alpha_p, 'k--', lw=1.3, label=r'$s = p^2/\alpha_p$')
     if eta == 0:
-        p_line = np.linspace(*p_range, 301)  # collapsed branch s = 0
-        kinds = [
-            classify(mode_jacobian(p, 0.0, tau, alpha_p=alpha_p, sigma2=sigma2)) for p in p_line
-        ]
-        s_line = np.linspace(max(s_range[0], 1e-3), s_range[1], 101)
-        p_nc = tau / (1 + sigma2)  # non-collapsed branch p = τ/(1+σ²)
-        kinds_nc = [
-            classify(mode_jacobian(p_nc, s, tau, alpha_p=alpha_p, sigma2=sigma2)) for s in s_line
-        ]
-        for xs, ys, ks in [(p_line, np.zeros_like(p_line), kinds),
-                           (np.full_like(s_line, p_nc), s_line, kinds_nc)]:
-            for k in set(ks):
-                m = np.array([kk == k for kk in ks])
-                ax.plot(np.where(m, xs, np.nan), np.where(m, ys, np.nan), color=STABILITY_COLORS[k],
-                        lw=3, solid_capstyle='butt')
+        _fixed_lines(ax, tau, alpha_p, sigma2, p_range, s_range)
     else:
         for p, s, k in mode_fixed_points(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2):
             ax.plot(p, s, 'o', color=STABILITY_COLORS[k], ms=9, mec='k', zorder=5)

@@ -44,7 +44,7 @@ def t_half(x, confidence=CONFIDENCE) -> float:
     q = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1))
     return q * float(x.std(ddof=1)) / math.sqrt(len(x))
 
-
+# %% ../nbs/11_report.ipynb #11diff01
 def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interval:
     """The interval for mean(a) − mean(b), a and b {seed: value}: paired Student t over the shared
     seeds when one cell's seeds are among the other's (extra seeds on one side stay out), else

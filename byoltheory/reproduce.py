@@ -264,7 +264,7 @@ def run_path(out, scale, grid, cell, seed) -> Path:
     names a run's files)."""
     return Path(out) / scale / grid.name / f"{cell.slug}-seed{seed}.json"
 
-
+# %% ../nbs/10_reproduce.ipynb #10trpath
 def trace_path(path) -> Path:
     "The per-epoch trace beside run file `path` (<slug>-seed<k>.trace.json)."
     return Path(path).with_name(Path(path).stem + '.trace.json')
@@ -291,7 +291,7 @@ def run_seeds(folder, slug, *, trace=False) -> list:
     names = [parse_run_name(p) for p in Path(folder).glob(f'{slug}-seed*.json')]
     return sorted(n[1] for n in names if n and n[0] == slug and n[2] == trace)
 
-
+# %% ../nbs/10_reproduce.ipynb #10rundn1
 def run_done(path, cfg) -> bool:
     """True if `path` holds this run (same settings); False if absent; ValueError if it holds
     another run."""

@@ -6,8 +6,8 @@ import importlib, json, re
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MAIN_SCALE', 'INDEX', 'paper_items', 'parse_ledger_line', 'scan_notebooks', 'item_status', 'ledger_table',
-           'ledger_markdown', 'ledger_summary', 'compact_items', 'ledger_index', 'paper_code_box', 'collect_errata']
+__all__ = ['INDEX', 'paper_items', 'parse_ledger_line', 'scan_notebooks', 'item_status', 'ledger_table', 'ledger_markdown',
+           'ledger_summary', 'compact_items', 'ledger_index', 'paper_code_box', 'collect_errata']
 
 # %% ../nbs/90_ledger.ipynb #041f55ca
 _EQ_SECTIONS = [(1, 6, '§2'), (7, 10, '§3.1'), (11, 17, '§3.1-3.2'), (18, 19, '§4'),
@@ -154,16 +154,14 @@ def scan_notebooks(nbs_path) -> list[dict]:
     return rows
 
 # %% ../nbs/90_ledger.ipynb #9634bb91
-MAIN_SCALE = 'fashion-mnist'
-
-
 def item_status(item, where, results=None, statuses=None) -> str:
     """An item's status from its covering rows (see the top of the page); `statuses(item, results)`
     gives {scale: status} of the grids that test it (chapter 11's `grid_statuses`)."""
     checks = [w for w in where if w['kind'] == 'check']
     if item.split()[0] in ('Table', 'Fig') and statuses is not None:
+        from byoltheory.reproduce import CPU_SCALES  # the main scale first
         st = statuses(item, results)
-        if st: return st.get(MAIN_SCALE) or st.get('digits')
+        if st: return next((st[s] for s in CPU_SCALES if st.get(s)), None)
     if not checks: return 'implemented' if where else 'open'
     return 'checked' if any(w['asserts'] for w in checks) else 'reproduced'
 

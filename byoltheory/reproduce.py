@@ -15,11 +15,11 @@ from .models import make_backbone
 from .paper import Reported, Verdict
 
 # %% auto #0
-__all__ = ['COLLAPSE_SEEDS', 'SCALES', 'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'Scale',
-           'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config',
-           'compact_trace', 'trace_summary', 'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path',
-           'baselines_path', 'parse_run_name', 'run_seeds', 'run_done', 'run_one', 'scale_baselines', 'run_grid',
-           'grid_runs', 'load_traces', 'orphan_runs', 'verify', 'code_path']
+__all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES', 'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS',
+           'RUN_METRICS', 'TRACE_METRICS', 'Scale', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'register',
+           'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings', 'read_run',
+           'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name', 'run_seeds', 'run_done',
+           'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'verify', 'code_path']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -34,6 +34,7 @@ class Scale:
 
 # %% ../nbs/10_reproduce.ipynb #10scales
 COLLAPSE_SEEDS = 10  # at least, for a cell a collapse claim judges (chapter 11): a fraction
+MAIN_SCALE = 'fashion-mnist'  # the book's main evidence
 
 
 SCALES = {
@@ -67,6 +68,9 @@ SCALES = {
         )
     ]
 }
+_on_cpu = [n for n, s in SCALES.items() if s.config.get('device', 'cpu') == 'cpu']
+CPU_SCALES = tuple(sorted(_on_cpu, key=lambda n: n != MAIN_SCALE))  # the main one first
+GPU_SCALES = tuple(n for n in SCALES if n not in CPU_SCALES)
 
 # %% ../nbs/10_reproduce.ipynb #d4bb19ea
 PAPER_STEPS = 100 * (DATASETS['stl10'].pretrain_size // 128)  # batch 128, 100 epochs

@@ -123,6 +123,13 @@ CONFIG_GROUPS = {'data': DataConfig, 'model': ModelConfig, 'optim': OptimConfig,
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
+@patch
+def groups(self: TrainConfig) -> dict:
+    "The config as its four groups: {'data': {...}, 'model': {...}, 'optim': {...}, 'run': {...}}."
+    return {g: {f.name: getattr(self, f.name) for f in dataclasses.fields(cls)}
+            for g, cls in CONFIG_GROUPS.items()}
+
+
 def fields_with(*roles, baseline=None) -> frozenset:
     "The names of the fields whose role is one of `roles` (all roles if none; `baseline`: only those)."
     return frozenset(n for n, f in _FIELDS.items()

@@ -197,17 +197,17 @@ def _overrides(args, sp) -> dict:
         if getattr(args, k) is not None
     }
     if args.download: o['download'] = True
-    for k, v in o.items():
-        if k in ('epochs', 'probe_epochs', 'threads'):
-            try:
-                check_field(k, v)
-            except ValueError as e:
-                sp.error(f"argument --{k.replace('_', '-')}: {e}")
+    for k, v in o.items():  # each against its declared range (chapter 9)
+        try:
+            check_field(k, v)
+        except ValueError as e:
+            sp.error(f"argument --{k.replace('_', '-')}: {e}")
     return o
 
 # %% ../nbs/96_cli.ipynb #00fe0c69
 def _reproduce_plan(args, sp):
     "Check a reproduce command before any work: (grid, output folder, changed settings, cells)."
+    from byoltheory.byol import fields_with
     from byoltheory.reproduce import load_grids, run_config
     grids = load_grids()
     if args.grid not in grids:
@@ -217,7 +217,7 @@ def _reproduce_plan(args, sp):
         sp.error(f"argument --scale: grid {args.grid} runs at {', '.join(grid.scales)}, "
                  f"not {args.scale!r}")
     over = _overrides(args, sp)
-    smoke = any(k in over for k in ('epochs', 'probe_epochs'))
+    smoke = bool(set(over) - fields_with('machine', 'place'))  # it changes what is computed
     # a smoke run never goes to results/
     out = args.out or ('runs/smoke' if smoke else 'results')
     if args.seeds is not None and args.seeds < 1:

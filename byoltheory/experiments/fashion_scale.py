@@ -95,6 +95,14 @@ CALIBRATION_POINTS = {
     '20k x 15, batch 256, lr 0.06': dict(subset=20_000, epochs=15, batch_size=256, lr=0.06),
     '10k x 15, width 32': dict(subset=10_000, epochs=15, width=32),
     '50k x 10': dict(subset=50_000, epochs=10),
+    # the second round, after the first found every separation between 2 and 4 points
+    '20k x 15, global pooling': dict(subset=20_000, epochs=15, backbone='convnet28-gap'),
+    '10k x 15, global pooling': dict(subset=10_000, epochs=15, backbone='convnet28-gap'),
+    '20k x 15, EMA 0.99': dict(subset=20_000, epochs=15, ema=0.99),
+    '10k x 30': dict(subset=10_000, epochs=30),
+    '20k x 15, global pooling, EMA 0.99': dict(subset=20_000, epochs=15,
+                                               backbone='convnet28-gap', ema=0.99),
+    '10k x 15, batch 64': dict(subset=10_000, epochs=15, batch_size=64),
 }
 
 # %% ../../nbs/10b_fashion_scale.ipynb #697e6531

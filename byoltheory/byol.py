@@ -11,8 +11,8 @@ from torch import nn
 import torch.nn.functional as F
 from . import __version__
 from .alignment import fig2_quantities
-from .data import (DATASETS, DATA_ROOT, ImageSet, dataset_spec, load_dataset, TwoViewLoader,
-                             normalized, recipe)
+from .data import (DATASETS, DATA_ROOT, ImageSet, dataset_spec, load_dataset,
+                             TwoViewLoader, normalized, recipe)
 from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
                                predictor_matrix, predictor_options)
 from .evaluate import (evaluate_network, feature_std, features, effective_rank,
@@ -131,7 +131,8 @@ def groups(self: TrainConfig) -> dict:
 
 
 def fields_with(*roles, baseline=None) -> frozenset:
-    "The names of the fields whose role is one of `roles` (all roles if none; `baseline`: only those)."
+    """The names of the fields whose role is one of `roles` (all roles if none); `baseline`: only
+    those that do (True) or do not (False) shape the reference rows."""
     return frozenset(n for n, f in _FIELDS.items()
                      if (not roles or f.metadata['role'] in roles)
                      and (baseline is None or f.metadata['baseline'] == baseline))
@@ -201,7 +202,7 @@ def _full_predictor_opts(predictor, opts) -> dict:
     return {**predictor_options(predictor), **(opts or {})} if predictor in PREDICTORS else opts
 
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # of a field a record lacks
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # a field a record lacks
 
 
 def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
@@ -288,7 +289,8 @@ def build_model(cfg: TrainConfig) -> BYOL:
     """The BYOL model of a resolved config (the target's random start drawn after the online
     network's)."""
     def online():
-        bb = make_backbone(cfg.backbone, width=cfg.width, in_channels=DATASETS[cfg.dataset].channels)
+        bb = make_backbone(cfg.backbone, width=cfg.width,
+                           in_channels=DATASETS[cfg.dataset].channels)
         return bb, projector(bb.out_dim, cfg.proj_hidden, cfg.proj_dim,
                              bn_affine=cfg.proj_bn_affine)
 
@@ -305,7 +307,8 @@ RUN_FILES = ('checkpoint.pt', 'log.jsonl', 'metrics.json')
 def read_log(out, *, until=None) -> list[dict]:
     "The per-epoch rows of run folder `out`'s log.jsonl (those of epochs <= `until`), [] if none."
     log = Path(out) / 'log.jsonl'
-    rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+    lines = log.read_text().splitlines() if log.exists() else []
+    rows = [json.loads(l) for l in lines if l.strip()]
     return [r for r in rows if until is None or r['epoch'] <= until]
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['is_torch', 'check_params', 'check_symmetric', 'check_int', 'check_real', 'sym', 'odeint', 'random_spd', 'Predictor',
+__all__ = ['PAGE_PX', 'FIGURE_DPI', 'MIN_FONT_PT', 'MAX_FIGURE_IN', 'MIN_TEXT_PX', 'is_torch', 'check_params', 'check_symmetric',
+           'check_int', 'check_real', 'sym', 'odeint', 'random_spd', 'Predictor', 'rendered_text_px', 'book_style',
            'results_dir', 'nbs_dir', 'write_atomic', 'write_json', 'read_json', 'hold_lock']
 
 # %% ../nbs/97_core.ipynb #8caad465
@@ -56,7 +57,8 @@ def check_real(name, v, lo, hi=None, *, open_lo=False, open_hi=True):
     """Raise ValueError naming `name` unless v is a finite number in the range lo .. hi (hi None:
     no upper end; `open_lo` / `open_hi` exclude the end)."""
     ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
-    ok = ok and (lo < v if open_lo else lo <= v) and (hi is None or (v < hi if open_hi else v <= hi))
+    ok = ok and (lo < v if open_lo else lo <= v)
+    ok = ok and (hi is None or (v < hi if open_hi else v <= hi))
     if not ok:
         rng = (f"in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}" if hi is not None
                else f"{'>' if open_lo else '>='} {lo}")
@@ -149,6 +151,26 @@ class Predictor:
 
     def attach(self, optimizer):
         "Called once, with the run's optimiser, before the first step. Default: nothing."
+
+# %% ../nbs/97_core.ipynb #3dd8ea09
+PAGE_PX, FIGURE_DPI = 688, 100  # the book's content width (px) and the figures' dots per inch
+MIN_FONT_PT, MAX_FIGURE_IN, MIN_TEXT_PX = 8, 8.5, 9
+
+
+def rendered_text_px(font_pt, dpi, natural_px, shown_px) -> float:
+    """The height in pixels of `font_pt` text in an image `natural_px` wide drawn at `dpi`, shown
+    `shown_px` wide."""
+    return font_pt * dpi / 72 * min(1.0, shown_px / natural_px)
+
+
+def book_style():
+    "The book's matplotlib defaults: readable at the page's width (see above)."
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({
+        'figure.dpi': FIGURE_DPI, 'figure.figsize': (MAX_FIGURE_IN - 0.5, 3.4),
+        'font.size': 10, 'axes.titlesize': 10, 'axes.labelsize': 10, 'xtick.labelsize': 9,
+        'ytick.labelsize': 9, 'legend.fontsize': 9, 'figure.titlesize': 11,
+        'axes.grid': True, 'grid.alpha': 0.3})
 
 # %% ../nbs/97_core.ipynb #c0000009
 def _shipped(name, found) -> Path:

@@ -371,40 +371,50 @@ def _ci_half(v: dict) -> float:
     return t_half(list(v.values()), 0.95)
 
 # %% ../nbs/11_report.ipynb #c8482032
+def _bars(ax, cs, vals, m, label, names=True):
+    "Horizontal bars of metric m per cell (mean, 95 % interval), the axis starting near the data."
+    y = np.arange(len(cs))
+    means = [np.mean(list(vals[c.name][m].values())) for c in cs]
+    errs = [_ci_half(vals[c.name][m]) for c in cs]
+    ax.barh(y, means, xerr=errs, color='C0', alpha=0.8)
+    ax.set(yticks=y, xlabel=label)
+    ax.set_yticklabels([c.name for c in cs] if names else [], fontsize=8)
+    ax.invert_yaxis()
+    return np.array(means), np.array(errs)
+
+
+def _zoom(ax, lo, hi, floor=None):
+    "x limits around [lo, hi] with a margin (not from 0: cells bunched together stay apart)."
+    pad = max(hi - lo, 1e-9) * 0.15
+    ax.set_xlim(max(lo - pad, floor) if floor is not None else lo - pad, hi + pad)
+
+# %% ../nbs/11_report.ipynb #11gbars2
 def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None):
-    """Bars of a grid at `scale`: kNN top-1 (mean, 95 % interval of the mean; the paper's numbers as
-    red diamonds on a top axis; the reference rows as lines), feature_std and effective rank.
-    Returns the figure."""
+    """Bars of a grid at `scale`: kNN top-1 on top (mean, 95 % interval of the mean; the reference
+    rows as lines; the paper's numbers as red diamonds on their own axis), feature_std and the
+    backbone's effective rank below. Returns the figure."""
     import matplotlib.pyplot as plt
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     cs = [c for c in grid.cells_at(scale) if c.name in vals and (cells is None or c.name in cells)]
-    fig, axs = plt.subplots(1, 3, figsize=figsize or (16, 1.3 + 0.4 * len(cs)),
-                            gridspec_kw=dict(width_ratios=[1.5, 1, 1]))
-    y = np.arange(len(cs))
-    for ax, m, lab in [(axs[0], 'knn_top1', f'kNN top-1 (%), {scale}; mean and 95 % interval'),
-                       (axs[1], 'feature_std', 'feature_std (0 = collapsed)'),
-                       (axs[2], 'effective_rank', 'effective rank of the backbone features')]:
-        ax.barh(y, [np.mean(list(vals[c.name][m].values())) for c in cs],
-                xerr=[_ci_half(vals[c.name][m]) for c in cs], color='C0', alpha=0.8)
-        ax.set(yticks=y, xlabel=lab)
-        ax.invert_yaxis()
-        ax.set_xlim(0, None)
-    axs[0].set_yticklabels([c.name for c in cs], fontsize=8)
-    axs[1].set_yticklabels([])
-    axs[2].set_yticklabels([])
-    for ref, ls in zip(REFERENCES, (':', '--')):
-        if ref in vals:
-            axs[0].axvline(np.mean(list(vals[ref]['knn_top1'].values())), color='k', ls=ls,
-                           label=ref)
-    axs[0].set_xlim(0, 100)
+    fig = plt.figure(figsize=figsize or (8.5, 1.6 + 0.5 * len(cs)), layout='constrained')
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
+    ax = top.subplots()
+    mean, err = _bars(ax, cs, vals, 'knn_top1', f'kNN top-1 (%), {scale}: mean and 95 % interval')
+    refs = {r: np.mean(list(vals[r]['knn_top1'].values())) for r in REFERENCES if r in vals}
+    for (ref, v), ls in zip(refs.items(), (':', '--')):
+        ax.axvline(v, color='k', ls=ls, label=ref)
+    _zoom(ax, min([*(mean - err), *refs.values()]), max([*(mean + err), *refs.values()]))
+    if refs: ax.legend(loc='lower right', fontsize=8)
     paper = [c.paper.mean if isinstance(c.paper, Reported) else np.nan for c in cs]
     if not all(np.isnan(paper)):
-        ax2 = axs[0].twiny()
-        ax2.plot(paper, y, 'rD', label=grid.paper_label)
-        ax2.set_xlim(0, 100)
-        ax2.set_xlabel('the paper: STL-10 top-1 (%)', color='r')
-    axs[0].legend(loc='lower left', fontsize=7)
-    fig.tight_layout()
+        ax2 = ax.twiny()
+        ax2.plot(paper, np.arange(len(cs)), 'rD')
+        ax2.set_xlabel(f'{grid.paper_label} (red diamonds)', color='r')
+    axs = bottom.subplots(1, 2)
+    for a, m, lab in [(axs[0], 'feature_std', 'feature_std (0 = collapsed)'),
+                      (axs[1], 'effective_rank', 'effective rank, backbone')]:
+        mean, err = _bars(a, cs, vals, m, lab, names=a is axs[0])
+        _zoom(a, min(mean - err), max(mean + err), floor=0)
     return fig
 
 # %% ../nbs/11_report.ipynb #1b000020
@@ -418,13 +428,17 @@ TRACE_LABELS = dict(feature_std='feature_std', Wp_min='smallest eigenvalue of W_
 
 def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'asymmetry'), *,
                 out='results', figsize=None):
-    """One panel per trace key, one colour per cell (seeds thin, their mean thick), over the epochs.
-    Returns the figure."""
+    """One panel per trace key, two panels a row, one colour per cell (seeds thin, their mean
+    thick), over the epochs; the cells' legend under the panels. Returns the figure."""
     import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, len(keys), figsize=figsize or (4 * len(keys), 3.4), squeeze=False)
+    rows = -(-len(keys) // 2)
+    fig, axs = plt.subplots(rows, 2, figsize=figsize or (8.5, 2.6 * rows + 0.3 * len(cells)),
+                            squeeze=False, layout='constrained')
+    axs = axs.ravel()
+    for ax in axs[len(keys):]: ax.set_visible(False)
     for i, cell in enumerate(cells):
         runs = load_traces(name, scale, cell, out=out)
-        for ax, k in zip(axs[0], keys):
+        for ax, k in zip(axs, keys):
             rs = [t for t in runs if k in t]
             if not rs: continue
             for t in rs:
@@ -433,10 +447,9 @@ def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'as
             ax.plot(rs[0]['epoch'][:n], np.mean([t[k][:n] for t in rs], 0), color=f'C{i}', lw=2,
                     label=cell)
             ax.set(xlabel='epoch', title=TRACE_LABELS.get(k, k))
-    for ax, k in zip(axs[0], keys):
+    for ax, k in zip(axs, keys):
         if k == 'Wp_min': ax.axhline(0, color='k', lw=0.8)
-    axs[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(*axs[0].get_legend_handles_labels(), loc='outside lower center', fontsize=8)
     return fig
 
 # %% ../nbs/11_report.ipynb #1b000022

@@ -69,3 +69,19 @@ def test_export_cells_are_short(root):
     big = [(nb, len(src.splitlines())) for nb, src in _code_cells(root)
            if re.search(r'(?m)^#\|\s*export\b', src) and len(src.splitlines()) > 42]
     assert not big, f"export cells over 42 lines: {big}"
+
+def test_figures_fit_the_page(root):
+    """No figure wider than the book's MAX_FIGURE_IN and no text smaller than MIN_FONT_PT in the notebooks or the
+    library (chapter 97's rule: then every figure's text renders >= 9 px at the page's width; the browser check
+    measures the built pages)."""
+    import re
+    from byoltheory.core import MAX_FIGURE_IN, MIN_FONT_PT
+    wide, small = [], []
+    files = sorted((root / 'nbs').glob('*.ipynb')) + sorted((root / 'byoltheory').rglob('*.py'))
+    for f in files:
+        text = f.read_text()
+        wide += [f"{f.name}: figsize=({w}" for w in re.findall(r'figsize=\(?\s*([\d.]+)\s*,', text)
+                 if float(w) > MAX_FIGURE_IN]
+        small += [f"{f.name}: fontsize={s}" for s in re.findall(r'fontsize=(\d+)', text) if int(s) < MIN_FONT_PT]
+    assert not wide, f"figures wider than {MAX_FIGURE_IN} in: {wide}"
+    assert not small, f"text below {MIN_FONT_PT} pt: {small}"

@@ -314,7 +314,7 @@ def fig10(axes=None, *, lambda_s=1.0, lambda_d=0.5, alpha_p=1.0, beta=1.0,
     import matplotlib.pyplot as plt
     _check_lambdas(lambda_s, lambda_d)
     check_params(alpha_p=alpha_p, beta=beta)
-    if axes is None: _, axes = plt.subplots(1, 3, figsize=(8.5, 3.3))
+    if axes is None: _, axes = plt.subplots(1, 3, figsize=(8.0, 3.3))
     g = np.linspace(-lim, lim, n)
     kw = dict(lambda_s=lambda_s, lambda_d=lambda_d, alpha_p=alpha_p, beta=beta)
     for ax, panel in zip(axes, (_fig10_wp, _fig10_tied, _fig10_no_predictor)):

@@ -396,7 +396,7 @@ def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None
     import matplotlib.pyplot as plt
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     cs = [c for c in grid.cells_at(scale) if c.name in vals and (cells is None or c.name in cells)]
-    fig = plt.figure(figsize=figsize or (8.5, 1.6 + 0.5 * len(cs)), layout='constrained')
+    fig = plt.figure(figsize=figsize or (8.0, 1.6 + 0.5 * len(cs)), layout='constrained')
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
     ax = top.subplots()
     mean, err = _bars(ax, cs, vals, 'knn_top1', f'kNN top-1 (%), {scale}: mean and 95 % interval')
@@ -432,7 +432,7 @@ def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'as
     thick), over the epochs; the cells' legend under the panels. Returns the figure."""
     import matplotlib.pyplot as plt
     rows = -(-len(keys) // 2)
-    fig, axs = plt.subplots(rows, 2, figsize=figsize or (8.5, 2.6 * rows + 0.3 * len(cells)),
+    fig, axs = plt.subplots(rows, 2, figsize=figsize or (8.0, 2.6 * rows + 0.3 * len(cells)),
                             squeeze=False, layout='constrained')
     axs = axs.ravel()
     for ax in axs[len(keys):]: ax.set_visible(False)

@@ -18,3 +18,48 @@ def test_book_in_headless_chromium():
     code, res = bc.check(html, ROOT / '_build' / 'screenshots')      # prints the one-line summary
     assert code == 0, '\n'.join(res['failures'])
     assert res['pages'] == len(bc.toc_pages()) and res['equations'] > 100 and res['images'] > 10
+
+
+def _browser_check():
+    spec = importlib.util.spec_from_file_location('browser_check', ROOT / 'tools' / 'browser_check.py')
+    bc = importlib.util.module_from_spec(spec); spec.loader.exec_module(bc)
+    return bc
+
+
+def _page(path, body):
+    "A page shaped like the book's: a 676 px article column."
+    path.write_text(f"<html><head><style>article {{width: 676px}}</style></head>"
+                    f"<body><article>{body}</article></body></html>")
+
+
+def test_layout_rules_fail_on_a_page_that_breaks_them(tmp_path):
+    "The browser check's layout rules catch a 16-inch figure, a code cell that scrolls and a clipped table."
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    bc = _browser_check()
+    chrome, driver = bc.find_browser()
+    if not (chrome and driver): pytest.skip('Chromium / ChromeDriver not installed')
+    for name, width in [('wide.png', 16), ("fits.png", 8.0)]:
+        fig = plt.figure(figsize=(width, 2))
+        fig.savefig(tmp_path / name, dpi=100)
+        plt.close(fig)
+    long = 'x = ' + ' + '.join(['alpha_p'] * 30)
+    cells = ''.join(f'<td>column {i} of a wide table</td>' for i in range(30))
+    bad = (f'<img src="wide.png" style="max-width:100%"><div class="cell_input"><pre>{long}</pre></div>'
+           f'<div style="overflow:hidden"><table><tr>{cells}</tr></table></div>')
+    good = ('<img src="fits.png" style="max-width:100%"><div class="cell_input"><pre>x = 1</pre></div>'
+            '<div><table><tr><td>a</td><td>b</td></tr></table></div>')
+    srv, drv = bc.serve(tmp_path), bc.make_driver(chrome, driver)
+    try:
+        found = {}
+        for kind, body in [('bad', bad), ('good', good)]:
+            _page(tmp_path / f'{kind}.html', body)
+            drv.get(f"http://127.0.0.1:{srv.server_address[1]}/{kind}.html")
+            found[kind] = bc.layout_problems(drv, tmp_path / f'{kind}.html', kind)
+    finally:
+        drv.quit(); srv.shutdown()
+    assert found['good'] == [], found['good']
+    text = '\n'.join(found['bad'])
+    assert 'wide.png' in text and 'renders 4.7 px' in text, text   # 8 pt · 100/72 · 676/1600
+    assert 'code cell scrolls sideways' in text and 'table is wider than the page' in text, text

@@ -3,7 +3,10 @@
 For each page of _toc.yml in _build/html (served on 127.0.0.1): no MathJax error nodes, at least one rendered
 equation on every theory chapter (Part "Theory"), every <img> loaded, every internal link resolves (file and
 #anchor), the Colab launch link points at this notebook in the repository of _config.yml, and every
-Lemma/Theorem/Assumption/Observation block carries the paper's number (its label, e.g. thm-3, names it).
+Lemma/Theorem/Assumption/Observation block carries the paper's number (its label, e.g. thm-3, names it), and the
+page reads at its width: every figure's smallest text (chapter 97's rule: 8-point text at the PNG's dpi, shrunk to
+its displayed width) renders at least 9 px high, no code cell scrolls sideways, and no table is wider than its
+column.
 Saves one screenshot per page under _build/screenshots/. Prints a one-line summary; exits 1 on any failure.
 When Chromium or ChromeDriver is missing it says so and exits 0 (or 1 with --require).
 Usage: python tools/browser_check.py [--html _build/html] [--require]"""
@@ -46,20 +49,60 @@ def ids_of(path):
     if path not in _IDS: _IDS[path] = set(re.findall(r'\bid="([^"]+)"', path.read_text(errors='replace')))
     return _IDS[path]
 
+def png_dpi(path, default=100.0):
+    "The dots per inch a PNG records (its pHYs chunk), or `default`."
+    import struct
+    data = Path(path).read_bytes() if Path(path).exists() else b''
+    i = data.find(b'pHYs')
+    if i < 0: return default
+    x, _, unit = struct.unpack('>IIB', data[i + 4:i + 13])
+    return x * 0.0254 if unit == 1 else default
+
+LAYOUT_JS = """return {
+    imgs: Array.from(document.querySelectorAll('article img')).map(i => [i.getAttribute('src'),
+          i.naturalWidth, i.getBoundingClientRect().width]).filter(i => i[2] > 0),
+    pres: Array.from(document.querySelectorAll('article div.cell_input pre, article div.highlight pre'))
+          .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 50)),
+    tables: Array.from(document.querySelectorAll('article table'))
+          .filter(t => t.getBoundingClientRect().width > t.parentElement.clientWidth + 1
+                       || t.scrollWidth > t.clientWidth + 1)
+          .map(t => (t.querySelector('th, td') || t).textContent.trim().slice(0, 30))};"""
+
+def layout_problems(drv, page, doc):
+    "What makes the page `doc` (loaded in `drv`, its HTML file `page`) hard to read at its width."
+    sys.path.insert(0, str(ROOT))
+    from byoltheory.core import MIN_FONT_PT, MIN_TEXT_PX, rendered_text_px
+    info, out = drv.execute_script(LAYOUT_JS), []
+    for src, natural, shown in info['imgs']:
+        if not src or not natural or not src.endswith('.png'): continue
+        px = rendered_text_px(MIN_FONT_PT, png_dpi(Path(page).parent / urllib.parse.unquote(src)),
+                              natural, shown)
+        if px < MIN_TEXT_PX:
+            out.append(f"{doc}: figure {src} shown {shown:.0f} of {natural} px wide: its {MIN_FONT_PT}-point "
+                       f"text renders {px:.1f} px (< {MIN_TEXT_PX})")
+    out += [f"{doc}: a code cell scrolls sideways ({t!r}…)" for t in info['pres']]
+    out += [f"{doc}: a table is wider than the page and is clipped ({t!r}…)" for t in info['tables']]
+    return out
+
+def make_driver(chrome, driver_path):
+    """Headless Chromium at a 1200 px wide window, as a reader on a laptop: the theme then shows its side
+    bar and gives the article its narrowest column (about 680 px; 1280 px gives it 1000)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--window-size=1200,1600', '--disable-gpu'):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
 def check(html, shots, require=False):
     chrome, driver_path = find_browser()
     if not (chrome and driver_path):
         msg = ("browser check skipped: Chromium/ChromeDriver not found (Debian: apt-get install chromium chromium-driver; "
                "make test's set-up installs them when it runs as root with apt)")
         print(msg); return (1 if require else 0), dict(skipped=msg)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chrome
-    for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--window-size=1280,1600', '--disable-gpu'):
-        opts.add_argument(a)
     srv = serve(html); base = f"http://127.0.0.1:{srv.server_address[1]}/"
-    drv = webdriver.Chrome(service=Service(driver_path), options=opts)
+    drv = make_driver(chrome, driver_path)
     drv.set_script_timeout(60)
     shots.mkdir(parents=True, exist_ok=True)
     failures, totals = [], dict(pages=0, equations=0, images=0, links=0)
@@ -98,6 +141,7 @@ def check(html, shots, require=False):
                 if not target.exists(): failures.append(f"{doc}: broken link {url[len(base):]}"); continue
                 if u.fragment and target.suffix == '.html' and u.fragment not in ids_of(target):
                     failures.append(f"{doc}: link {url[len(base):]} points at a missing anchor")
+            failures += layout_problems(drv, page, doc)
             drv.save_screenshot(str(shots / (doc.replace('/', '_') + '.png')))
     finally:
         drv.quit(); srv.shutdown()

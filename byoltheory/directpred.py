@@ -10,7 +10,7 @@ from .core import Predictor, check_int, is_torch, sym
 from .linear import simulate, Trajectory
 
 # %% auto #0
-__all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'moving_average', 'DirectPredictor', 'simulate_directpred']
+__all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'simulate_directpred', 'moving_average', 'DirectPredictor']
 
 # %% ../nbs/05_directpred.ipynb #04d9ce9b
 #| paper: Eq 18
@@ -60,6 +60,26 @@ def directpred_weight(F, *, eps=0.1, c=0.0, form='eq18'):
     s, U = np.linalg.eigh(F)
     p = predictor_eigenvalues(s, eps=eps, c=c, form=form)
     return (U * p[..., None, :]) @ np.swapaxes(U, -1, -2)
+
+# %% ../nbs/05_directpred.ipynb #b839561e
+#| paper: Eq 18
+def simulate_directpred(W0, X, Xp, t, *, Wa0=None, method='byol', beta=1.0,
+                        eta=0.0, eps=0.1, c=0.0, form='eq18', rtol=1e-8,
+                        atol=1e-10) -> Trajectory:
+    """Lemma 1's flow of W (Eq 3) and W_a (Eq 4; method 'simsiam': W_a = W) with
+    the predictor set at every instant by Eq 18 from F = W(X + X')Wᵀ --
+    DirectPred's ρ → 0, freq = 1 limit: chapter 1's `simulate` with DirectPred
+    as its predictor rule. Returns a `Trajectory` whose Wp is DirectPred's W_p."""
+    _check_rule(eps, c, form)
+    if method not in ('byol', 'simsiam'):
+        raise ValueError(f"method must be 'byol' or 'simsiam', got {method!r}")
+    X, Xp = (np.asarray(a, dtype=float) for a in (X, Xp))
+
+    def rule(W):  # Eq 18 on F = W (X + X') Wᵀ, batched over leading axes
+        F = W @ (X + Xp) @ np.swapaxes(W, -1, -2)
+        return directpred_weight(F, eps=eps, c=c, form=form)
+    return simulate(W0, None, X, Xp, t, Wa0=Wa0, method=method, beta=beta,
+                    eta=eta, predictor=rule, rtol=rtol, atol=atol)
 
 # %% ../nbs/05_directpred.ipynb #7a23e97d
 #| paper: Eq 18-19
@@ -292,23 +312,3 @@ def forward(self: DirectPredictor, f):
         out = torch.einsum('...i,ksji->...ksj', f, W)  # (..., k, 2, dim): each half's prediction
         y = (out[..., 0, :] * (1 - m)[..., None] + out[..., 1, :] * m[..., None]).mean(-2)
     return y if self.bias is None else y + self.bias.to(f.dtype)
-
-# %% ../nbs/05_directpred.ipynb #b839561e
-#| paper: Eq 18
-def simulate_directpred(W0, X, Xp, t, *, Wa0=None, method='byol', beta=1.0,
-                        eta=0.0, eps=0.1, c=0.0, form='eq18', rtol=1e-8,
-                        atol=1e-10) -> Trajectory:
-    """Lemma 1's flow of W (Eq 3) and W_a (Eq 4; method 'simsiam': W_a = W) with
-    the predictor set at every instant by Eq 18 from F = W(X + X')Wᵀ --
-    DirectPred's ρ → 0, freq = 1 limit: chapter 1's `simulate` with DirectPred
-    as its predictor rule. Returns a `Trajectory` whose Wp is DirectPred's W_p."""
-    _check_rule(eps, c, form)
-    if method not in ('byol', 'simsiam'):
-        raise ValueError(f"method must be 'byol' or 'simsiam', got {method!r}")
-    X, Xp = (np.asarray(a, dtype=float) for a in (X, Xp))
-
-    def rule(W):  # Eq 18 on F = W (X + X') Wᵀ, batched over leading axes
-        F = W @ (X + Xp) @ np.swapaxes(W, -1, -2)
-        return directpred_weight(F, eps=eps, c=c, form=form)
-    return simulate(W0, None, X, Xp, t, Wa0=Wa0, method=method, beta=beta,
-                    eta=eta, predictor=rule, rtol=rtol, atol=atol)

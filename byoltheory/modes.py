@@ -195,7 +195,9 @@ def phase_portrait(ax=None, *, tau=1.0, alpha_p=1.0, eta=0.0, sigma2=0.0, p_rang
         _fixed_lines(ax, tau, alpha_p, sigma2, p_range, s_range)
     else:
         for p, s, k in mode_fixed_points(tau=tau, alpha_p=alpha_p, eta=eta, sigma2=sigma2):
-            ax.plot(p, s, 'o', color=STABILITY_COLORS[k], ms=9, mec='k', zorder=5)
+            top = k == 'stable'  # a stable point is drawn over a saddle beside it
+            ax.plot(p, s, 'o', color=STABILITY_COLORS[k], ms=9 if top else 7, mec='k',
+                    zorder=6 if top else 5)
     if trajectories is not None:
         p0, s0 = np.asarray(trajectories, float).T
         tr = integrate_modes(p0, s0, np.linspace(0, t_max, 400), tau0=tau, alpha_p=alpha_p, eta=eta,

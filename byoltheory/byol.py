@@ -108,6 +108,8 @@ class RunConfig:
                           "a GradScaler) or 'auto'", choices=('fp32', 'bf16', 'fp16', 'auto'))
     channels_last: bool = _opt(False, 'channels-last memory format')
     compile: bool = _opt(False, 'torch.compile the online network')
+    compile_mode: str = _opt('default', "torch.compile's mode ('reduce-overhead': CUDA graphs)",
+                             role='machine', choices=('default', 'reduce-overhead', 'max-autotune'))
     sync_bn: bool = _opt(False, 'SyncBatchNorm across processes (torchrun only)')
     probe_epochs: int = _opt(100, "epochs of the book's linear probe", role='eval', lo=1,
                              baseline=True)
@@ -598,7 +600,7 @@ def _setup(cfg, out, resume, overwrite):
         model.online = nn.parallel.DistributedDataParallel(model.online)
         if list(predictor.parameters()):
             model.predictor = nn.parallel.DistributedDataParallel(predictor)
-    if cfg.compile: model.online = torch.compile(model.online)
+    if cfg.compile: model.online = torch.compile(model.online, mode=cfg.compile_mode)
     loader = TwoViewLoader(pre, cfg.batch_size, aug=cfg.aug, device=dev, seed=cfg.seed, rank=rank,
                            world_size=world, aug_opts=cfg.aug_opts)
     if len(loader) == 0:

@@ -337,16 +337,16 @@ def grid_table(name, scale, *, out='results', runs=None) -> str:
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     div = diverged(name, scale, out=out, runs=runs)
     lines = [
-        f"| setting | {grid.paper_label} | linear top-1 | linear, official (best epoch) | kNN "
-        "top-1 | feature_std "
-        "| effective rank | seeds |", '|' + '---|' * 8
+        f"| setting | {grid.paper_label_for(scale)} | linear top-1 | linear, official (best "
+        "epoch) | kNN top-1 | feature_std | effective rank | seeds |", '|' + '---|' * 8
     ]
     for c in grid.cells_at(scale):
         v = vals.get(c.name)
         ours = [_mean_sd(v[m], d) for m, d in _COLS] if v else ['not run yet'] + [''] * 4
         seeds = (f"{len(v['knn_top1'])}" +
                  (f" (+{div[c.name]} diverged)" if div.get(c.name) else '')) if v else ''
-        lines.append(f"| {c.name} | {c.paper or '--'} | " + ' | '.join(ours) + f" | {seeds} |")
+        paper = c.paper_for(scale)
+        lines.append(f"| {c.name} | {paper or '--'} | " + ' | '.join(ours) + f" | {seeds} |")
     for ref in REFERENCES:
         if ref in vals:
             lines.append(f"| *reference: {ref}* | -- | " + ' | '.join(
@@ -405,11 +405,12 @@ def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None
         ax.axvline(v, color='k', ls=ls, label=ref)
     _zoom(ax, min([*(mean - err), *refs.values()]), max([*(mean + err), *refs.values()]))
     if refs: ax.legend(loc='lower right', fontsize=8)
-    paper = [c.paper.mean if isinstance(c.paper, Reported) else np.nan for c in cs]
+    paper = [c.paper_for(scale).mean if isinstance(c.paper_for(scale), Reported) else np.nan
+             for c in cs]
     if not all(np.isnan(paper)):
         ax2 = ax.twiny()
         ax2.plot(paper, np.arange(len(cs)), 'rD')
-        ax2.set_xlabel(f'{grid.paper_label} (red diamonds)', color='r')
+        ax2.set_xlabel(f'{grid.paper_label_for(scale)} (red diamonds)', color='r')
     axs = bottom.subplots(1, 2)
     for a, m, lab in [(axs[0], 'feature_std', 'feature_std (0 = collapsed)'),
                       (axs[1], 'effective_rank', 'effective rank, backbone')]:

@@ -16,10 +16,12 @@ from .paper import Reported, Verdict
 
 # %% auto #0
 __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES', 'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS',
-           'RUN_METRICS', 'TRACE_METRICS', 'Scale', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'register',
-           'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings', 'read_run',
-           'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name', 'run_seeds', 'run_done',
-           'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'verify', 'code_path']
+           'RUN_METRICS', 'TRACE_METRICS', 'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_steps', 'matched_wd', 'Cell',
+           'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
+           'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
+           'run_seeds', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs',
+           'verify', 'code_path', 't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs',
+           'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -56,8 +58,8 @@ SCALES = {
         Scale(
             'colab',
             dict(dataset='cifar10', device='cuda', precision='auto', channels_last=True,
-                 epochs=100), {'directpred': dict(form='official')}, 3,
-            'CIFAR-10, ResNet-18, 100 epochs, one GPU (sized for Colab)'),
+                 epochs=30), {'directpred': dict(form='official')}, 5,
+            'CIFAR-10, ResNet-18, 30 epochs, one GPU (a key comparison fits one Colab session)'),
         Scale(
             'full',
             dict(dataset='stl10', device='cuda', precision='fp32', epochs=100, target_init='random',
@@ -97,6 +99,11 @@ class Cell:
     overrides: dict
     paper: Reported | Verdict | None = None
     scales: dict = field(default_factory=dict)
+    paper_at: dict = field(default_factory=dict)  # scale → the paper's number for that dataset
+
+    def paper_for(self, scale):
+        "The paper's number to show beside this cell at `scale` (e.g. its CIFAR-10 one at colab)."
+        return self.paper_at.get(scale, self.paper)
 
     @property
     def slug(self) -> str:
@@ -120,6 +127,11 @@ class Grid:
     spectra: bool = False
     claims: list = field(default_factory=list)
     items: tuple = ()  # the paper's items it tests, e.g. ('Table 3',)
+    paper_label_at: dict = field(default_factory=dict)  # scale → the paper column's label there
+
+    def paper_label_for(self, scale) -> str:
+        "The paper column's label at `scale`."
+        return self.paper_label_at.get(scale, self.paper_label)
 
     def cells_at(self, scale) -> list:
         "The cells run at `scale`."
@@ -477,3 +489,80 @@ def code_path(cfg: TrainConfig) -> tuple:
     stop-grad, loss."""
     return (cfg.predictor, tuple(sorted(cfg.predictor_opts)), cfg.ema
             > 0, cfg.no_stop_grad, cfg.normalize, cfg.target_init, cfg.proj_bn_affine)
+
+# %% ../nbs/10_reproduce.ipynb #b935c91e
+T4_SUSTAINED = 15e12  # FLOP/s: an assumption (see the text), not a measurement
+
+
+def t4_hours(scale='colab', epochs=None) -> float:
+    """Estimated hours of one run at `scale` (`epochs`: the scale's unless given) on a T4: the FLOPs
+    of one training step (counted on meta tensors) × the steps ÷ T4_SUSTAINED."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from byoltheory.byol import build_model
+    cfg = TrainConfig(**{**SCALES[scale].config, 'device': 'cpu', 'precision': 'fp32'}).resolved()
+    spec = DATASETS[cfg.dataset]
+    with torch.device('meta'):
+        model = build_model(cfg)
+        x1, x2 = (torch.randn(cfg.batch_size, spec.channels, spec.size, spec.size)
+                  for _ in range(2))
+    with FlopCounterMode(display=False) as fc:
+        model.loss(x1, x2).backward()
+    steps = (spec.pretrain_size // cfg.batch_size) * (epochs or cfg.epochs)
+    return fc.get_total_flops() * steps / T4_SUSTAINED / 3600
+
+# %% ../nbs/10_reproduce.ipynb #e3ba4817
+DRIVE = Path('/content/drive/MyDrive')  # where Colab mounts Google Drive
+
+
+def gpu_out(drive=DRIVE) -> Path:
+    """Where GPU runs write: <Drive>/byoltheory/results when Google Drive is mounted (runs survive a
+    disconnect and the same cell resumes them), else ./results."""
+    return Path(drive) / 'byoltheory' / 'results' if Path(drive).is_dir() else Path('results')
+
+
+def key_comparison(name, cells, *, scale='colab', out=None, drive=DRIVE, **override) -> Path:
+    """Run `cells` of grid `name` at `scale` (every seed) into `out` (default: `gpu_out(drive)`),
+    resuming what is there; prints the estimated T4 cost first. `override`: run settings (device,
+    download, or a smoke test's epochs and subset)."""
+    grid = get_grid(name)
+    runs = sum(override.get('seeds') or grid.seeds_of(grid.cell(c), scale) for c in cells)
+    out = Path(out) if out else gpu_out(drive)
+    print(f"{name} at {scale}: {len(cells)} cells, {runs} runs, about {runs * t4_hours(scale):.1f} "
+          f"T4-hours (estimate, chapter 10); results in {out}")
+    return run_grid(name, scale=scale, out=out, cells=cells, **override)
+
+# %% ../nbs/10_reproduce.ipynb #ee76a8a4
+def h200_hours_per_run(results=None) -> float:
+    "The median projected hours of one full-scale run over the committed H200 measurements."
+    from byoltheory.core import results_dir
+    files = sorted((Path(results or results_dir()) / 'gpu').glob('*.json'))
+    hours = [r['scales']['full']['projected_hours_per_run']
+             for r in map(read_run, files) if 'full' in r['scales']]
+    return float(sorted(hours)[len(hours) // 2]) if hours else float('nan')
+
+
+def gpu_costs(name) -> dict:
+    """Grid `name`'s GPU cost: runs and estimated T4-hours at colab (each run at its own epochs),
+    runs and projected H200-hours at full."""
+    g, per_epoch = get_grid(name), t4_hours('colab', 1)
+    runs = {s: [(c, k) for c in g.cells_at(s) for k in range(g.seeds_of(c, s))]
+            for s in ('colab', 'full')}
+    h200_epoch = h200_hours_per_run() / SCALES['full'].config['epochs']  # measured at 100
+    return dict(colab_runs=len(runs['colab']), full_runs=len(runs['full']),
+                colab_t4_hours=sum(per_epoch * run_config(g, c, 'colab', k).epochs
+                                   for c, k in runs['colab']),
+                full_h200_hours=sum(h200_epoch * run_config(g, c, 'full', k).epochs
+                                    for c, k in runs['full']))
+
+
+def gpu_costs_table() -> str:
+    "Every grid's `gpu_costs` as a Markdown table."
+    rows = ['| grid | colab runs | colab: T4-hours (estimate) | full runs | full: H200-hours |',
+            '|---|---|---|---|---|']
+    for name in load_grids():
+        k = gpu_costs(name)
+        if k['colab_runs'] or k['full_runs']:
+            rows.append(f"| {name} | {k['colab_runs']} | {k['colab_t4_hours']:.0f} | "
+                        f"{k['full_runs']} | {k['full_h200_hours']:.0f} |")
+    return '\n'.join(rows)

@@ -155,3 +155,43 @@ def test_chapters_from_a_debian_layout_install(tmp_path):
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _tiny_cifar10(root: Path, n=16):
+    "CIFAR-10's five training batches and its test batch, n random images each, as the real files are."
+    import pickle
+    import numpy as np
+    d = root / 'cifar-10-batches-py'
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
+        batch = {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b'labels': list(rng.integers(0, 10, n))}
+        (d / name).write_bytes(pickle.dumps(batch))
+
+
+def test_gpu_cells_run_on_cpu_into_drive(tmp_path, capsys):
+    """Each experiment chapter's GPU cell (its grid and cells, read from the chapter) as a Colab reader runs it with
+    Google Drive mounted (a stand-in folder): it prints its estimated cost, and -- on the CPU, one epoch of a small
+    subset of a tiny CIFAR-10, one seed -- writes every run to Drive; run again, it trains nothing."""
+    import ast, nbformat
+    from byoltheory.reproduce import key_comparison
+    _tiny_cifar10(tmp_path / 'data')
+    drive = tmp_path / 'drive' / 'MyDrive'
+    drive.mkdir(parents=True)
+    small = dict(device='cpu', epochs=1, subset=32, batch_size=16, seeds=1, probe_epochs=1,
+                 data_root=str(tmp_path / 'data'), drive=drive, log=lambda *_: None)
+    for name in ('12_table1_stopgrad', '13_symmetry_ema', '14_wd_alpha_p', '15_directpred_tables'):
+        nb = nbformat.read(ROOT / 'nbs' / f'{name}.ipynb', as_version=4)
+        gpu = next(c.source for c in nb.cells if c.source.startswith('#| gpu'))
+        call = next(n for n in ast.walk(ast.parse(gpu)) if isinstance(n, ast.Call)
+                    and getattr(n.func, 'id', '') == 'key_comparison')
+        grid, cells = ast.literal_eval(call.args[0]), ast.literal_eval(call.args[1])
+        out = key_comparison(grid, cells, **small)
+        assert out == drive / 'byoltheory' / 'results' / 'colab' / grid, out
+        printed = capsys.readouterr().out
+        assert f"{grid} at colab: {len(cells)} cells" in printed and 'T4-hours (estimate' in printed
+        assert len(list(out.glob('*-seed0*.json'))) == 2 * len(cells)  # each run and its trace
+        before = {p: p.stat().st_mtime for p in out.glob('*.json')}
+        key_comparison(grid, cells, **small)  # after a disconnect: the same cell again
+        assert {p: p.stat().st_mtime for p in out.glob('*.json')} == before

@@ -24,8 +24,8 @@ TABLE5_GRID = register(Grid(
         Cell('η_s = 0, η_p = 4e-4', _wd(0.0, 4e-4), TABLE5[('0', '4e-4')]),
         Cell('η_s = 0, η_p = 0', _wd(0.0, 0.0), TABLE5[('0', '0')]),
         Cell('η_s = 4e-4, η_p = 0', _wd(4e-4, 0.0), scales={'fashion-mnist': None}),
-        Cell(_BUDGET, _wd(0.0, _M), scales={'digits': None})],
-    scales={'digits': _DIGITS, 'fashion-mnist': {}, 'full': {}}, items=('Table 5',),
+        Cell(_BUDGET, _wd(0.0, _M), scales={'digits': None, 'colab': None})],
+    scales={'digits': _DIGITS, 'fashion-mnist': {}, 'colab': {}, 'full': {}}, items=('Table 5',),
     paper_label="paper, STL-10 (Table 5's cells are words in its caption)", claims=[
         Claim('t5-pred-wd', 'with weight decay on the predictor only, symmetric W_p works without '
               'EMA', 'η_s = 0, η_p = 4e-4', 'η_s = 4e-4, η_p = 4e-4'),
@@ -45,7 +45,8 @@ _FIG6_CELLS = [
     Cell(_EMA_REF, dict(predictor='sym'), TABLE3[('one-layer', 'EMA', 'no bias', 'sym')])]
 FIG6_GRID = register(Grid(
     'fig6', 'Fig 6: a faster predictor (α_p > 1) lets a symmetric W_p train without EMA',
-    _FIG6_CELLS, scales={'digits': _DIGITS, 'fashion-mnist': {}, 'full': {}}, items=('Fig 6',),
+    _FIG6_CELLS, scales={'digits': _DIGITS, 'fashion-mnist': {}, 'colab': {}, 'full': {}},
+    items=('Fig 6',),
     paper_label="paper, STL-10 (Fig 6 is a plot: Table 3's number or the caption's words)",
     claims=[
         Claim('f6-alpha-2', 'α_p = 2 trains the symmetric W_p without EMA better than α_p = 1',

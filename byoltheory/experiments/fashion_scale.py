@@ -14,7 +14,7 @@ from ..reproduce import (SCALES, RUN_METRICS, CODE_VERSION, Cell, Grid, register
 # %% auto #0
 __all__ = ['RECIPE', 'CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET',
            'CALIBRATION_POINTS', 'learning_curve', 'curve_config', 'calibration_config', 'calibration_path',
-           'calibration_point', 'calibrate', 'calibration_choice']
+           'calibration_point', 'calibrate', 'calibration_records', 'calibration_choice']
 
 # %% ../../nbs/10b_fashion_scale.ipynb #0a000031
 RECIPE = register(
@@ -103,6 +103,10 @@ CALIBRATION_POINTS = {
     '20k x 15, global pooling, EMA 0.99': dict(subset=20_000, epochs=15,
                                                backbone='convnet28-gap', ema=0.99),
     '10k x 15, batch 64': dict(subset=10_000, epochs=15, batch_size=64),
+    # the third round: global pooling separates the most, and more so with more images
+    '30k x 10, global pooling': dict(subset=30_000, epochs=10, backbone='convnet28-gap'),
+    '50k x 6, global pooling': dict(subset=50_000, epochs=6, backbone='convnet28-gap'),
+    '40k x 8, global pooling': dict(subset=40_000, epochs=8, backbone='convnet28-gap'),
 }
 
 # %% ../../nbs/10b_fashion_scale.ipynb #697e6531
@@ -170,6 +174,15 @@ def calibrate(out='results', names=None, *, log=print) -> dict:
     started side by side share the points (each skips the one the other is running)."""
     recs = {n: calibration_point(n, out, log=log) for n in names or CALIBRATION_POINTS}
     return {n: r for n, r in recs.items() if r is not None}
+
+
+def calibration_records(out='results') -> dict:
+    "The calibration points already run under `out` (read only, nothing trained): {name: record}."
+    recs = {}
+    for name in CALIBRATION_POINTS:
+        path = calibration_path(out, name)
+        if path.exists(): recs[name] = _read_point(path, calibration_config(name))
+    return recs
 
 
 def calibration_choice(recs: dict) -> str:

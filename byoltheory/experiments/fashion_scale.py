@@ -2,9 +2,10 @@
 
 # %% ../../nbs/10b_fashion_scale.ipynb #45d520c0
 from __future__ import annotations
-import dataclasses, re, shutil
+import dataclasses, json, re, shutil
 from pathlib import Path
-from ..byol import TrainConfig, train, config_data, config_diff, said, run_settings
+from ..byol import (TrainConfig, train, config_data, config_diff, said, run_settings,
+                             run_record)
 from ..core import hold_lock, read_json, write_json
 from ..evaluate import baseline_probes
 from ..models import make_backbone
@@ -14,7 +15,8 @@ from ..reproduce import (SCALES, RUN_METRICS, CODE_VERSION, Cell, Grid, register
 # %% auto #0
 __all__ = ['RECIPE', 'CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET',
            'CALIBRATION_POINTS', 'learning_curve', 'curve_config', 'calibration_config', 'calibration_path',
-           'calibration_point', 'calibrate', 'calibration_records', 'calibration_choice']
+           'calibration_point', 'calibrate', 'image_epochs', 'measure_speed', 'idle_minutes', 'calibration_records',
+           'calibration_choice']
 
 # %% ../../nbs/10b_fashion_scale.ipynb #0a000031
 RECIPE = register(
@@ -175,7 +177,40 @@ def calibrate(out='results', names=None, *, log=print) -> dict:
     recs = {n: calibration_point(n, out, log=log) for n in names or CALIBRATION_POINTS}
     return {n: r for n, r in recs.items() if r is not None}
 
+# %% ../../nbs/10b_fashion_scale.ipynb #10bspeed
+def image_epochs(rec) -> int:
+    "A calibration record's training work: images × epochs."
+    return rec['config']['subset'] * rec['config']['epochs']
 
+
+def measure_speed(out='results', *, subset=5_000, epochs=2) -> dict:
+    """Training seconds per image-epoch of each backbone of the calibration (bf16, one thread), two
+    runs side by side as the grids run them; written to <out>/fashion-mnist/calibration/speed.json.
+    Run it on an otherwise idle machine."""
+    import os, subprocess, sys, tempfile
+    backbones = sorted({r.get('backbone', CALIBRATION_BASE['backbone'])
+                        for r in CALIBRATION_POINTS.values()})
+    code = ("import sys, json; from byoltheory.byol import TrainConfig, train; "
+            "m = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2], progress=False); "
+            "print(m['train_seconds'])")
+    with tempfile.TemporaryDirectory() as d:
+        procs = {b: subprocess.Popen(
+            [sys.executable, '-c', code, json.dumps({**CALIBRATION_BASE, 'backbone': b,
+             'subset': subset, 'epochs': epochs, 'probe_epochs': 1}), f'{d}/{b}'],
+            stdout=subprocess.PIPE, text=True) for b in backbones}
+        secs = {b: float(p.communicate()[0].split()[-1]) for b, p in procs.items()}
+    rec = dict(seconds_per_image_epoch={b: s / (subset * epochs) for b, s in secs.items()},
+               load_before=os.getloadavg()[0], **run_record(calibration_config(
+                   next(iter(CALIBRATION_POINTS))), 'cpu'))
+    write_json(Path(out) / 'fashion-mnist' / 'calibration' / 'speed.json', rec)
+    return rec
+
+
+def idle_minutes(rec, speed) -> float:
+    "A record's training minutes projected from the idle machine's `speed` (`measure_speed`)."
+    return image_epochs(rec) * speed['seconds_per_image_epoch'][rec['config']['backbone']] / 60
+
+# %% ../../nbs/10b_fashion_scale.ipynb #10bcalrc
 def calibration_records(out='results') -> dict:
     "The calibration points already run under `out` (read only, nothing trained): {name: record}."
     recs = {}
@@ -185,9 +220,11 @@ def calibration_records(out='results') -> dict:
     return recs
 
 
-def calibration_choice(recs: dict) -> str:
-    """The point chosen from the records: the widest separation among those whose training took
-    at most CALIBRATION_MINUTES."""
-    fit = {n: r for n, r in recs.items() if r['train_seconds'] <= 60 * CALIBRATION_MINUTES}
+def calibration_choice(recs: dict, speed: dict | None = None) -> str:
+    """The point chosen from the records: the widest separation among those whose training takes
+    at most CALIBRATION_MINUTES -- projected from `speed` (`idle_minutes`) when given, else as
+    recorded."""
+    minutes = lambda r: idle_minutes(r, speed) if speed else r['train_seconds'] / 60
+    fit = {n: r for n, r in recs.items() if minutes(r) <= CALIBRATION_MINUTES}
     if not fit: raise ValueError(f"no calibration point trained within {CALIBRATION_MINUTES} min")
     return max(fit, key=lambda n: fit[n]['separation'])

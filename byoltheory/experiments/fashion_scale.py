@@ -109,6 +109,9 @@ CALIBRATION_POINTS = {
     '30k x 10, global pooling': dict(subset=30_000, epochs=10, backbone='convnet28-gap'),
     '50k x 6, global pooling': dict(subset=50_000, epochs=6, backbone='convnet28-gap'),
     '40k x 8, global pooling': dict(subset=40_000, epochs=8, backbone='convnet28-gap'),
+    # the fourth round: with global pooling, epochs helped more than images
+    '15k x 20, global pooling': dict(subset=15_000, epochs=20, backbone='convnet28-gap'),
+    '10k x 30, global pooling': dict(subset=10_000, epochs=30, backbone='convnet28-gap'),
 }
 
 # %% ../../nbs/10b_fashion_scale.ipynb #697e6531

@@ -153,8 +153,8 @@ class Predictor:
         "Called once, with the run's optimiser, before the first step. Default: nothing."
 
 # %% ../nbs/97_core.ipynb #3dd8ea09
-PAGE_PX, FIGURE_DPI = 676, 100  # the article column at a 1200 px window (measured); figures' dpi
-MIN_FONT_PT, MAX_FIGURE_IN, MIN_TEXT_PX = 8, 8.0, 9
+PAGE_PX, FIGURE_DPI = 612, 100  # a cell output's width at a 1200 px window (measured); their dpi
+MIN_FONT_PT, MAX_FIGURE_IN, MIN_TEXT_PX = 9, 8.0, 9
 
 
 def rendered_text_px(font_pt, dpi, natural_px, shown_px) -> float:

@@ -320,7 +320,7 @@ def fig10(axes=None, *, lambda_s=1.0, lambda_d=0.5, alpha_p=1.0, beta=1.0,
     for ax, panel in zip(axes, (_fig10_wp, _fig10_tied, _fig10_no_predictor)):
         panel(ax, g, kw)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect='equal')
-        ax.legend(loc='lower right', fontsize=8, framealpha=0.9)
+        ax.legend(loc='lower right', fontsize=9, framealpha=0.9)
     return axes
 
 # %% ../nbs/04_nonisotropic.ipynb #c9676725

@@ -378,7 +378,7 @@ def _bars(ax, cs, vals, m, label, names=True):
     errs = [_ci_half(vals[c.name][m]) for c in cs]
     ax.barh(y, means, xerr=errs, color='C0', alpha=0.8)
     ax.set(yticks=y, xlabel=label)
-    ax.set_yticklabels([c.name for c in cs] if names else [], fontsize=8)
+    ax.set_yticklabels([c.name for c in cs] if names else [], fontsize=9)
     ax.invert_yaxis()
     return np.array(means), np.array(errs)
 
@@ -404,7 +404,7 @@ def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None
     for (ref, v), ls in zip(refs.items(), (':', '--')):
         ax.axvline(v, color='k', ls=ls, label=ref)
     _zoom(ax, min([*(mean - err), *refs.values()]), max([*(mean + err), *refs.values()]))
-    if refs: ax.legend(loc='lower right', fontsize=8)
+    if refs: ax.legend(loc='lower right', fontsize=9)
     paper = [c.paper_for(scale).mean if isinstance(c.paper_for(scale), Reported) else np.nan
              for c in cs]
     if not all(np.isnan(paper)):
@@ -450,7 +450,7 @@ def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'as
             ax.set(xlabel='epoch', title=TRACE_LABELS.get(k, k))
     for ax, k in zip(axs, keys):
         if k == 'Wp_min': ax.axhline(0, color='k', lw=0.8)
-    fig.legend(*axs[0].get_legend_handles_labels(), loc='outside lower center', fontsize=8)
+    fig.legend(*axs[0].get_legend_handles_labels(), loc='outside lower center', fontsize=9)
     return fig
 
 # %% ../nbs/11_report.ipynb #1b000022

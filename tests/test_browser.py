@@ -61,5 +61,5 @@ def test_layout_rules_fail_on_a_page_that_breaks_them(tmp_path):
         drv.quit(); srv.shutdown()
     assert found['good'] == [], found['good']
     text = '\n'.join(found['bad'])
-    assert 'wide.png' in text and 'renders 4.7 px' in text, text   # 8 pt · 100/72 · 676/1600
+    assert 'wide.png' in text and 'renders 5.3 px' in text, text   # 9 pt · 100/72 · 676/1600
     assert 'code cell scrolls sideways' in text and 'table is wider than the page' in text, text

@@ -2,7 +2,7 @@
 
 # %% ../nbs/11_report.ipynb #1b000005
 from __future__ import annotations
-import json, math
+import json, math, textwrap
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -410,7 +410,8 @@ def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None
     if not all(np.isnan(paper)):
         ax2 = ax.twiny()
         ax2.plot(paper, np.arange(len(cs)), 'rD')
-        ax2.set_xlabel(f'{grid.paper_label_for(scale)} (red diamonds)', color='r')
+        label = textwrap.fill(f'{grid.paper_label_for(scale)} (red diamonds)', 60)
+        ax2.set_xlabel(label, color='r')  # wrapped: a long label must not widen the figure
     axs = bottom.subplots(1, 2)
     for a, m, lab in [(axs[0], 'feature_std', 'feature_std (0 = collapsed)'),
                       (axs[1], 'effective_rank', 'effective rank, backbone')]:

@@ -204,14 +204,11 @@ def _full_predictor_opts(predictor, opts) -> dict:
     return {**predictor_options(predictor), **(opts or {})} if predictor in PREDICTORS else opts
 
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # a field a record lacks
-
-
 def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
     "{field: (recorded, now)} where a recorded config differs from `cfg`, fields in `free` aside."
     now, pred = asdict(cfg), recorded.get('predictor')
     def same(k):
-        if k != 'predictor_opts': return recorded.get(k, _DEFAULTS[k]) == now[k]
+        if k != 'predictor_opts': return recorded.get(k, _FIELDS[k].default) == now[k]
         return (_full_predictor_opts(pred, _as_recorded(pred, recorded.get(k))) ==
                 _full_predictor_opts(cfg.predictor, now[k]))
     return {k: (recorded.get(k), now[k]) for k in now if k not in free and not same(k)}

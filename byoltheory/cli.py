@@ -205,9 +205,14 @@ def _overrides(args, sp) -> dict:
     return o
 
 # %% ../nbs/96_cli.ipynb #00fe0c69
+def _smoke(over) -> bool:
+    "Whether reproduce's changed settings change what is computed (a smoke run, not the grid)."
+    from byoltheory.byol import fields_with
+    return bool(set(over) - fields_with('machine', 'place'))
+
+
 def _reproduce_plan(args, sp):
     "Check a reproduce command before any work: (grid, output folder, changed settings, cells)."
-    from byoltheory.byol import fields_with
     from byoltheory.reproduce import load_grids, run_config
     grids = load_grids()
     if args.grid not in grids:
@@ -217,9 +222,7 @@ def _reproduce_plan(args, sp):
         sp.error(f"argument --scale: grid {args.grid} runs at {', '.join(grid.scales)}, "
                  f"not {args.scale!r}")
     over = _overrides(args, sp)
-    smoke = bool(set(over) - fields_with('machine', 'place'))  # it changes what is computed
-    # a smoke run never goes to results/
-    out = args.out or ('runs/smoke' if smoke else 'results')
+    out = args.out or ('runs/smoke' if _smoke(over) else 'results')  # never into results/
     if args.seeds is not None and args.seeds < 1:
         sp.error(f"argument --seeds: must be >= 1, got {args.seeds}")
     try:
@@ -232,7 +235,6 @@ def _reproduce_plan(args, sp):
 
 # %% ../nbs/96_cli.ipynb #68d01a89
 def _cmd_reproduce(args, sp):
-    from byoltheory.byol import fields_with
     from byoltheory.reproduce import run_grid, verify
     from byoltheory.report import grid_table
     grid, out, over, cells = _reproduce_plan(args, sp)
@@ -247,8 +249,7 @@ def _cmd_reproduce(args, sp):
         _stopped(e, ('reproduce', f"finished runs are kept in {out}/{args.scale}/{args.grid}/ and "
                      "the run in progress resumes from its checkpoint: run the same command again"))
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
-    if not over or set(over) <= fields_with('machine', 'place'):
-        print(grid_table(args.grid, args.scale, out=out))
+    if not _smoke(over): print(grid_table(args.grid, args.scale, out=out))
     note = " (changed settings: a smoke run, not the scale's grid)"
     print(f"results in {res}" + (note if over else ''))
     return res

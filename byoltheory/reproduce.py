@@ -2,12 +2,11 @@
 
 # %% ../nbs/10_reproduce.ipynb #0a000005
 from __future__ import annotations
-import dataclasses, importlib, json, os, pkgutil, re, shutil, tempfile, time
+import dataclasses, functools, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION,
-                             config_diff, recorded_config, said, config_data, fields_with, read_log,
-                             _FIELDS)
+                             config_diff, recorded_config, said, config_data, fields_with, read_log)
 from .core import check_int, hold_lock, read_json, write_json
 from .data import DATASETS
 from .evaluate import baseline_probes
@@ -19,9 +18,9 @@ __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES',
            'RUN_METRICS', 'TRACE_METRICS', 'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_steps', 'matched_wd', 'Cell',
            'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
            'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
-           'run_seeds', 'run_done', 'run_one', 'scale_baselines', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs',
-           'verify', 'code_path', 't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs',
-           'gpu_costs_table']
+           'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'run_grid', 'grid_runs',
+           'load_traces', 'orphan_runs', 'verify', 'code_path', 't4_hours', 'gpu_out', 'key_comparison',
+           'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -385,6 +384,14 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
     return rec
 
 # %% ../nbs/10_reproduce.ipynb #0a000020
+def reference_rows(cfg: TrainConfig, tr, te, seed) -> dict:
+    """The two reference rows on `tr` / `te`: raw pixels, and an untrained backbone of `cfg`'s
+    shape seeded `seed`, by the same probes (call it inside `run_settings(cfg)`)."""
+    net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=tr.shape[0])
+    return baseline_probes(tr, te, net, device=cfg.device, probe_epochs=cfg.probe_epochs,
+                           knn_k=cfg.knn_k, seed=seed)
+
+
 def scale_baselines(scale, seeds, *, out='results', command=None, **override) -> dict:
     """The two reference rows of `scale` for seeds 0 … seeds − 1 (computed once, at the scale's
     threads with deterministic algorithms, then read from the file); each seed's `provenance`
@@ -393,19 +400,15 @@ def scale_baselines(scale, seeds, *, out='results', command=None, **override) ->
     cfg = TrainConfig(**{**SCALES[scale].config, **override}).resolved()
     key = {k: getattr(cfg, k) for k in sorted(fields_with(baseline=True))}
     have = read_run(path) if path.exists() else dict(settings=key, seeds={})
-    if config_diff(have['settings'], cfg, free=set(_FIELDS) - set(key)):
+    if config_diff(have['settings'], cfg, free=fields_with(baseline=False)):
         raise ValueError(
             f"{path} holds baselines of other settings ({have['settings']}, now {key}); "
             "move it away or choose another --out")
     tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
-    ch = tr.shape[0]
     for seed in range(seeds):
         if str(seed) in have['seeds']: continue
-        net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=ch)
         with run_settings(cfg):
-            have['seeds'][str(seed)] = baseline_probes(
-                tr, te, net, device=cfg.device, probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k,
-                seed=seed)
+            have['seeds'][str(seed)] = reference_rows(cfg, tr, te, seed)
             record = run_record(cfg, cfg.device, command=command)
         have.setdefault('provenance', {})[str(seed)] = {
             k: v for k, v in record.items() if k != 'config'}
@@ -494,6 +497,7 @@ def code_path(cfg: TrainConfig) -> tuple:
 T4_SUSTAINED = 15e12  # FLOP/s: an assumption (see the text), not a measurement
 
 
+@functools.lru_cache
 def t4_hours(scale='colab', epochs=None) -> float:
     """Estimated hours of one run at `scale` (`epochs`: the scale's unless given) on a T4: the FLOPs
     of one training step (counted on meta tensors) × the steps ÷ T4_SUSTAINED."""
@@ -542,13 +546,13 @@ def h200_hours_per_run(results=None) -> float:
     return float(sorted(hours)[len(hours) // 2]) if hours else float('nan')
 
 
-def gpu_costs(name) -> dict:
+def gpu_costs(name, h200_run=None) -> dict:
     """Grid `name`'s GPU cost: runs and estimated T4-hours at colab (each run at its own epochs),
-    runs and projected H200-hours at full."""
+    runs and projected H200-hours at full (`h200_run`: `h200_hours_per_run()` unless given)."""
     g, per_epoch = get_grid(name), t4_hours('colab', 1)
     runs = {s: [(c, k) for c in g.cells_at(s) for k in range(g.seeds_of(c, s))]
             for s in ('colab', 'full')}
-    h200_epoch = h200_hours_per_run() / SCALES['full'].config['epochs']  # measured at 100
+    h200_epoch = (h200_run or h200_hours_per_run()) / SCALES['full'].config['epochs']  # at 100
     return dict(colab_runs=len(runs['colab']), full_runs=len(runs['full']),
                 colab_t4_hours=sum(per_epoch * run_config(g, c, 'colab', k).epochs
                                    for c, k in runs['colab']),
@@ -560,8 +564,9 @@ def gpu_costs_table() -> str:
     "Every grid's `gpu_costs` as a Markdown table."
     rows = ['| grid | colab runs | colab: T4-hours (estimate) | full runs | full: H200-hours |',
             '|---|---|---|---|---|']
+    h200 = h200_hours_per_run()
     for name in load_grids():
-        k = gpu_costs(name)
+        k = gpu_costs(name, h200)
         if k['colab_runs'] or k['full_runs']:
             rows.append(f"| {name} | {k['colab_runs']} | {k['colab_t4_hours']:.0f} | "
                         f"{k['full_runs']} | {k['full_h200_hours']:.0f} |")

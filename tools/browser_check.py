@@ -70,7 +70,7 @@ LAYOUT_JS = """return {
 
 def layout_problems(drv, page, doc):
     "What makes the page `doc` (loaded in `drv`, its HTML file `page`) hard to read at its width."
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
     from byoltheory.core import MIN_FONT_PT, MIN_TEXT_PX, rendered_text_px
     info, out = drv.execute_script(LAYOUT_JS), []
     for src, natural, shown in info['imgs']:

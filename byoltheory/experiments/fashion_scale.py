@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses, json, re, shutil
 from pathlib import Path
 from ..byol import (TrainConfig, train, config_data, config_diff, said, run_settings,
-                             run_record)
+                             run_record, fields_with)
 from ..core import hold_lock, read_json, write_json
-from ..evaluate import baseline_probes
-from ..models import make_backbone
 from ..reproduce import (SCALES, RUN_METRICS, CODE_VERSION, Cell, Grid, register,
-                                  read_run, same_settings, baselines_path)
+                                  read_run, same_settings, baselines_path, reference_rows)
 
 # %% auto #0
 __all__ = ['RECIPE', 'CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET',
@@ -131,16 +129,13 @@ def calibration_path(out, name) -> Path:
 # %% ../../nbs/10b_fashion_scale.ipynb #e10fac4b
 def _random_backbone(cfg) -> dict:
     "The two reference rows of `cfg`'s images and backbone shape (seed cfg.seed)."
-    tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
-    net = lambda: make_backbone(cfg.backbone, width=cfg.width, in_channels=tr.shape[0])
     with run_settings(cfg):
-        return baseline_probes(tr, te, net, probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k,
-                               seed=cfg.seed)
+        return reference_rows(cfg, config_data(cfg, 'train'), config_data(cfg, 'test'), cfg.seed)
 
 
 def _read_point(path, cfg) -> dict:
     rec = read_json(path, "delete it to run the point again")
-    if diff := config_diff(rec['config'], cfg, free={'data_root', 'download'}):
+    if diff := config_diff(rec['config'], cfg, free=fields_with('place')):
         raise ValueError(f"{path} was run with other settings ({said(diff)})")
     return rec
 
@@ -202,9 +197,10 @@ def measure_speed(out='results', *, subset=5_000, epochs=2) -> dict:
              'subset': subset, 'epochs': epochs, 'probe_epochs': 1}), f'{d}/{b}'],
             stdout=subprocess.PIPE, text=True) for b in backbones}
         secs = {b: float(p.communicate()[0].split()[-1]) for b, p in procs.items()}
+    measured = TrainConfig(**{**CALIBRATION_BASE, 'subset': subset, 'epochs': epochs,
+                              'probe_epochs': 1}).resolved()  # each backbone's run, as recorded
     rec = dict(seconds_per_image_epoch={b: s / (subset * epochs) for b, s in secs.items()},
-               load_before=os.getloadavg()[0], **run_record(calibration_config(
-                   next(iter(CALIBRATION_POINTS))), 'cpu'))
+               load_before=os.getloadavg()[0], **run_record(measured, 'cpu'))
     write_json(Path(out) / 'fashion-mnist' / 'calibration' / 'speed.json', rec)
     return rec
 

@@ -15,14 +15,16 @@ BYOL with a linear predictor and EMA target):
     runs it: weights, EMA target, BatchNorm statistics and the loss stay float32);
   * the reference: the best GFLOP/s of torch.mm on square matrices (512 to 2048) in float32 and
     in bfloat16 at the recipe's thread count, measured in this process.
-Steps are timed interleaved, best of --reps. Run it on an idle machine.
+Steps are timed interleaved, best of --reps. Run it on an idle machine. The first line names the
+CPU (`byoltheory.byol.cpu_kind`): without native bfloat16 (no avx512_bf16 / amx_bf16 flag) the
+bf16 step is emulated and slower than the fp32 one.
 Usage: python benchmarks/train_step.py [--scale digits fashion-mnist] [--reps 20]"""
 import argparse, time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from _baseline import plain_step_for
 import dataclasses
-from byoltheory.byol import TrainConfig, autocast_for, build_model, make_optimizer
+from byoltheory.byol import TrainConfig, autocast_for, build_model, cpu_kind, make_optimizer
 from byoltheory.data import load_dataset, TwoViewLoader
 from byoltheory.reproduce import SCALES
 
@@ -114,6 +116,8 @@ def bench(scale):
           f"augmentation {1e3 * aug:.1f} ms per batch (two views)")
 
 
-print(f"torch {torch.__version__}; times are best of {args.reps}")
+cpu = cpu_kind()
+print(f"torch {torch.__version__}; {cpu['model']}, {cpu['capability']} kernels, native bfloat16: "
+      f"{cpu['native_bf16']}; times are best of {args.reps}")
 for scale in args.scale:
     bench(scale)

@@ -2,7 +2,8 @@
 
 # %% ../nbs/09_byol.ipynb #8f1a2b05
 from __future__ import annotations
-import copy, dataclasses, importlib, json, math, os, platform, subprocess, sys, time
+import copy, dataclasses, functools, importlib, json, math, os, platform, subprocess, sys, time
+import warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -21,11 +22,12 @@ from .core import Predictor, check_int, check_real, hold_lock, write_atomic, wri
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ROLES', 'CONFIG_GROUPS', 'RUN_FILES', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig', 'RunConfig',
-           'TrainConfig', 'fields_with', 'check_field', 'config_diff', 'said', 'config_data', 'recorded_config',
-           'byol_loss', 'BYOL', 'build_model', 'read_log', 'lock_out', 'prepare_out', 'make_optimizer',
-           'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch', 'check_finite',
-           'epoch_stats', 'run_record', 'run_settings', 'Progress', 'train', 'load_checkpoint']
+__all__ = ['ROLES', 'CONFIG_GROUPS', 'RUN_FILES', 'BF16_FLAGS', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig',
+           'RunConfig', 'TrainConfig', 'fields_with', 'check_field', 'config_diff', 'said', 'config_data',
+           'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'read_log', 'lock_out', 'prepare_out',
+           'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch',
+           'check_finite', 'epoch_stats', 'cpu_kind', 'run_record', 'run_settings', 'Progress', 'emulated_bf16',
+           'train', 'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b08
 ROLES = {  # what a field is to a run: the resume, rerun and record rules follow from it
@@ -462,6 +464,28 @@ def epoch_stats(online: nn.Module, predictor: nn.Module, x_eval) -> dict:
     out['F_erank'] = spectrum_effective_rank(q['F_eigs'])
     return out
 
+# %% ../nbs/09_byol.ipynb #9098ab12
+BF16_FLAGS = ('avx512_bf16', 'amx_bf16')  # CPU flags of native bfloat16 arithmetic
+
+
+def _cpuinfo() -> tuple:
+    "(model name, set of flags) of the first CPU in /proc/cpuinfo; (None, None) where unreadable."
+    try: text = Path('/proc/cpuinfo').read_text()
+    except OSError: return None, None
+    info = dict(line.split(':', 1) for line in text.split('\n\n')[0].splitlines() if ':' in line)
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    return info.get('model name'), set(info['flags'].split()) if 'flags' in info else None
+
+
+@functools.lru_cache
+def cpu_kind() -> dict:
+    """The CPU a run's numbers depend on: `model`, `capability` (the vector kernels torch
+    dispatches to) and `native_bf16` (None where the flags cannot be read)."""
+    model, flags = _cpuinfo()
+    return dict(model=model or platform.processor() or platform.machine(),
+                capability=torch.backends.cpu.get_cpu_capability(),
+                native_bf16=None if flags is None else bool(flags & set(BF16_FLAGS)))
+
 # %% ../nbs/09_byol.ipynb #8f1a2b32
 def _git(*args):
     try:
@@ -484,7 +508,7 @@ CODE_VERSION = _code_version(
 
 def run_record(cfg: TrainConfig, device, world_size=1, command=None) -> dict:
     """What a run depends on besides its data: config, code version, library versions, threads,
-    device."""
+    device, CPU."""
     import torchvision
     dev = torch.device(device)
     return dict(config=asdict(cfg), version=__version__, **CODE_VERSION,
@@ -493,7 +517,7 @@ def run_record(cfg: TrainConfig, device, world_size=1, command=None) -> dict:
                 torch_threads=torch.get_num_threads(),
                 deterministic=torch.are_deterministic_algorithms_enabled(),
                 device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
-                world_size=world_size, command=command)
+                cpu=cpu_kind(), world_size=world_size, command=command)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b34
 class run_settings:
@@ -556,6 +580,16 @@ class Progress:
     def close(self):
         if self.bar: self.bar.close()
 
+# %% ../nbs/09_byol.ipynb #1cfa1bd0
+def emulated_bf16(cfg: TrainConfig) -> str | None:
+    "A warning when `cfg` computes in bfloat16 on a CPU without native bfloat16 (else None)."
+    cpu = cpu_kind()
+    if cfg.device != 'cpu' or cfg.precision != 'bf16' or cpu['native_bf16'] is not False:
+        return None
+    return (f"this CPU ({cpu['model']}, {cpu['capability']} kernels) has no native bfloat16 "
+            "arithmetic (flags avx512_bf16, amx_bf16): precision='bf16' runs emulated here, "
+            "several times slower than 'fp32'")
+
 # %% ../nbs/09_byol.ipynb #8f1a2b36
 def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None, command=None,
           stop_after=None) -> dict:
@@ -568,6 +602,7 @@ def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None
     if resume not in (False, True, 'auto'):
         raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
     cfg = cfg.resolved()
+    if slow := emulated_bf16(cfg): warnings.warn(slow, stacklevel=2)
     lock = lock_out(out) if int(os.environ.get('RANK', '0')) == 0 else None
     try:
         with run_settings(cfg):

@@ -240,7 +240,7 @@ def _cmd_reproduce(args, sp):
     grid, out, over, cells = _reproduce_plan(args, sp)
     try:
         if args.verify:
-            worst = verify(args.grid, args.scale, args.verify, out=out)
+            worst = verify(args.grid, args.scale, args.verify, out=out, keep=args.keep)
             print(f"largest difference from the committed numbers: {worst:g}")
             return worst
         res = run_grid(args.grid, scale=args.scale, seeds=args.seeds, out=out, cells=cells,
@@ -251,7 +251,7 @@ def _cmd_reproduce(args, sp):
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
     if not _smoke(over): print(grid_table(args.grid, args.scale, out=out))
     note = " (changed settings: a smoke run, not the scale's grid)"
-    print(f"results in {res}" + (note if over else ''))
+    print(f"results in {res}" + (note if _smoke(over) else ''))
     return res
 
 # %% ../nbs/96_cli.ipynb #96000008
@@ -345,6 +345,8 @@ def _reproduce_options(sp):
     sp.add_argument('--out', default=None, help='results folder (default: results/)')
     sp.add_argument('--verify', type=int, default=0, metavar='N',
                     help='re-run N committed runs and compare')
+    sp.add_argument('--keep', default=None, metavar='FILE',
+                    help='with --verify: add each re-run (its CPU, every difference) to FILE')
 
 
 def _curve_options(sp):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses, functools, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION,
+from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION, cpu_kind,
                              config_diff, recorded_config, said, config_data, fields_with, read_log)
 from .core import check_int, hold_lock, read_json, write_json
 from .data import DATASETS
@@ -19,7 +19,7 @@ __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES',
            'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
            'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
            'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'run_grid', 'grid_runs',
-           'load_traces', 'orphan_runs', 'verify', 'code_path', 't4_hours', 'gpu_out', 'key_comparison',
+           'load_traces', 'orphan_runs', 'cpu_note', 'verify', 'code_path', 't4_hours', 'gpu_out', 'key_comparison',
            'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
@@ -469,9 +469,29 @@ def orphan_runs(out='results') -> list:
     return orphans
 
 # %% ../nbs/10_reproduce.ipynb #d8007222
-def verify(name, scale, n=1, *, out='results', log=print) -> float:
+def cpu_note(rec) -> str:
+    """'' when run record `rec` was made on this kind of CPU; else what differs (another kind runs
+    other kernels, whose last bits differ)."""
+    there, here = rec.get('cpu'), cpu_kind()
+    if rec.get('device', 'cpu') != 'cpu' or there == here: return ''
+    if there is None: return ' (the run does not record its CPU, so a difference may be the CPU\'s)'
+    return (f" (made on {there['model']} with {there['capability']} kernels, re-run on "
+            f"{here['model']} with {here['capability']}: another kind of CPU, so the last bits "
+            "may differ)")
+
+
+def _kept(rec, again, name, scale, cell) -> dict:
+    "One re-run, for a verification record: what ran it, where, and every metric's difference."
+    return dict(grid=name, scale=scale, cell=cell, seed=rec['seed'],
+                made_by=rec.get('git_commit'), made_on=rec.get('cpu'),
+                rerun_by=CODE_VERSION['git_commit'], rerun_on=cpu_kind(),
+                threads=rec['torch_threads'],
+                differences={k: again[k] - rec[k] for k in RUN_METRICS if k in rec})
+
+
+def verify(name, scale, n=1, *, out='results', log=print, keep=None) -> float:
     """Re-run the first `n` runs of grid `name` at `scale` at their recorded settings; the largest
-    metric difference."""
+    metric difference. `keep`: a JSON file to which each re-run's record is added."""
     grid, worst = get_grid(name), 0.0
     runs = [(c, r) for c, rs in grid_runs(name, scale, out=out).items() for r in rs
             if 'diverged' not in r][:n]
@@ -482,8 +502,11 @@ def verify(name, scale, n=1, *, out='results', log=print) -> float:
             diff = max(abs(again[k] - rec[k]) for k in RUN_METRICS if k in rec)
             threads = rec['torch_threads']
             log(f"{name} {scale} | {cell} | seed {rec['seed']}: re-run at {threads} thread(s), "
-                f"largest difference {diff:g}")
+                f"largest difference {diff:g}{cpu_note(rec)}")
             worst = max(worst, diff)
+            if keep:
+                kept = read_json(keep) if Path(keep).exists() else []
+                write_json(keep, kept + [_kept(rec, again, name, scale, cell)])
     return worst
 
 # %% ../nbs/10_reproduce.ipynb #0a000028

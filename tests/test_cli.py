@@ -87,7 +87,7 @@ def test_reproduce_refuses_before_writing(tmp_path, capsys, monkeypatch):
     code, _, err = run_main(['reproduce', 'table6', '--epochs', '0'], capsys)
     assert code == 2 and '--epochs: epochs must be an integer >= 1, got 0' in err and not list(tmp_path.iterdir())
     code, _, err = run_main(['reproduce', 'table99'], capsys)
-    assert code == 2 and 'must be one of fashion-recipe, fig2, fig6, table1' in err
+    assert code == 2 and 'must be one of fig2, fig6, table1' in err
     code, _, err = run_main(['reproduce', 'table3-regime', '--scale', 'fashion-mnist'], capsys)
     assert code == 2 and 'runs at digits' in err
     if not torch.cuda.is_available():
@@ -100,6 +100,7 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
             '--probe-epochs', '1']
     code, out, _ = run_main(args, capsys)
     assert code == 0 and 'runs/smoke/digits/table6' in out and not (tmp_path / 'results').exists()
+    assert "(changed settings: a smoke run, not the scale's grid)" in out
     f = tmp_path / 'runs/smoke/digits/table6/sgd-trained-linear-w-p-baseline-seed0.json'
     f.write_text(f.read_text()[:50])                                     # a truncated run file
     code, _, err = run_main(args, capsys)
@@ -113,6 +114,21 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
         load_traces('table6', 'digits', 'SGD-trained linear W_p (baseline)', out='runs/smoke')
     code, _, err = run_main(args[:-2] + ['--probe-epochs', '2'], capsys)     # other settings, same folder
     assert code != 0 and 'holds a run with other settings' in err
+
+def test_threads_alone_is_the_grid_not_a_smoke_run(tmp_path, capsys, monkeypatch):
+    "--threads changes where a run runs, not what it computes: the scale's grid, in results/."
+    import byoltheory.reproduce as R, byoltheory.report as rep
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+    def run_grid(name, **kw):
+        seen.update(kw)
+        return Path(kw['out']) / 'digits' / name
+    monkeypatch.setattr(R, 'run_grid', run_grid)
+    monkeypatch.setattr(rep, 'grid_table', lambda *a, **kw: 'THE GRID TABLE')
+    _, out, _ = run_main(['reproduce', 'table6', '--threads', '1'], capsys)
+    assert seen['out'] == 'results' and seen['threads'] == 1
+    assert 'THE GRID TABLE' in out and 'results in results/digits/table6' in out
+    assert 'smoke run' not in out
 
 def _start(out, inherited=signal.SIG_DFL, epochs='1000000'):
     """A training run in a child process whose SIGINT disposition is `inherited`, whatever this

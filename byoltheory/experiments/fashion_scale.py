@@ -9,23 +9,15 @@ from ..byol import (TrainConfig, train, config_data, config_diff, said, run_sett
 from ..core import hold_lock, read_json, write_json
 from ..reproduce import (SCALES, RUN_METRICS, CODE_VERSION, Cell, Grid, register,
                                   read_run, same_settings, baselines_path, reference_rows)
+from ..report import cell_values, claim_rows, difference, verdict, REFERENCES
+from .stopgrad import TABLE1_CELLS
 
 # %% auto #0
-__all__ = ['RECIPE', 'CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET',
-           'CALIBRATION_POINTS', 'PAPER_SETTINGS', 'CALIBRATION_NOISE', 'learning_curve', 'curve_config',
-           'calibration_config', 'calibration_path', 'calibration_point', 'calibrate', 'image_epochs', 'measure_speed',
-           'idle_minutes', 'calibration_records', 'calibration_choice']
-
-# %% ../../nbs/10b_fashion_scale.ipynb #0a000031
-RECIPE = register(
-    Grid('fashion-recipe', "Calibrating the Fashion-MNIST scale (one seed each)", [
-        Cell('global pooling (convnet28-gap), linear W_p', dict(backbone='convnet28-gap')),
-        Cell('2×2 pooling (convnet28), linear W_p', {}),
-        Cell('2×2 pooling, DirectPred', dict(predictor='directpred')),
-        Cell('2×2 pooling, linear W_p, crops 0.4-1 and pixel noise 0.1',
-             dict(aug_opts=dict(crop_scale=[0.4, 1.0], noise=0.1))),
-        Cell('2×2 pooling, linear W_p, lr 0.06', dict(lr=0.06))
-    ], scales={'fashion-mnist': {}}, paper_label='--'))
+__all__ = ['CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET', 'CALIBRATION_POINTS',
+           'PAPER_SETTINGS', 'CALIBRATION_NOISE', 'PRECISION_CHECK', 'PRECISION_METRICS', 'learning_curve',
+           'curve_config', 'calibration_config', 'calibration_path', 'calibration_point', 'calibrate', 'image_epochs',
+           'measure_speed', 'idle_minutes', 'calibration_records', 'calibration_choice', 'first_seeds',
+           'compare_precisions', 'precision_check']
 
 # %% ../../nbs/10b_fashion_scale.ipynb #052e4fe8
 def _same_curve(rec, cfg, path):
@@ -238,3 +230,34 @@ def calibration_choice(recs: dict, speed: dict | None = None) -> str:
     alt = max(paper, key=lambda n: fit[n]['separation'], default=None)
     near = alt and fit[best]['separation'] - fit[alt]['separation'] <= CALIBRATION_NOISE
     return alt if near else best
+
+# %% ../../nbs/10b_fashion_scale.ipynb #99455307
+PRECISION_CHECK = register(Grid(
+    'table1-fp32', 'Table 1 in float32: does bfloat16 change a verdict?', TABLE1_CELLS,
+    scales={'fashion-mnist': dict(precision='fp32')}, paper_label='--'))
+PRECISION_METRICS = ('knn_top1', 'feature_std')  # accuracy, and collapse at the output
+
+
+def first_seeds(vals: dict, n: int) -> dict:
+    "cell_values' {cell: {metric: {seed: value}}}, kept to seeds 0 … n − 1."
+    return {c: {m: {k: x for k, x in s.items() if k < n} for m, s in ms.items()}
+            for c, ms in vals.items()}
+
+# %% ../../nbs/10b_fashion_scale.ipynb #403a71c5
+def compare_precisions(bf16: dict, fp32: dict, claims, *, seeds=5) -> dict:
+    """Two grids' values (as cell_values gives them) over their first `seeds` seeds:
+    {'verdicts': {claim id: (bf16's, fp32's)}, 'differences': {cell: {metric: Interval of
+    bf16 − fp32, paired}}} (the reference rows, the same in both, left out)."""
+    bf16, fp32 = first_seeds(bf16, seeds), first_seeds(fp32, seeds)
+    verdicts = {c.id: (verdict(c, bf16)[0], verdict(c, fp32)[0]) for c in claims}
+    cells = [c for c in bf16 if c in fp32 and c not in REFERENCES]
+    diffs = {c: {m: difference(bf16[c][m], fp32[c][m]) for m in PRECISION_METRICS
+                 if bf16[c].get(m) and fp32[c].get(m)} for c in cells}
+    return dict(verdicts=verdicts, differences=diffs)
+
+
+def precision_check(scale='fashion-mnist', *, out='results', seeds=5) -> dict:
+    "compare_precisions of Table 1's grid (the scale's precision) and `table1-fp32`."
+    claims = [r['claim'] for r in claim_rows('table1', scale, out=out)]
+    return compare_precisions(cell_values('table1', scale, out=out),
+                              cell_values('table1-fp32', scale, out=out), claims, seeds=seeds)

@@ -18,9 +18,9 @@ __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES',
            'RUN_METRICS', 'TRACE_METRICS', 'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_steps', 'matched_wd', 'Cell',
            'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
            'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
-           'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'run_grid', 'grid_runs',
-           'load_traces', 'orphan_runs', 'cpu_note', 'verify', 'code_path', 't4_hours', 'gpu_out', 'key_comparison',
-           'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
+           'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu_runs', 'run_grid',
+           'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'verify', 'code_path', 't4_hours', 'gpu_out',
+           'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -416,6 +416,14 @@ def scale_baselines(scale, seeds, *, out='results', command=None, **override) ->
         write_json(path, have)
     return have
 
+# %% ../nbs/10_reproduce.ipynb #96bdb932
+def other_cpu_runs(out, scale) -> list:
+    """The run files under `out`/`scale` made on another kind of CPU than this one (runs that do
+    not record their CPU are not counted)."""
+    here, files = cpu_kind(), sorted((Path(out) / scale).glob('*/*-seed*.json'))
+    runs = [p for p in files if (n := parse_run_name(p)) and not n[2]]  # not the traces
+    return [p for p in runs if read_run(p).get('cpu', here) != here]
+
 # %% ../nbs/10_reproduce.ipynb #0a000022
 def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, command=None,
              log=print, **override) -> Path:
@@ -425,6 +433,14 @@ def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, com
     check_int('seeds', seeds, none_ok=True)
     todo = grid.cells_at(scale) if cells is None else [grid.cell(c) for c in cells]
     n = {c.name: seeds or grid.seeds_of(c, scale) for c in todo}
+    missing = [(c, s) for c in todo for s in range(n[c.name])
+               if not run_path(out, scale, grid, c, s).exists()]
+    if missing and scale in CPU_SCALES and (other := other_cpu_runs(out, scale)):
+        raise ValueError(
+            f"{Path(out) / scale} holds runs made on another kind of CPU, e.g. {other[0].name} "
+            f"({read_run(other[0])['cpu']}; this one: {cpu_kind()}): a scale's runs are made on "
+            "one kind of CPU, whose kernels round alike; run the grid on such a CPU, or choose "
+            "another --out")
     for cell in todo:
         for seed in range(n[cell.name]):
             run_one(grid, cell, scale, seed, out=out, command=command, log=log, **override)

@@ -5,7 +5,8 @@
 # GRID_TREE: a worktree of it (created if missing, default ../gridrun). Finished runs are skipped, an interrupted
 # run resumes from its checkpoint, twins are copied, and file locks keep the two workers on different runs, so the
 # same two commands continue a grid after any stop. The learning curves of chapter 10 are not grids: they run
-# on their own (byoltheory curve linear / directpred, at the commit their files record).
+# on their own (byoltheory curve linear / directpred, at the commit their files record). The single re-run of the
+# Fashion-MNIST grids at the calibrated scale (chapter 10b) has its own tool: tools/rerun.py.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 commit=${GRID_COMMIT:-$(python3 -c "import json,glob; print(json.load(open(sorted(glob.glob('$here/results/digits/table6/*-seed0.json'))[0]))['git_commit'])")}
@@ -22,7 +23,6 @@ if [ "${1:-}" = A ]; then
   for g in $DG; do run "$g" --scale digits; done
   for g in $FM; do run "$g" --scale fashion-mnist; done
 elif [ "${1:-}" = B ]; then
-  run fashion-recipe --scale fashion-mnist --seeds 1
   for g in $FM; do run "$g" --scale fashion-mnist; done
   for g in $DG; do run "$g" --scale digits; done
 else

@@ -46,12 +46,13 @@ SCALES = {
               "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU"),
         Scale(
             'fashion-mnist',
-            # the point chapter 10b's held-out calibration chose (calibration_choice)
-            dict(dataset='fashion-mnist', subset=20_000, backbone='convnet28-gap', width=16,
-                 batch_size=128, epochs=15, precision='bf16', channels_last=True, threads=1),
-            {'directpred': dict(form='official')}, 5,
-            'Fashion-MNIST (20,000-image subset), convnet28 width 16 with global pooling, '
-            '15 epochs, bfloat16, CPU'
+            dict(dataset='fashion-mnist', subset=10_000, backbone='convnet28', width=16,
+                 batch_size=128, epochs=15, channels_last=True, threads=1),
+            # the printed Eq 18, as its committed runs were made: the official rule comes with
+            # the scale's next re-run (chapter 10)
+            {'directpred': dict(form='eq18')}, 5,
+            'Fashion-MNIST (10,000-image subset), convnet28 width 16 with 2×2 pooling, 15 epochs, '
+            'CPU'
         ),
         Scale(
             'colab',

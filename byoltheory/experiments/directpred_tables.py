@@ -59,9 +59,7 @@ TABLE7_GRID = register(Grid(
 # %% ../../nbs/15_directpred_tables.ipynb #15000009
 _T8 = {'DirectPred': _DP(rho=0.3, eps=0.1), 'DirectPred (freq=5)': _DP(rho=0.3, eps=0.1, freq=5),
        'SGD baseline': {}}
-# epochs at the standard length and 3× longer, as the paper's 100 and 300 (Fashion-MNIST's
-# standard length is its scale's, so those runs are Table 6's)
-_T8_SCALE = {'digits': (50, 150), 'fashion-mnist': (15, 45), 'colab': (30, 90),
+_T8_SCALE = {'digits': (50, 150), 'fashion-mnist': (20, 40), 'colab': (30, 90),
              'full': (100, 300)}
 def _len(m, k):
     return f"{m}, {'standard length' if k == 1 else 'longer training'}"

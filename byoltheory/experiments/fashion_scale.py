@@ -59,7 +59,7 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
 
 # %% ../../nbs/10b_fashion_scale.ipynb #0a000034
 CURVES = {'linear': dict(), 'directpred': dict(predictor='directpred')}
-CURVE_EPOCHS = 60  # the committed curves' length: four times the scale's 15 epochs
+CURVE_EPOCHS = 100  # the committed curves' length
 
 
 def curve_config(name, epochs=CURVE_EPOCHS) -> TrainConfig:

@@ -9,9 +9,9 @@ curves are copied into results/rerun/fashion-mnist/ of this checkout, which comm
 session resumes the same commit: finished runs (copied back into the worktree) are skipped, an
 interrupted one resumes from its checkpoint, and runs locked by the other worker are left to it.
 
-  python tools/rerun.py status    what is finished, per grid, against the plan
-  python tools/rerun.py start     start the two workers in the background (needs native bf16)
-  python tools/rerun.py collect   copy finished files into results/rerun/ (safe while running)
+  .venv/bin/python tools/rerun.py status    what is finished, per grid, against the plan
+  .venv/bin/python tools/rerun.py start     start the two workers in the background (needs native bf16)
+  .venv/bin/python tools/rerun.py collect   copy finished files into results/rerun/ (safe while running)
 
 The calibrated scale computes in bfloat16: on a CPU without native bfloat16 a run is emulated and
 several times slower, and a grid must not mix two kinds of CPU (chapter 10), so `start` refuses

@@ -225,6 +225,7 @@ def _reproduce_plan(args, sp):
     out = args.out or ('runs/smoke' if _smoke(over) else 'results')  # never into results/
     if args.seeds is not None and args.seeds < 1:
         sp.error(f"argument --seeds: must be >= 1, got {args.seeds}")
+    if args.keep and not args.verify: sp.error("argument --keep: only with --verify N")
     try:
         for c in args.cell or []: grid.cell(c)
         run_config(grid, grid.cells_at(args.scale)[0], args.scale, 0, **over).resolved()

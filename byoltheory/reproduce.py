@@ -19,8 +19,8 @@ __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES',
            'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
            'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
            'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu_runs', 'run_grid',
-           'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'verify', 'code_path', 't4_hours', 'gpu_out',
-           'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
+           'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'verify', 'code_path', 't4_hours',
+           'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -418,11 +418,13 @@ def scale_baselines(scale, seeds, *, out='results', command=None, **override) ->
 
 # %% ../nbs/10_reproduce.ipynb #96bdb932
 def other_cpu_runs(out, scale) -> list:
-    """The run files under `out`/`scale` made on another kind of CPU than this one (runs that do
-    not record their CPU are not counted)."""
-    here, files = cpu_kind(), sorted((Path(out) / scale).glob('*/*-seed*.json'))
-    runs = [p for p in files if (n := parse_run_name(p)) and not n[2]]  # not the traces
-    return [p for p in runs if read_run(p).get('cpu', here) != here]
+    """The run files under `out`/`scale` made on another kind of CPU than this one (GPU runs, and
+    runs that do not record their CPU, are not counted)."""
+    here = cpu_kind()
+    files = [p for p in sorted((Path(out) / scale).glob('*/*-seed*.json'))
+             if (n := parse_run_name(p)) and not n[2]]  # runs, not their traces
+    other = lambda r: r.get('device', 'cpu') == 'cpu' and r.get('cpu', here) != here
+    return [p for p in files if other(read_run(p))]
 
 # %% ../nbs/10_reproduce.ipynb #0a000022
 def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, command=None,
@@ -496,15 +498,17 @@ def cpu_note(rec) -> str:
             "may differ)")
 
 
-def _kept(rec, again, name, scale, cell) -> dict:
-    "One re-run, for a verification record: what ran it, where, and every metric's difference."
+def kept_rerun(rec, again, name, scale, cell, rerun_by=None) -> dict:
+    """One re-run (metrics `again`) of run record `rec`, for a verification record: which commits
+    made and re-ran it (`rerun_by`: this code's by default), on which CPUs, and every metric's
+    difference."""
     return dict(grid=name, scale=scale, cell=cell, seed=rec['seed'],
                 made_by=rec.get('git_commit'), made_on=rec.get('cpu'),
-                rerun_by=CODE_VERSION['git_commit'], rerun_on=cpu_kind(),
+                rerun_by=rerun_by or CODE_VERSION['git_commit'], rerun_on=cpu_kind(),
                 threads=rec['torch_threads'],
                 differences={k: again[k] - rec[k] for k in RUN_METRICS if k in rec})
 
-
+# %% ../nbs/10_reproduce.ipynb #10verify
 def verify(name, scale, n=1, *, out='results', log=print, keep=None) -> float:
     """Re-run the first `n` runs of grid `name` at `scale` at their recorded settings; the largest
     metric difference. `keep`: a JSON file to which each re-run's record is added."""
@@ -522,7 +526,9 @@ def verify(name, scale, n=1, *, out='results', log=print, keep=None) -> float:
             worst = max(worst, diff)
             if keep:
                 kept = read_json(keep) if Path(keep).exists() else []
-                write_json(keep, kept + [_kept(rec, again, name, scale, cell)])
+                if not isinstance(kept, list):
+                    raise ValueError(f"{keep} is not a record of re-runs (a JSON list)")
+                write_json(keep, kept + [kept_rerun(rec, again, name, scale, cell)])
     return worst
 
 # %% ../nbs/10_reproduce.ipynb #0a000028

@@ -90,6 +90,8 @@ def test_reproduce_refuses_before_writing(tmp_path, capsys, monkeypatch):
     assert code == 2 and 'must be one of fig2, fig6, table1' in err
     code, _, err = run_main(['reproduce', 'table3-regime', '--scale', 'fashion-mnist'], capsys)
     assert code == 2 and 'runs at digits' in err
+    code, _, err = run_main(['reproduce', 'table6', '--keep', 'kept.json'], capsys)
+    assert code == 2 and 'argument --keep: only with --verify N' in err and not list(tmp_path.iterdir())
     if not torch.cuda.is_available():
         code, _, err = run_main(['reproduce', 'table6', '--scale', 'full'], capsys)
         assert code == 2 and 'no CUDA device' in err and '--device cpu' in err

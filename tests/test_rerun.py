@@ -1,8 +1,12 @@
 """tools/rerun.py, the Fashion-MNIST re-run over several sessions: the worktree is cleared of the old scale's runs
-once, staged runs go back in so they are skipped, and finished files are copied out without ever overwriting one."""
-import importlib.util
+once, staged runs go back in so they are skipped, and only the re-run commit's finished files are copied out, never
+overwriting one; a curve is copied only when complete."""
+import importlib.util, json
 from pathlib import Path
 import pytest
+
+SHA = 'a' * 40
+PLAN = {'grids': {'table1': []}, 'curve_epochs': 2, 'curve_work': 0}
 
 
 def _tool(tmp_path, monkeypatch):
@@ -14,34 +18,70 @@ def _tool(tmp_path, monkeypatch):
     return m
 
 
+def _run(path, commit=SHA, **more):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(git_commit=commit, **more)))
+
+
 def test_no_rerun_set_up(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match='no re-run is set up'):
         _tool(tmp_path, monkeypatch).commit()
 
 
-def test_prepare_and_collect_never_overwrite(tmp_path, monkeypatch):
+def test_prepare_and_collect_never_overwrite_or_mix(tmp_path, monkeypatch):
     m = _tool(tmp_path, monkeypatch)
     w = tmp_path / 'tree'
     res = w / 'results' / 'fashion-mnist'
-    (res / 'table1').mkdir(parents=True)
-    (res / 'table1' / 'old-seed0.json').write_text('{"old": 1}')      # the old scale's run
-    (res / 'calibration').mkdir()
-    (res / 'calibration' / 'p.json').write_text('{}')
-    (res / 'baselines.json').write_text('{"old": 1}')
-    staged = m.STAGE / 'fashion-mnist' / 'table1' / 'a-seed0.json'      # finished in a session before
-    staged.parent.mkdir(parents=True)
-    staged.write_text('{"a": 0}')
-    m.prepare(w)
+    _run(res / 'table1' / 'old-seed0.json', commit='b' * 40)           # the old scale's run
+    _run(res / 'calibration' / 'p.json', commit='b' * 40)
+    _run(res / 'baselines.json', commit='b' * 40)
+    _run(m.STAGE / 'fashion-mnist' / 'table1' / 'a-seed0.json', k=0)   # finished in a session before
+    assert m.collect(w, PLAN, SHA) == 0                                 # collect clears the old scale first
     assert not (res / 'table1' / 'old-seed0.json').exists() and not (res / 'baselines.json').exists()
     assert (res / 'calibration' / 'p.json').exists()
-    assert (res / 'table1' / 'a-seed0.json').read_text() == '{"a": 0}'
-    (res / 'table1' / 'b-seed0.json').write_text('{"b": 0}')            # finished in this session
+    assert json.loads((res / 'table1' / 'a-seed0.json').read_text())['k'] == 0
+    _run(res / 'table1' / 'b-seed0.json', k=0)                          # finished in this session
     (res / 'table1' / 'c-seed0.json.lock').write_text('')               # running: not copied
-    assert m.collect(w) == 1 and (m.STAGE / 'fashion-mnist' / 'table1' / 'b-seed0.json').exists()
-    assert m.collect(w) == 0
-    (res / 'table1' / 'b-seed0.json').write_text('{"b": 1}')
+    _run(res / 'curve-linear.json', points=[{'epoch': 1}])              # a curve half done: not copied
+    assert m.collect(w, PLAN, SHA) == 1 and (m.STAGE / 'fashion-mnist' / 'table1' / 'b-seed0.json').exists()
+    _run(res / 'curve-linear.json', points=[{'epoch': 1}, {'epoch': 2}])
+    assert m.collect(w, PLAN, SHA) == 1 and (m.STAGE / 'fashion-mnist' / 'curve-linear.json').exists()
+    _run(res / 'table1' / 'b-seed0.json', k=1)
     with pytest.raises(SystemExit, match='differs'):
-        m.collect(w)
-    assert (m.STAGE / 'fashion-mnist' / 'table1' / 'b-seed0.json').read_text() == '{"b": 0}'
-    m.prepare(w)                                                        # again: nothing removed
-    assert (res / 'table1' / 'b-seed0.json').exists()
+        m.collect(w, PLAN, SHA)
+    assert json.loads((m.STAGE / 'fashion-mnist' / 'table1' / 'b-seed0.json').read_text())['k'] == 0
+    _run(res / 'table1' / 'b-seed0.json', k=0)
+    _run(res / 'table1' / 'd-seed0.json', commit='c' * 40)              # another commit's run
+    with pytest.raises(SystemExit, match="not computed by the re-run's commit"):
+        m.collect(w, PLAN, SHA)
+
+
+def test_the_plan_estimate_counts_a_config_once(tmp_path, monkeypatch):
+    m = _tool(tmp_path, monkeypatch)
+    run = lambda c, p='bf16', n=100: dict(name='x', config=c, precision=p, work=n)
+    plan = {'grids': {'t1': [run('a'), run('b')], 't8': [run('a')], 'fp': [run('c', 'fp32')]},
+            'curve_epochs': 2, 'curve_work': 50}
+    assert m.estimate(plan) == pytest.approx({'bf16': (200 + 2 * 50) / 1e6, 'fp32': 100 / 1e6})
+    assert m.queue({'grids': {'fig2': [], 'table8': [], 'table1': []}}) == ['table1', 'table8', 'fig2']
+
+
+def test_verify_at_reruns_with_a_commits_code(tmp_path):
+    "tools/verify_at.py trains a run's recorded config with another commit's code, in a worktree it removes."
+    import dataclasses, subprocess, sys
+    from byoltheory.byol import TrainConfig, train
+    here = Path(__file__).resolve().parent.parent
+    head = subprocess.run(['git', '-C', str(here), 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    cfg = TrainConfig(dataset='digits', subset=64, backbone='small', width=4, epochs=1, probe_epochs=1,
+                      batch_size=16, threads=1)
+    m = train(cfg, tmp_path / 'run', progress=False)
+    run = tmp_path / 'x-seed0.json'
+    run.write_text(json.dumps(dict(m, config=dataclasses.asdict(cfg.resolved()), grid='g', scale='digits',
+                                   cell='c', seed=0, git_commit=head, torch_threads=1)))
+    spec = importlib.util.spec_from_file_location('verify_at', here / 'tools' / 'verify_at.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    again = tool.rerun_at(run, head)
+    assert again['knn_top1'] == m['knn_top1'] and again['feature_std'] == m['feature_std']
+    worktrees = subprocess.run(['git', '-C', str(here), 'worktree', 'list'], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in worktrees                                # removed again

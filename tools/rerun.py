@@ -6,8 +6,10 @@ main line keeps the committed scale until every run exists, so the book stays wh
 The runs are computed in a git worktree of that commit, two workers side by side, one torch
 thread each; each finished run (its JSON and trace), the scale's baselines and the learning
 curves are copied into results/rerun/fashion-mnist/ of this checkout, which commits them. Any
-session resumes the same commit: finished runs (copied back into the worktree) are skipped, an
-interrupted one resumes from its checkpoint, and runs locked by the other worker are left to it.
+session resumes the same commit: finished runs (copied back into the worktree) are skipped, runs
+locked by the other worker are left to it, and a run interrupted within a session resumes from
+its checkpoint (the worktree lies outside the repository: a new session starts unfinished runs
+again, so `collect` and commit before a session ends).
 
   .venv/bin/python tools/rerun.py status    what is finished, per grid, against the plan
   .venv/bin/python tools/rerun.py start     start the two workers in the background (needs native bf16)
@@ -22,11 +24,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 STAGE = HERE / 'results' / 'rerun'
 SCALE = 'fashion-mnist'
-# table6 before table8 (Table 8's standard-length cells are Table 6's runs, copied as twins),
-# table1 and its float32 twin first (the precision check decides nothing else, but reads early)
-QUEUE = ('table1', 'table1-fp32', 'table6', 'table8', 'table3', 'fig2', 'table2', 'table5',
-         'fig6', 'table7')
-CURVES = ('linear', 'directpred')
+# the grids run first (the rest follow in the registry's order): Table 1 and its float32 twin,
+# then Table 6 before Table 8 (Table 8's standard-length cells are Table 6's runs, copied)
+FIRST = ('table1', 'table1-fp32', 'table6', 'table8')
+CURVES = ('linear', 'directpred')  # one for each worker, after the grids
 KEEP = ('calibration',)  # the scale folder's entries that are not the old scale's runs
 
 
@@ -40,6 +41,7 @@ def tree(sha) -> Path:
     "The worktree of the re-run's commit (created when missing)."
     w = HERE.parent / f'rerun-{sha[:10]}'
     if not w.exists():
+        subprocess.run(['git', '-C', str(HERE), 'worktree', 'prune'], check=True)
         subprocess.run(['git', '-C', str(HERE), 'worktree', 'add', '--detach', str(w), sha],
                        check=True)
     head = subprocess.run(['git', '-C', str(w), 'rev-parse', 'HEAD'], capture_output=True,
@@ -56,14 +58,24 @@ def in_tree(w, code) -> str:
 
 
 PLAN = f"""
-import json
-from byoltheory.reproduce import load_grids, run_path
-grids = load_grids()
-plan = {{g: [run_path('results', {SCALE!r}, grids[g], c, s).name
-            for c in grids[g].cells_at({SCALE!r}) for s in range(grids[g].seeds_of(c, {SCALE!r}))]
-        for g in {QUEUE!r}}}
-print(json.dumps(plan))
+import dataclasses, json
+from byoltheory.reproduce import load_grids, run_path, run_config
+from byoltheory.experiments.fashion_scale import CURVE_EPOCHS, curve_config
+def run(g, c, s):
+    cfg = run_config(g, c, {SCALE!r}, s)
+    return dict(name=run_path('results', {SCALE!r}, g, c, s).name, precision=cfg.precision,
+                work=cfg.subset * cfg.epochs, config=json.dumps(dataclasses.asdict(cfg)))
+grids = {{n: g for n, g in load_grids().items() if {SCALE!r} in g.scales}}
+plan = {{n: [run(g, c, s) for c in g.cells_at({SCALE!r}) for s in range(g.seeds_of(c, {SCALE!r}))]
+        for n, g in grids.items()}}
+curve = curve_config('linear')
+print(json.dumps(dict(grids=plan, curve_epochs=CURVE_EPOCHS, curve_work=curve.subset * CURVE_EPOCHS)))
 """
+
+
+def queue(plan) -> list:
+    "The re-run's grids in the order they run: FIRST, then the others in the registry's order."
+    return sorted(plan['grids'], key=lambda g: FIRST.index(g) if g in FIRST else len(FIRST))
 
 
 def prepare(w):
@@ -82,21 +94,37 @@ def prepare(w):
             shutil.copy2(p, dest)
 
 
-def finished(w):
-    "The worktree's finished files of the re-run: runs, traces, baselines, curves."
+def _complete(p, plan) -> bool:
+    "Whether a curve file holds every point of its plan (it is rewritten after each chunk)."
+    pts = json.loads(p.read_text()).get('points', [])
+    return bool(pts) and max(q['epoch'] for q in pts) >= plan['curve_epochs']
+
+
+def finished(w, plan):
+    "The worktree's finished files of the re-run: runs, traces, baselines, complete curves."
     res = w / 'results' / SCALE
-    files = [p for g in QUEUE for p in (res / g).glob('*.json')]
-    return files + [p for p in [res / 'baselines.json', *(res / f'curve-{c}.json' for c in CURVES)]
-                    if p.exists()]
+    files = [p for g in plan['grids'] for p in sorted((res / g).glob('*.json'))]
+    curves = [p for c in CURVES if (p := res / f'curve-{c}.json').exists() and _complete(p, plan)]
+    return files + [p for p in [res / 'baselines.json'] if p.exists()] + curves
 
 
-def collect(w) -> int:
-    """Copy finished files into results/rerun/; a staged file that differs from the worktree's is
-    an error (never overwritten). Returns how many were copied."""
+def _commits(p) -> set:
+    "The commits a finished file records (none for a trace)."
+    rec = json.loads(p.read_text())
+    if 'git_commit' in rec: return {rec['git_commit']}
+    return {v.get('git_commit') for v in rec.get('provenance', {}).values()}
+
+
+def collect(w, plan, sha) -> int:
+    """Copy finished files into results/rerun/; a file from another commit, or a staged file that
+    differs from the worktree's, is an error (never overwritten). Returns how many were copied."""
+    prepare(w)  # never the old scale's runs
     res, n = w / 'results' / SCALE, 0
-    for p in finished(w):
+    for p in finished(w, plan):
+        if _commits(p) - {sha}:
+            raise SystemExit(f"{p} was not computed by the re-run's commit {sha[:10]}")
         dest = STAGE / SCALE / p.relative_to(res)
-        same_name_grows = p.name in ('baselines.json',) or p.name.startswith('curve-')
+        same_name_grows = p.name in ('baselines.json',)
         if dest.exists() and not same_name_grows and not filecmp.cmp(p, dest, shallow=False):
             raise SystemExit(f"{dest} differs from {p}: move one away, nothing was overwritten")
         if not dest.exists() or not filecmp.cmp(p, dest, shallow=False):
@@ -106,17 +134,33 @@ def collect(w) -> int:
     return n
 
 
-def status(w):
-    plan = json.loads(in_tree(w, PLAN))
+def estimate(plan) -> dict:
+    """Training work of the plan, runs with the same config counted once (the others are copied):
+    {precision: million image-epochs}, curves included (bf16, the scale's precision)."""
+    unique = {r['config']: r for g in plan['grids'].values() for r in g}
+    work = {}
+    for r in unique.values(): work[r['precision']] = work.get(r['precision'], 0) + r['work'] / 1e6
+    work['bf16'] = work.get('bf16', 0) + len(CURVES) * plan['curve_work'] / 1e6
+    return work
+
+
+def status(w, plan):
     total = done = 0
-    for g, names in plan.items():
+    for g in queue(plan):
         have = {p.name for p in (STAGE / SCALE / g).glob('*.json')}
-        k = sum(n in have for n in names)
-        total, done = total + len(names), done + k
-        print(f"{g:12s} {k:4d} of {len(names):4d} runs")
+        k = sum(r['name'] in have for r in plan['grids'][g])
+        total, done = total + len(plan['grids'][g]), done + k
+        print(f"{g:12s} {k:4d} of {len(plan['grids'][g]):4d} runs")
     print(f"{'all grids':12s} {done:4d} of {total:4d} runs; curves: " +
           ', '.join(f"{c} {'there' if (STAGE / SCALE / f'curve-{c}.json').exists() else 'not yet'}"
                     for c in CURVES))
+    speed = json.loads((w / 'results' / SCALE / 'calibration' / 'speed.json').read_text())
+    rate = max(speed['seconds_per_image_epoch'].values())  # bf16, on the calibration's CPU
+    work = estimate(plan)
+    print("training work, each config once: " + ', '.join(f"{v:.1f} M image-epochs in {k}"
+                                                           for k, v in work.items()) +
+          f"; the bf16 part is {work['bf16'] * 1e6 * rate / 3600:.1f} h of training at "
+          "speed.json's rate (evaluation and the float32 part on top)")
 
 
 WORKER = """set -u
@@ -128,9 +172,21 @@ echo "== $(date +%H:%M:%S) done"
 """
 
 
-def start(w, workers):
+def _alive(w) -> list:
+    "The re-run's workers still running (their pid files in the worktree)."
+    alive = []
+    for f in w.glob('rerun-worker*.pid'):
+        try: os.kill(int(f.read_text()), 0)
+        except (ProcessLookupError, ValueError): continue
+        alive.append(f.stem)
+    return alive
+
+
+def start(w, plan, workers):
     sys.path.insert(0, str(HERE))
     from byoltheory.byol import cpu_kind
+    from byoltheory.reproduce import other_cpu_runs
+    if busy := _alive(w): raise SystemExit(f"the re-run is running already ({', '.join(busy)})")
     cpu = cpu_kind()
     if not cpu['native_bf16']:
         raise SystemExit(f"this CPU ({cpu['model']}, {cpu['capability']}) has no native bfloat16: "
@@ -138,14 +194,17 @@ def start(w, workers):
                          "and a grid must not mix kinds of CPU; run the re-run on a CPU with "
                          "avx512_bf16 or amx_bf16")
     prepare(w)
-    env = dict(os.environ, PYTHONPATH=str(w), OMP_NUM_THREADS='1')
+    if other := other_cpu_runs(w / 'results', SCALE):
+        raise SystemExit(f"{other[0]} was made on another kind of CPU than this one ({cpu}): "
+                         "a grid must not mix kinds of CPU")
+    env, order = dict(os.environ, PYTHONPATH=str(w), OMP_NUM_THREADS='1'), queue(plan)
     for k in range(workers):
-        order = QUEUE if k % 2 == 0 else QUEUE[1:] + QUEUE[:1]  # start on different grids
-        script = WORKER.format(grids=' '.join(order), scale=SCALE, py=sys.executable,
-                               curves=' '.join(CURVES if k % 2 == 0 else CURVES[::-1]))
+        script = WORKER.format(grids=' '.join(order[k % 2:] + order[:k % 2]), scale=SCALE,
+                               py=sys.executable, curves=' '.join(CURVES[k::workers]))
         log = open(w / f'rerun-worker{k}.log', 'a')
-        subprocess.Popen(['bash', '-c', script], cwd=w, env=env, stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(['bash', '-c', script], cwd=w, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        (w / f'rerun-worker{k}.pid').write_text(str(proc.pid))
         print(f"worker {k} started: log in {w / f'rerun-worker{k}.log'}")
 
 
@@ -154,7 +213,9 @@ if __name__ == '__main__':
     ap.add_argument('what', choices=('status', 'start', 'collect'))
     ap.add_argument('--workers', type=int, default=2, help='processes side by side (default 2)')
     a = ap.parse_args()
-    w = tree(commit())
-    if a.what == 'start': start(w, a.workers)
-    elif a.what == 'collect': print(f"{collect(w)} files copied into {STAGE / SCALE}")
-    else: status(w)
+    sha = commit()
+    w = tree(sha)
+    plan = json.loads(in_tree(w, PLAN))
+    if a.what == 'start': start(w, plan, a.workers)
+    elif a.what == 'collect': print(f"{collect(w, plan, sha)} files copied into {STAGE / SCALE}")
+    else: status(w, plan)

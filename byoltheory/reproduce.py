@@ -18,9 +18,9 @@ __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES',
            'RUN_METRICS', 'TRACE_METRICS', 'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_steps', 'matched_wd', 'Cell',
            'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
            'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
-           'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu_runs', 'run_grid',
-           'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'verify', 'code_path', 't4_hours',
-           'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
+           'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs',
+           'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'verify', 'code_path',
+           't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -417,14 +417,19 @@ def scale_baselines(scale, seeds, *, out='results', command=None, **override) ->
     return have
 
 # %% ../nbs/10_reproduce.ipynb #96bdb932
+def other_cpu(rec) -> dict | None:
+    """The CPU that CPU run record `rec` was made on, when it is another kind than this one (None:
+    the same kind, a GPU run, or a record without its CPU)."""
+    there = rec.get('cpu')
+    return there if rec.get('device', 'cpu') == 'cpu' and there not in (None, cpu_kind()) else None
+
+
 def other_cpu_runs(out, scale) -> list:
     """The run files under `out`/`scale` made on another kind of CPU than this one (GPU runs, and
     runs that do not record their CPU, are not counted)."""
-    here = cpu_kind()
     files = [p for p in sorted((Path(out) / scale).glob('*/*-seed*.json'))
              if (n := parse_run_name(p)) and not n[2]]  # runs, not their traces
-    other = lambda r: r.get('device', 'cpu') == 'cpu' and r.get('cpu', here) != here
-    return [p for p in files if other(read_run(p))]
+    return [p for p in files if other_cpu(read_run(p))]
 
 # %% ../nbs/10_reproduce.ipynb #0a000022
 def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, command=None,
@@ -440,9 +445,9 @@ def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, com
     if missing and scale in CPU_SCALES and (other := other_cpu_runs(out, scale)):
         raise ValueError(
             f"{Path(out) / scale} holds runs made on another kind of CPU, e.g. {other[0].name} "
-            f"({read_run(other[0])['cpu']}; this one: {cpu_kind()}): a scale's runs are made on "
-            "one kind of CPU, whose kernels round alike; run the grid on such a CPU, or choose "
-            "another --out")
+            f"({other_cpu(read_run(other[0]))}; this one: {cpu_kind()}): a scale's runs are "
+            "made on one kind of CPU, whose kernels round alike; run the grid on such a CPU, or "
+            "choose another --out")
     for cell in todo:
         for seed in range(n[cell.name]):
             run_one(grid, cell, scale, seed, out=out, command=command, log=log, **override)
@@ -490,9 +495,10 @@ def orphan_runs(out='results') -> list:
 def cpu_note(rec) -> str:
     """'' when run record `rec` was made on this kind of CPU; else what differs (another kind runs
     other kernels, whose last bits differ)."""
-    there, here = rec.get('cpu'), cpu_kind()
-    if rec.get('device', 'cpu') != 'cpu' or there == here: return ''
-    if there is None: return ' (the run does not record its CPU, so a difference may be the CPU\'s)'
+    if rec.get('device', 'cpu') == 'cpu' and 'cpu' not in rec:
+        return ' (the run does not record its CPU, so a difference may be the CPU\'s)'
+    if (there := other_cpu(rec)) is None: return ''
+    here = cpu_kind()
     return (f" (made on {there['model']} with {there['capability']} kernels, re-run on "
             f"{here['model']} with {here['capability']}: another kind of CPU, so the last bits "
             "may differ)")

@@ -8,7 +8,8 @@ from ..byol import (TrainConfig, train, config_data, config_diff, said, run_sett
                              run_record, fields_with)
 from ..core import hold_lock, read_json, write_json
 from ..reproduce import (SCALES, RUN_METRICS, CODE_VERSION, Cell, Grid, register,
-                                  read_run, same_settings, baselines_path, reference_rows)
+                                  read_run, same_settings, baselines_path, reference_rows,
+                                  grid_runs)
 from ..report import cell_values, claim_rows, difference, verdict, REFERENCES
 from .stopgrad import TABLE1_CELLS
 
@@ -258,6 +259,7 @@ def compare_precisions(bf16: dict, fp32: dict, claims, *, seeds=5) -> dict:
 
 def precision_check(scale='fashion-mnist', *, out='results', seeds=5) -> dict:
     "compare_precisions of Table 1's grid (the scale's precision) and `table1-fp32`."
-    claims = [r['claim'] for r in claim_rows('table1', scale, out=out)]
-    return compare_precisions(cell_values('table1', scale, out=out),
+    runs = grid_runs('table1', scale, out=out)  # read once, for its claims and its values
+    claims = [r['claim'] for r in claim_rows('table1', scale, out=out, runs=runs)]
+    return compare_precisions(cell_values('table1', scale, out=out, runs=runs),
                               cell_values('table1-fp32', scale, out=out), claims, seeds=seeds)

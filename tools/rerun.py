@@ -14,6 +14,9 @@ again, so `collect` and commit before a session ends).
   .venv/bin/python tools/rerun.py status    what is finished, per grid, against the plan
   .venv/bin/python tools/rerun.py start     start the two workers in the background (needs native bf16)
   .venv/bin/python tools/rerun.py collect   copy finished files into results/rerun/ (safe while running)
+  .venv/bin/python tools/rerun.py switch    once every run is there: results/rerun/ becomes the
+                                            scale's results, the commit's scale change is applied
+                                            (--check: say what is missing, change nothing)
 
 The calibrated scale computes in bfloat16: on a CPU without native bfloat16 a run is emulated and
 several times slower, and a grid must not mix two kinds of CPU (chapter 10), so `start` refuses
@@ -163,6 +166,46 @@ def status(w, plan):
           "speed.json's rate (evaluation and the float32 part on top)")
 
 
+def missing(plan) -> list:
+    "The re-run's planned files not yet in results/rerun/: runs, baselines, the two curves."
+    src = STAGE / SCALE
+    want = [src / g / r['name'] for g in queue(plan) for r in plan['grids'][g]]
+    want += [src / 'baselines.json'] + [src / f'curve-{c}.json' for c in CURVES]
+    return [p.relative_to(STAGE) for p in want if not p.exists()]
+
+
+SCALE_CHANGE = ('byoltheory', 'nbs')  # where the re-run's commit changed the scale
+
+
+def switch(sha, plan, check=False):
+    """Once every planned file is staged: the old scale's runs in results/fashion-mnist/ (all but
+    KEEP) give way to results/rerun/fashion-mnist/, results/rerun/ goes, and the re-run commit's
+    change to the library and notebooks is applied to the working tree (3-way, so the main
+    line's later edits stay). Commit it with the chapters' prose and verdicts made to follow."""
+    gone = missing(plan)
+    diff = subprocess.run(['git', '-C', str(HERE), 'diff', f'{sha}^', sha, '--', *SCALE_CHANGE],
+                          capture_output=True, text=True, check=True).stdout
+    ok = subprocess.run(['git', '-C', str(HERE), 'apply', '--check', '-3'], input=diff,
+                        capture_output=True, text=True)
+    print(f"{len(gone)} planned files not staged yet" + (f", e.g. {', '.join(map(str, gone[:3]))}"
+                                                          if gone else ''))
+    print(f"the scale change of {sha[:10]} " + ('applies' if ok.returncode == 0 else
+                                                 f"does not apply: {ok.stderr.strip()}"))
+    if check: return
+    if gone: raise SystemExit("not switching: the re-run is incomplete (collect, or run on)")
+    if ok.returncode: raise SystemExit("not switching: resolve the scale change by hand first")
+    if busy := _alive(tree(sha)): raise SystemExit(f"stop the workers first ({', '.join(busy)})")
+    res = HERE / 'results' / SCALE
+    for p in res.iterdir():
+        if p.name in KEEP: continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for p in (STAGE / SCALE).iterdir(): shutil.move(str(p), res / p.name)
+    shutil.rmtree(STAGE)
+    subprocess.run(['git', '-C', str(HERE), 'apply', '-3'], input=diff, text=True, check=True)
+    print(f"switched: {res} holds the re-run of {sha[:10]}; now nbdev_export, make the chapters "
+          "follow the new runs, and commit")
+
+
 WORKER = """set -u
 for g in {grids}; do echo "== $(date +%H:%M:%S) $g"
   {py} -m byoltheory.cli reproduce "$g" --scale {scale} --out results || echo "!! $g"; done
@@ -210,12 +253,14 @@ def start(w, plan, workers):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('what', choices=('status', 'start', 'collect'))
+    ap.add_argument('what', choices=('status', 'start', 'collect', 'switch'))
+    ap.add_argument('--check', action='store_true', help='switch: report only, change nothing')
     ap.add_argument('--workers', type=int, default=2, help='processes side by side (default 2)')
     a = ap.parse_args()
     sha = commit()
     w = tree(sha)
     plan = json.loads(in_tree(w, PLAN))
     if a.what == 'start': start(w, plan, a.workers)
+    elif a.what == 'switch': switch(sha, plan, check=a.check)
     elif a.what == 'collect': print(f"{collect(w, plan, sha)} files copied into {STAGE / SCALE}")
     else: status(w, plan)

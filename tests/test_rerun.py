@@ -85,3 +85,50 @@ def test_verify_at_reruns_with_a_commits_code(tmp_path):
     assert again['knn_top1'] == m['knn_top1'] and again['feature_std'] == m['feature_std']
     worktrees = subprocess.run(['git', '-C', str(here), 'worktree', 'list'], capture_output=True, text=True).stdout
     assert str(tmp_path) not in worktrees                                # removed again
+
+
+BASE = "SUBSET = 10_000\n" + "".join(f"X{i} = {i}\n" for i in range(8)) + "LAST = 1\n"
+
+
+def test_switch_only_when_complete_and_keeps_calibration(tmp_path, monkeypatch):
+    "switch: refuses while a planned file is missing; then the staged runs replace the old scale's (calibration kept)."
+    import subprocess
+    m = _tool(tmp_path, monkeypatch)
+    repo = tmp_path / 'repo'
+    git = lambda *a: subprocess.run(['git', '-C', str(repo), *a], check=True, capture_output=True, text=True).stdout
+    (repo / 'byoltheory').mkdir(parents=True)
+    (repo / 'byoltheory' / 'scale.py').write_text(BASE)
+    git('init', '-q'); git('add', '.'); git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'base')
+    (repo / 'byoltheory' / 'scale.py').write_text(BASE.replace('10_000', '20_000'))
+    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'the re-run commit')
+    sha = git('rev-parse', 'HEAD').strip()
+    (repo / 'byoltheory' / 'scale.py').write_text(BASE.replace('LAST = 1', 'LAST = 2'))  # restored, edited on
+    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'restore')
+    monkeypatch.setattr(m, 'HERE', repo)
+    monkeypatch.setattr(m, 'STAGE', repo / 'results' / 'rerun')
+    monkeypatch.setattr(m, '_alive', lambda w: [])
+    monkeypatch.setattr(m, 'tree', lambda sha: None)
+    plan = {'grids': {'table1': [dict(name='a-seed0.json')]}}
+    res, stage = repo / 'results' / 'fashion-mnist', m.STAGE / 'fashion-mnist'
+    _run(res / 'table1' / 'old-seed0.json', commit='b' * 40)
+    _run(res / 'calibration' / 'p.json', commit='b' * 40)
+    _run(stage / 'table1' / 'a-seed0.json')
+    _run(stage / 'baselines.json')
+    _run(stage / 'curve-linear.json')
+    assert [str(p) for p in m.missing(plan)] == ['fashion-mnist/curve-directpred.json']
+    with pytest.raises(SystemExit, match='incomplete'):
+        m.switch(sha, plan)
+    assert (res / 'table1' / 'old-seed0.json').exists() and stage.exists()     # nothing changed
+    _run(stage / 'curve-directpred.json')
+    m.switch(sha, plan, check=True)                                             # reports only
+    assert stage.exists()
+    (repo / 'byoltheory' / 'scale.py').write_text(BASE.replace('SUBSET = 10_000', 'SUBSET = 5'))
+    with pytest.raises(SystemExit, match='by hand'):                            # the change no longer applies
+        m.switch(sha, plan)
+    assert (res / 'table1' / 'old-seed0.json').exists() and stage.exists()
+    git('checkout', '-q', '--', '.')
+    m.switch(sha, plan)
+    assert not m.STAGE.exists() and (res / 'calibration' / 'p.json').exists()
+    assert sorted(p.name for p in (res / 'table1').iterdir()) == ['a-seed0.json']
+    want = BASE.replace('10_000', '20_000').replace('LAST = 1', 'LAST = 2')  # the change, and main's edit
+    assert (repo / 'byoltheory' / 'scale.py').read_text() == want

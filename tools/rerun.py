@@ -180,12 +180,13 @@ SCALE_CHANGE = ('byoltheory', 'nbs')  # where the re-run's commit changed the sc
 def switch(sha, plan, check=False):
     """Once every planned file is staged: the old scale's runs in results/fashion-mnist/ (all but
     KEEP) give way to results/rerun/fashion-mnist/, results/rerun/ goes, and the re-run commit's
-    change to the library and notebooks is applied to the working tree (3-way, so the main
-    line's later edits stay). Commit it with the chapters' prose and verdicts made to follow."""
+    change to the library and notebooks is applied to the working tree (where its context still
+    matches, so the main line's later edits stay; else nothing changes and the change is made by
+    hand). Commit it with the chapters' prose and verdicts made to follow."""
     gone = missing(plan)
     diff = subprocess.run(['git', '-C', str(HERE), 'diff', f'{sha}^', sha, '--', *SCALE_CHANGE],
                           capture_output=True, text=True, check=True).stdout
-    ok = subprocess.run(['git', '-C', str(HERE), 'apply', '--check', '-3'], input=diff,
+    ok = subprocess.run(['git', '-C', str(HERE), 'apply', '--check'], input=diff,
                         capture_output=True, text=True)
     print(f"{len(gone)} planned files not staged yet" + (f", e.g. {', '.join(map(str, gone[:3]))}"
                                                           if gone else ''))
@@ -201,7 +202,7 @@ def switch(sha, plan, check=False):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     for p in (STAGE / SCALE).iterdir(): shutil.move(str(p), res / p.name)
     shutil.rmtree(STAGE)
-    subprocess.run(['git', '-C', str(HERE), 'apply', '-3'], input=diff, text=True, check=True)
+    subprocess.run(['git', '-C', str(HERE), 'apply'], input=diff, text=True, check=True)
     print(f"switched: {res} holds the re-run of {sha[:10]}; now nbdev_export, make the chapters "
           "follow the new runs, and commit")
 

@@ -96,14 +96,15 @@ def test_switch_only_when_complete_and_keeps_calibration(tmp_path, monkeypatch):
     m = _tool(tmp_path, monkeypatch)
     repo = tmp_path / 'repo'
     git = lambda *a: subprocess.run(['git', '-C', str(repo), *a], check=True, capture_output=True, text=True).stdout
+    commit = lambda msg: git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', msg)
     (repo / 'byoltheory').mkdir(parents=True)
     (repo / 'byoltheory' / 'scale.py').write_text(BASE)
-    git('init', '-q'); git('add', '.'); git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'base')
+    git('init', '-q'); git('add', '.'); commit('base')
     (repo / 'byoltheory' / 'scale.py').write_text(BASE.replace('10_000', '20_000'))
-    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'the re-run commit')
+    commit('the re-run commit')
     sha = git('rev-parse', 'HEAD').strip()
     (repo / 'byoltheory' / 'scale.py').write_text(BASE.replace('LAST = 1', 'LAST = 2'))  # restored, edited on
-    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'restore')
+    commit('restore')
     monkeypatch.setattr(m, 'HERE', repo)
     monkeypatch.setattr(m, 'STAGE', repo / 'results' / 'rerun')
     monkeypatch.setattr(m, '_alive', lambda w: [])

@@ -81,13 +81,18 @@ def queue(plan) -> list:
     return sorted(plan['grids'], key=lambda g: FIRST.index(g) if g in FIRST else len(FIRST))
 
 
+def clear_old_scale(res):
+    "Remove the old scale's runs from a results/fashion-mnist/ folder: all but KEEP."
+    for p in res.iterdir():
+        if p.name in KEEP: continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def prepare(w):
     "Once: the worktree's old-scale runs out, the staged finished ones in (so they are skipped)."
     mark, res = w / '.rerun-prepared', w / 'results' / SCALE
     if not mark.exists():
-        for p in res.iterdir():
-            if p.name in KEEP: continue
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        clear_old_scale(res)
         mark.write_text('the old scale\'s runs were removed from results/ of this worktree\n')
     src = STAGE / SCALE
     for p in src.rglob('*.json') if src.exists() else []:
@@ -197,9 +202,7 @@ def switch(sha, plan, check=False):
     if ok.returncode: raise SystemExit("not switching: resolve the scale change by hand first")
     if busy := _alive(tree(sha)): raise SystemExit(f"stop the workers first ({', '.join(busy)})")
     res = HERE / 'results' / SCALE
-    for p in res.iterdir():
-        if p.name in KEEP: continue
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    clear_old_scale(res)
     for p in (STAGE / SCALE).iterdir(): shutil.move(str(p), res / p.name)
     shutil.rmtree(STAGE)
     subprocess.run(['git', '-C', str(HERE), 'apply'], input=diff, text=True, check=True)

@@ -91,7 +91,8 @@ BASE = "SUBSET = 10_000\n" + "".join(f"X{i} = {i}\n" for i in range(8)) + "LAST 
 
 
 def test_switch_only_when_complete_and_keeps_calibration(tmp_path, monkeypatch):
-    "switch: refuses while a planned file is missing; then the staged runs replace the old scale's (calibration kept)."
+    """switch: refuses while a planned file is missing; then the staged runs replace the old scale's (calibration
+    kept), and the scale change and the chapters' drafts are applied."""
     import subprocess
     m = _tool(tmp_path, monkeypatch)
     repo = tmp_path / 'repo'
@@ -104,7 +105,12 @@ def test_switch_only_when_complete_and_keeps_calibration(tmp_path, monkeypatch):
     commit('the re-run commit')
     sha = git('rev-parse', 'HEAD').strip()
     (repo / 'byoltheory' / 'scale.py').write_text(BASE.replace('LAST = 1', 'LAST = 2'))  # restored, edited on
-    commit('restore')
+    (repo / 'nbs').mkdir()
+    (repo / 'nbs' / 'ch.ipynb').write_text('the old scale\nholds\n')
+    git('add', '.'); commit('restore')
+    (repo / 'nbs' / 'ch.ipynb').write_text('the new scale\nholds\n')              # a chapter's draft
+    drafts = git('diff', '--', 'nbs')
+    git('checkout', '-q', '--', '.')
     monkeypatch.setattr(m, 'HERE', repo)
     monkeypatch.setattr(m, 'STAGE', repo / 'results' / 'rerun')
     monkeypatch.setattr(m, '_alive', lambda w: [])
@@ -116,6 +122,7 @@ def test_switch_only_when_complete_and_keeps_calibration(tmp_path, monkeypatch):
     _run(stage / 'table1' / 'a-seed0.json')
     _run(stage / 'baselines.json')
     _run(stage / 'curve-linear.json')
+    (m.STAGE / m.DRAFTS).write_text(drafts)
     assert [str(p) for p in m.missing(plan)] == ['fashion-mnist/curve-directpred.json']
     with pytest.raises(SystemExit, match='incomplete'):
         m.switch(sha, plan)
@@ -133,3 +140,26 @@ def test_switch_only_when_complete_and_keeps_calibration(tmp_path, monkeypatch):
     assert sorted(p.name for p in (res / 'table1').iterdir()) == ['a-seed0.json']
     want = BASE.replace('10_000', '20_000').replace('LAST = 1', 'LAST = 2')  # the change, and main's edit
     assert (repo / 'byoltheory' / 'scale.py').read_text() == want
+    assert (repo / 'nbs' / 'ch.ipynb').read_text() == 'the new scale\nholds\n'  # the drafts applied too
+
+
+def test_preview_finds_the_chapters_of_each_grid_and_never_removes_another_folder(tmp_path, monkeypatch):
+    "preview: which chapters read which re-run grids at the scale; it removes only a folder it made itself."
+    m = _tool(tmp_path, monkeypatch)
+    nbs = tmp_path / 'nbs'
+    nbs.mkdir()
+    cell = lambda src: dict(cell_type='code', source=[src])
+    for name, srcs in {'12_t1.ipynb': ["show_grid('table1', 'fashion-mnist', out=R)",
+                                       "expect('table1', 'digits', {})"],
+                       '15_t6.ipynb': ['x = 1', "expect(\n    'table6',  \"fashion-mnist\", {})",
+                                       "grid_runs('table8', 'fashion-mnist')"],
+                       '01_theory.ipynb': ["show_grid('table1', 'digits')"],
+                       '99_other.ipynb': ["show_grid('unplanned', 'fashion-mnist')"]}.items():
+        (nbs / name).write_text(json.dumps(dict(cells=[cell(s) for s in srcs])))
+    grids = {'table1': [], 'table6': [], 'table8': []}
+    assert m.chapters_reading(nbs, grids) == {'12_t1.ipynb': ['table1'], '15_t6.ipynb': ['table6', 'table8']}
+    keep = tmp_path / 'work'
+    (keep / 'x').mkdir(parents=True)
+    with pytest.raises(SystemExit, match='is not a preview'):
+        m.preview(SHA, PLAN, keep)
+    assert (keep / 'x').exists()

@@ -17,11 +17,18 @@ again, so `collect` and commit before a session ends).
   .venv/bin/python tools/rerun.py switch    once every run is there: results/rerun/ becomes the
                                             scale's results, the commit's scale change is applied
                                             (--check: say what is missing, change nothing)
+  .venv/bin/python tools/rerun.py preview   the switch done in a throw-away clone with the runs so far:
+                                            the complete grids' verdicts, and which chapters that
+                                            read only complete grids fail (--dest, --no-chapters),
+                                            with the chapters' drafts applied
+  .venv/bin/python tools/rerun.py draft     save the edits made to the preview's nbs/ as the chapters'
+                                            drafts (results/rerun/chapters.diff), which `switch`
+                                            applies after the scale change
 
 The calibrated scale computes in bfloat16: on a CPU without native bfloat16 a run is emulated and
 several times slower, and a grid must not mix two kinds of CPU (chapter 10), so `start` refuses
 such a CPU and the grid runner refuses to add runs beside another kind's."""
-import argparse, filecmp, json, os, shutil, subprocess, sys
+import argparse, filecmp, json, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -188,9 +195,7 @@ def switch(sha, plan, check=False):
     change to the library and notebooks is applied to the working tree (where its context still
     matches, so the main line's later edits stay; else nothing changes and the change is made by
     hand). Commit it with the chapters' prose and verdicts made to follow."""
-    gone = missing(plan)
-    diff = subprocess.run(['git', '-C', str(HERE), 'diff', f'{sha}^', sha, '--', *SCALE_CHANGE],
-                          capture_output=True, text=True, check=True).stdout
+    gone, diff = missing(plan), scale_change(sha)
     ok = subprocess.run(['git', '-C', str(HERE), 'apply', '--check'], input=diff,
                         capture_output=True, text=True)
     print(f"{len(gone)} planned files not staged yet" + (f", e.g. {', '.join(map(str, gone[:3]))}"
@@ -201,13 +206,112 @@ def switch(sha, plan, check=False):
     if gone: raise SystemExit("not switching: the re-run is incomplete (collect, or run on)")
     if ok.returncode: raise SystemExit("not switching: resolve the scale change by hand first")
     if busy := _alive(tree(sha)): raise SystemExit(f"stop the workers first ({', '.join(busy)})")
-    res = HERE / 'results' / SCALE
+    drafts = (STAGE / DRAFTS).read_text() if (STAGE / DRAFTS).exists() else ''
+    _switch_files(HERE, STAGE, diff)
+    if drafts:  # checked by `preview`, which applies them the same way
+        subprocess.run(['git', '-C', str(HERE), 'apply'], input=drafts, text=True, check=True)
+        print(f"the chapters' drafts applied ({DRAFTS}, kept in git history)")
+    print(f"switched: {HERE / 'results' / SCALE} holds the re-run of {sha[:10]}; now nbdev_export, "
+          "make the chapters follow the new runs, and commit")
+
+
+def _switch_files(root, stage, diff):
+    "In checkout `root`: the old scale's runs out, `stage`'s in, `stage` gone, `diff` applied."
+    res = root / 'results' / SCALE
     clear_old_scale(res)
-    for p in (STAGE / SCALE).iterdir(): shutil.move(str(p), res / p.name)
-    shutil.rmtree(STAGE)
-    subprocess.run(['git', '-C', str(HERE), 'apply'], input=diff, text=True, check=True)
-    print(f"switched: {res} holds the re-run of {sha[:10]}; now nbdev_export, make the chapters "
-          "follow the new runs, and commit")
+    for p in (stage / SCALE).iterdir(): shutil.move(str(p), res / p.name)
+    shutil.rmtree(stage)
+    subprocess.run(['git', '-C', str(root), 'apply'], input=diff, text=True, check=True)
+
+
+def scale_change(sha) -> str:
+    "The re-run commit's change to the library and notebooks (the scale), as a diff."
+    return subprocess.run(['git', '-C', str(HERE), 'diff', f'{sha}^', sha, '--', *SCALE_CHANGE],
+                          capture_output=True, text=True, check=True).stdout
+
+
+READS = re.compile(r"""['"]([a-z0-9-]+)['"],\s*['"]""" + SCALE + """['"]""")
+
+
+def chapters_reading(nbs: Path, grids) -> dict:
+    "{chapter: the re-run grids it reads at SCALE} of the notebooks in `nbs` that read any."
+    out = {}
+    for nb in sorted(nbs.glob('*.ipynb')):
+        src = ''.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'])
+        if got := sorted(set(READS.findall(src)) & set(grids)): out[nb.name] = got
+    return out
+
+
+PREVIEW = """
+from byoltheory.report import claims_table
+for g in {grids!r}:
+    print('### ' + g); print(claims_table(g, {scale!r}, out='results')); print()
+"""
+
+
+def preview(sha, plan, dest: Path, chapters=True):
+    """Switch a throw-away clone at `dest` with the runs staged so far (nothing here changes), then
+    print the verdicts of every complete grid and run the chapters (nbdev_test) that read only
+    complete grids: what the switch will have to rewrite, before the re-run ends."""
+    if dest.exists():
+        if not (dest / '.rerun-preview').exists():
+            raise SystemExit(f"{dest} exists and is not a preview: choose another --dest")
+        shutil.rmtree(dest)
+    subprocess.run(['git', 'clone', '-q', str(HERE), str(dest)], check=True)
+    (dest / '.rerun-preview').write_text(f'a preview of the switch to {sha}\n')
+    if (STAGE / SCALE).exists():  # staged but not committed yet: in the preview too
+        shutil.copytree(STAGE / SCALE, dest / 'results' / 'rerun' / SCALE, dirs_exist_ok=True)
+    drafts = (STAGE / DRAFTS).read_text() if (STAGE / DRAFTS).exists() else ''
+    _switch_files(dest, dest / 'results' / 'rerun', scale_change(sha))
+    bin_ = Path(sys.executable).parent
+    env = dict(os.environ, PYTHONPATH=str(dest), OMP_NUM_THREADS='1',
+               PATH=f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    git = lambda *a, **k: subprocess.run(['git', '-C', str(dest), *a], check=True, **k)
+    git('add', '-A')  # the switched state: `draft` saves the chapters' edits made on top of it
+    git('-c', 'user.name=preview', '-c', 'user.email=preview@localhost', 'commit', '-qm', 'switched')
+    if drafts:
+        git('apply', input=drafts, text=True)
+        print(f"the chapters' drafts ({STAGE / DRAFTS}) applied on top")
+    subprocess.run([bin_ / 'nbdev_export'], cwd=dest, env=env, check=True)
+    res = dest / 'results' / SCALE
+    done = [g for g in queue(plan) if all((res / g / r['name']).exists()
+                                          for r in plan['grids'][g])]
+    print(f"complete grids: {', '.join(done) or 'none'}; the rest are not read\n")
+    if done: print(in_tree(dest, PREVIEW.format(grids=done, scale=SCALE)))
+    if not chapters: return
+    for nb, grids in chapters_reading(dest / 'nbs', plan['grids']).items():
+        if wait := [g for g in grids if g not in done]:
+            print(f"{nb}: not run (needs {', '.join(wait)})"); continue
+        r = subprocess.run([bin_ / 'nbdev_test', '--path', f'nbs/{nb}'], cwd=dest, env=env,
+                           capture_output=True, text=True)
+        print(f"{nb}: " + ('passes' if r.returncode == 0 else
+                           'FAILS (the first failing cell only)\n    ' + first_failure(r.stdout + r.stderr)))
+
+
+DRAFTS = 'chapters.diff'  # in STAGE: the chapters' edits drafted before the switch (`draft`)
+
+
+def draft(dest: Path):
+    """Save the chapters' edits made in the preview at `dest` (nbs/, on top of its switched state)
+    as STAGE/DRAFTS, which the next `preview` and `switch` apply: prose, verdicts and asserts of the
+    grids already complete can be rewritten while the rest still run. Commit it with the runs."""
+    if not (dest / '.rerun-preview').exists(): raise SystemExit(f"{dest} is not a preview")
+    subprocess.run([Path(sys.executable).parent / 'nbdev_clean'], cwd=dest, check=True,
+                   env=dict(os.environ, PYTHONPATH=str(dest)))
+    diff = subprocess.run(['git', '-C', str(dest), 'diff', 'HEAD', '--', 'nbs'],
+                          capture_output=True, text=True, check=True).stdout
+    if not diff: raise SystemExit(f"no edits to the chapters in {dest}/nbs: nothing saved")
+    STAGE.mkdir(parents=True, exist_ok=True)
+    (STAGE / DRAFTS).write_text(diff)
+    print(f"saved {diff.count(chr(10))} lines of the chapters' edits to {STAGE / DRAFTS}")
+
+
+def first_failure(log: str) -> str:
+    "From nbdev_test's output: the failing cell's number, the failing line and the error."
+    lines = [l for l in log.splitlines() if l.strip()]
+    cell = next((l.strip() for l in lines if l.startswith('While Executing Cell')), '')
+    end = next((i for i, l in enumerate(lines) if l.startswith('nbdev Tests Failed')), len(lines))
+    return '\n    '.join([cell, *lines[max(0, end - 4):end]])
 
 
 WORKER = """set -u
@@ -257,8 +361,11 @@ def start(w, plan, workers):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('what', choices=('status', 'start', 'collect', 'switch'))
+    ap.add_argument('what', choices=('status', 'start', 'collect', 'switch', 'preview', 'draft'))
     ap.add_argument('--check', action='store_true', help='switch: report only, change nothing')
+    ap.add_argument('--dest', type=Path, default=Path('/tmp/rerun-preview'),
+                    help='preview, draft: where the throw-away switched clone is')
+    ap.add_argument('--no-chapters', action='store_true', help='preview: verdicts only')
     ap.add_argument('--workers', type=int, default=2, help='processes side by side (default 2)')
     a = ap.parse_args()
     sha = commit()
@@ -266,5 +373,7 @@ if __name__ == '__main__':
     plan = json.loads(in_tree(w, PLAN))
     if a.what == 'start': start(w, plan, a.workers)
     elif a.what == 'switch': switch(sha, plan, check=a.check)
+    elif a.what == 'preview': preview(sha, plan, a.dest.resolve(), chapters=not a.no_chapters)
+    elif a.what == 'draft': draft(a.dest.resolve())
     elif a.what == 'collect': print(f"{collect(w, plan, sha)} files copied into {STAGE / SCALE}")
     else: status(w, plan)

@@ -135,6 +135,12 @@ def test_switch_only_when_complete_and_keeps_calibration(tmp_path, monkeypatch):
         m.switch(sha, plan)
     assert (res / 'table1' / 'old-seed0.json').exists() and stage.exists()
     git('checkout', '-q', '--', '.')
+    (repo / 'nbs' / 'ch.ipynb').write_text('an edit on the main line\nholds\n')
+    commit('the main line edits the chapter the drafts rewrite')
+    with pytest.raises(SystemExit, match='apply first'):                        # the drafts no longer apply
+        m.switch(sha, plan)
+    assert (res / 'table1' / 'old-seed0.json').exists() and stage.exists()
+    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'revert', '--no-edit', 'HEAD')
     m.switch(sha, plan)
     assert not m.STAGE.exists() and (res / 'calibration' / 'p.json').exists()
     assert sorted(p.name for p in (res / 'table1').iterdir()) == ['a-seed0.json']

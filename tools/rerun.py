@@ -28,7 +28,7 @@ again, so `collect` and commit before a session ends).
 The calibrated scale computes in bfloat16: on a CPU without native bfloat16 a run is emulated and
 several times slower, and a grid must not mix two kinds of CPU (chapter 10), so `start` refuses
 such a CPU and the grid runner refuses to add runs beside another kind's."""
-import argparse, filecmp, json, os, re, shutil, subprocess, sys
+import argparse, filecmp, json, os, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -202,17 +202,34 @@ def switch(sha, plan, check=False):
                                                           if gone else ''))
     print(f"the scale change of {sha[:10]} " + ('applies' if ok.returncode == 0 else
                                                  f"does not apply: {ok.stderr.strip()}"))
+    drafts = (STAGE / DRAFTS).read_text() if (STAGE / DRAFTS).exists() else ''
+    bad = ok.returncode == 0 and drafts and drafts_fail(diff, drafts)
+    if drafts: print(f"the chapters' drafts ({DRAFTS}) " + (f"do not apply after it: {bad}" if bad
+                                                            else 'apply after it'))
     if check: return
     if gone: raise SystemExit("not switching: the re-run is incomplete (collect, or run on)")
     if ok.returncode: raise SystemExit("not switching: resolve the scale change by hand first")
+    if bad: raise SystemExit(f"not switching: make {DRAFTS} apply first (preview, edit, draft)")
     if busy := _alive(tree(sha)): raise SystemExit(f"stop the workers first ({', '.join(busy)})")
-    drafts = (STAGE / DRAFTS).read_text() if (STAGE / DRAFTS).exists() else ''
     _switch_files(HERE, STAGE, diff)
-    if drafts:  # checked by `preview`, which applies them the same way
+    if drafts:
         subprocess.run(['git', '-C', str(HERE), 'apply'], input=drafts, text=True, check=True)
         print(f"the chapters' drafts applied ({DRAFTS}, kept in git history)")
     print(f"switched: {HERE / 'results' / SCALE} holds the re-run of {sha[:10]}; now nbdev_export, "
           "make the chapters follow the new runs, and commit")
+
+
+def drafts_fail(diff, drafts) -> str:
+    """Why the chapters' drafts would not apply after the scale change `diff`, on this checkout's
+    committed files ('' when they would): both applied to a scratch index, nothing else touched."""
+    with tempfile.NamedTemporaryFile() as idx:
+        env = dict(os.environ, GIT_INDEX_FILE=idx.name)
+        git = lambda *a, **k: subprocess.run(['git', '-C', str(HERE), *a], env=env, text=True,
+                                             capture_output=True, **k)
+        git('read-tree', 'HEAD', check=True)
+        git('apply', '--cached', input=diff, check=True)
+        r = git('apply', '--cached', '--check', input=drafts)
+        return r.stderr.strip() if r.returncode else ''
 
 
 def _switch_files(root, stage, diff):

@@ -160,10 +160,13 @@ def test_preview_finds_the_chapters_of_each_grid_and_never_removes_another_folde
                        '15_t6.ipynb': ['x = 1', "expect(\n    'table6',  \"fashion-mnist\", {})",
                                        "grid_runs('table8', 'fashion-mnist')"],
                        '01_theory.ipynb': ["show_grid('table1', 'digits')"],
-                       '99_other.ipynb': ["show_grid('unplanned', 'fashion-mnist')"]}.items():
+                       '99_other.ipynb': ["show_grid('unplanned', 'fashion-mnist')"],
+                       '93_all.ipynb': ["for g in grids:", "    expect(g, 'fashion-mnist', {}, out=results_dir())"],
+                       '06_data.ipynb': ["load_dataset('fashion-mnist')"]}.items():
         (nbs / name).write_text(json.dumps(dict(cells=[cell(s) for s in srcs])))
     grids = {'table1': [], 'table6': [], 'table8': []}
-    assert m.chapters_reading(nbs, grids) == {'12_t1.ipynb': ['table1'], '15_t6.ipynb': ['table6', 'table8']}
+    assert m.chapters_reading(nbs, grids) == {'12_t1.ipynb': ['table1'], '15_t6.ipynb': ['table6', 'table8'],
+                                              '93_all.ipynb': ['table1', 'table6', 'table8']}
     keep = tmp_path / 'work'
     (keep / 'x').mkdir(parents=True)
     with pytest.raises(SystemExit, match='is not a preview'):

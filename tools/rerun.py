@@ -250,12 +250,19 @@ def scale_change(sha) -> str:
 READS = re.compile(r"""['"]([a-z0-9-]+)['"],\s*['"]""" + SCALE + """['"]""")
 
 
+SOME_GRIDS = re.compile(r"(results_dir|RESULTS)[\s\S]*(['\"]" + SCALE + r"['\"]|CPU_SCALES|MAIN_SCALE)"
+                        r"|(['\"]" + SCALE + r"['\"]|CPU_SCALES|MAIN_SCALE)[\s\S]*(results_dir|RESULTS)")
+
+
 def chapters_reading(nbs: Path, grids) -> dict:
-    "{chapter: the re-run grids it reads at SCALE} of the notebooks in `nbs` that read any."
+    """{chapter: the re-run grids it reads at SCALE} of the notebooks in `nbs` that read any; a
+    notebook that reads the scale's results without naming a grid (a loop over the grids) is
+    taken to read them all."""
     out = {}
     for nb in sorted(nbs.glob('*.ipynb')):
         src = ''.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'])
         if got := sorted(set(READS.findall(src)) & set(grids)): out[nb.name] = got
+        elif SOME_GRIDS.search(src): out[nb.name] = sorted(grids)
     return out
 
 

@@ -25,6 +25,12 @@ again, so `collect` and commit before a session ends).
                                             drafts (results/rerun/chapters.diff), which `switch`
                                             applies after the scale change
 
+At the end, on a CPU with native bfloat16: `collect`, stop the workers, then `preview` until every
+chapter passes (edit the chapters in the preview's clone, `draft`, `preview` again); then `switch`,
+`nbdev_export`, and the bit-for-bit repeats chapter 10b reads, `byoltheory reproduce GRID --scale
+fashion-mnist --verify 1 --keep results/repeat/fashion-mnist.json` for GRID table1 and table6; then
+`make test`, `make book`, and one commit.
+
 The calibrated scale computes in bfloat16: on a CPU without native bfloat16 a run is emulated and
 several times slower, and a grid must not mix two kinds of CPU (chapter 10), so `start` refuses
 such a CPU and the grid runner refuses to add runs beside another kind's."""

@@ -65,6 +65,18 @@ def test_the_plan_estimate_counts_a_config_once(tmp_path, monkeypatch):
     assert m.queue({'grids': {'fig2': [], 'table8': [], 'table1': []}}) == ['table1', 'table8', 'fig2']
 
 
+def test_what_is_left_counts_a_config_once_and_its_copies_as_done(tmp_path, monkeypatch):
+    m = _tool(tmp_path, monkeypatch)
+    run = lambda n, c, w=100: dict(name=n, config=c, precision='bf16', work=w)
+    plan = {'grids': {'t6': [run('a.json', 'a'), run('b.json', 'b')],
+                      't8': [run('a.json', 'a'), run('c.json', 'c', 300)]},
+            'curve_epochs': 2, 'curve_work': 50}
+    assert m.remaining(plan) == (100 + 100 + 300 + 2 * 50, 0)  # a, b, c once each
+    _run(m.STAGE / 'fashion-mnist' / 't6' / 'a.json', train_seconds=7.0)  # t8's twin not yet copied
+    _run(m.STAGE / 'fashion-mnist' / 'curve-linear.json', points=[])
+    assert m.remaining(plan) == (100 + 300 + 50, 7.0)
+
+
 def test_verify_at_reruns_with_a_commits_code(tmp_path):
     "tools/verify_at.py trains a run's recorded config with another commit's code, in a worktree it removes."
     import dataclasses, subprocess, sys

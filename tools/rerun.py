@@ -182,6 +182,25 @@ def status(w, plan):
                                                            for k, v in work.items()) +
           f"; the bf16 part is {work['bf16'] * 1e6 * rate / 3600:.1f} h of training at "
           "speed.json's rate (evaluation and the float32 part on top)")
+    left, spent = remaining(plan)
+    print(f"still to run: {left / 1e6:.1f} M image-epochs (curves included), "
+          f"{left * rate / 3600:.1f} h of training at that rate, about "
+          f"{left * rate / 3600 / 2:.1f} h with two workers; the finished runs trained for "
+          f"{spent / 3600:.1f} h")
+
+
+def remaining(plan) -> tuple:
+    """(image-epochs of the configs not yet staged, curves included; training seconds the staged
+    runs recorded), each config counted once."""
+    spent, todo = {}, {}
+    for g, runs in plan['grids'].items():
+        for r in runs:
+            p = STAGE / SCALE / g / r['name']
+            if p.exists(): spent[r['config']] = json.loads(p.read_text())['train_seconds']
+            else: todo[r['config']] = r['work']
+    left = sum(v for k, v in todo.items() if k not in spent)
+    left += sum(plan['curve_work'] for c in CURVES if not (STAGE / SCALE / f'curve-{c}.json').exists())
+    return left, sum(spent.values())
 
 
 def missing(plan) -> list:

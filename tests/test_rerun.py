@@ -184,3 +184,21 @@ def test_preview_finds_the_chapters_of_each_grid_and_never_removes_another_folde
     with pytest.raises(SystemExit, match='is not a preview'):
         m.preview(SHA, PLAN, keep)
     assert (keep / 'x').exists()
+
+
+def test_the_verdicts_chapters_assert_are_read_from_their_source_and_compared(tmp_path, monkeypatch):
+    m = _tool(tmp_path, monkeypatch)
+    cells = ["%matplotlib inline\nexpect('t1', 'fashion-mnist', {'a': 'holds', 'b': 'within noise'},"
+             " out=RESULTS)",
+             "expect('t1', 'digits', {'a': 'reversed'})",                  # another scale: not read
+             "for scale in CPU_SCALES:\n    expect('t2', scale, {'c': 'holds'})",
+             "expect('t3', 'fashion-mnist', WANT)"]                        # not written out: skipped
+    nb = dict(cells=[dict(cell_type='code', source=s) for s in cells] +
+              [dict(cell_type='markdown', source="expect('t1', 'fashion-mnist', {'a': 'x'})")])
+    (tmp_path / 'ch.ipynb').write_text(json.dumps(nb))
+    asserted = m.chapter_verdicts(tmp_path)
+    assert asserted == [('ch.ipynb', 't1', {'a': 'holds', 'b': 'within noise'}),
+                        ('ch.ipynb', 't2', {'c': 'holds'})]
+    got = {'t1': {'a': 'holds', 'b': 'holds'}}                             # t2 not complete
+    assert m.verdict_changes(asserted, got) == [
+        "ch.ipynb: t1 b: the chapter says 'within noise', the runs give 'holds'"]

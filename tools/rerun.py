@@ -18,7 +18,8 @@ again, so `collect` and commit before a session ends).
                                             scale's results, the commit's scale change is applied
                                             (--check: say what is missing, change nothing)
   .venv/bin/python tools/rerun.py preview   the switch done in a throw-away clone with the runs so far:
-                                            the complete grids' verdicts, and which chapters that
+                                            the complete grids' verdicts, every verdict a chapter
+                                            asserts that they do not give, and which chapters that
                                             read only complete grids fail (--dest, --no-chapters),
                                             with the chapters' drafts applied
   .venv/bin/python tools/rerun.py draft     save the edits made to the preview's nbs/ as the chapters'
@@ -292,16 +293,54 @@ def chapters_reading(nbs: Path, grids) -> dict:
 
 
 PREVIEW = """
-from byoltheory.report import claims_table
+import json
+from byoltheory.report import claims_table, claim_rows
 for g in {grids!r}:
     print('### ' + g); print(claims_table(g, {scale!r}, out='results')); print()
+got = {{g: {{r['claim'].id: r['verdict'] for r in claim_rows(g, {scale!r}, out='results')}}
+       for g in {grids!r}}}
+print('VERDICTS ' + json.dumps(got))
 """
+
+
+def _code(src: str) -> str:
+    "A code cell's Python: its magics and shell lines blanked."
+    return '\n'.join('' if l.lstrip().startswith(('%', '!')) else l for l in src.splitlines())
+
+
+def chapter_verdicts(nbs: Path) -> list:
+    """The verdicts the chapters in `nbs` assert at SCALE: (chapter, grid, {claim: verdict}) for
+    every `expect(grid, scale, {...})` whose scale is SCALE or a variable (a loop over the scales),
+    read from the source, nothing run."""
+    import ast
+    out = []
+    for nb in sorted(nbs.glob('*.ipynb')):
+        for c in json.loads(nb.read_text())['cells']:
+            if c['cell_type'] != 'code' or 'expect(' not in (src := ''.join(c['source'])): continue
+            for call in ast.walk(ast.parse(_code(src))):
+                if not (isinstance(call, ast.Call) and getattr(call.func, 'id', '') == 'expect'
+                        and len(call.args) == 3): continue
+                grid, scale, want = call.args
+                if isinstance(scale, ast.Constant) and scale.value != SCALE: continue
+                try: out.append((nb.name, ast.literal_eval(grid), ast.literal_eval(want)))
+                except ValueError: continue  # not written out in the source
+    return out
+
+
+def verdict_changes(asserted: list, got: dict) -> list:
+    """Lines naming each verdict a chapter asserts (`chapter_verdicts`) that the runs (`got`:
+    {grid: {claim: verdict}}, complete grids only) do not give."""
+    return [f"{nb}: {g} {k}: the chapter says {v!r}, the runs give {got[g].get(k)!r}"
+            for nb, g, want in asserted if g in got
+            for k, v in want.items() if got[g].get(k) != v]
 
 
 def preview(sha, plan, dest: Path, chapters=True):
     """Switch a throw-away clone at `dest` with the runs staged so far (nothing here changes), then
-    print the verdicts of every complete grid and run the chapters (nbdev_test) that read only
-    complete grids: what the switch will have to rewrite, before the re-run ends."""
+    print the verdicts of every complete grid, each verdict a chapter's `expect` asserts that they
+    do not give (all of them, where a chapter's test stops at the first), and run the chapters
+    (nbdev_test) that read only complete grids: what the switch will have to rewrite, before the
+    re-run ends."""
     if dest.exists():
         if not (dest / '.rerun-preview').exists():
             raise SystemExit(f"{dest} exists and is not a preview: choose another --dest")
@@ -326,7 +365,12 @@ def preview(sha, plan, dest: Path, chapters=True):
     done = [g for g in queue(plan) if all((res / g / r['name']).exists()
                                           for r in plan['grids'][g])]
     print(f"complete grids: {', '.join(done) or 'none'}; the rest are not read\n")
-    if done: print(in_tree(dest, PREVIEW.format(grids=done, scale=SCALE)))
+    if done:
+        text, _, got = in_tree(dest, PREVIEW.format(grids=done, scale=SCALE)).rpartition('VERDICTS ')
+        print(text)
+        changes = verdict_changes(chapter_verdicts(dest / 'nbs'), json.loads(got))
+        print("verdicts the chapters assert that the complete grids do not give: " +
+              ('none' if not changes else '\n  ' + '\n  '.join(changes)) + '\n')
     if not chapters: return
     for nb, grids in chapters_reading(dest / 'nbs', plan['grids']).items():
         if wait := [g for g in grids if g not in done]:

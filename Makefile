@@ -74,7 +74,7 @@ book:
 	stage $(PY) tools/check_sync.py; \
 	echo "== executing the notebooks and building the book"; \
 	stage $(BIN)/jupyter-book build . $(JB_FLAGS); \
-	echo "== a committed run repeats bit for bit"; \
+	echo "== a committed run, re-run: bit for bit where this kind of CPU made it (else the difference is reported)"; \
 	stage $(BIN)/byoltheory reproduce table6 --scale digits --verify 1; \
 	echo "== slow tests: the book in headless Chromium, Colab, the full-scale path, torchrun"; \
 	BYOLTHEORY_SLOW=1 OMP_NUM_THREADS=1 stage $(BIN)/pytest -q -s -m slow -n 2 tests; \

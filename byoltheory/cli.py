@@ -241,7 +241,8 @@ def _cmd_reproduce(args, sp):
     grid, out, over, cells = _reproduce_plan(args, sp)
     try:
         if args.verify:
-            worst = verify(args.grid, args.scale, args.verify, out=out, keep=args.keep)
+            worst = verify(args.grid, args.scale, args.verify, out=out, keep=args.keep,
+                           strict=True)  # made on this kind of CPU: bit for bit, or an error
             print(f"largest difference from the committed numbers: {worst:g}")
             return worst
         res = run_grid(args.grid, scale=args.scale, seeds=args.seeds, out=out, cells=cells,
@@ -345,7 +346,8 @@ def _reproduce_options(sp):
     sp.add_argument('--download', action='store_true', help='download a missing dataset')
     sp.add_argument('--out', default=None, help='results folder (default: results/)')
     sp.add_argument('--verify', type=int, default=0, metavar='N',
-                    help='re-run N committed runs and compare')
+                    help='re-run N committed runs and compare (an error when one '
+                    'made on this kind of CPU does not repeat bit for bit)')
     sp.add_argument('--keep', default=None, metavar='FILE',
                     help='with --verify: add each re-run (its CPU, every difference) to FILE')
 

@@ -19,8 +19,8 @@ __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'CPU_SCALES', 'GPU_SCALES',
            'Grid', 'at', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
            'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path', 'parse_run_name',
            'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs',
-           'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'verify', 'code_path',
-           't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
+           'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'same_cpu', 'verify',
+           'code_path', 't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -515,10 +515,17 @@ def kept_rerun(rec, again, name, scale, cell, rerun_by=None) -> dict:
                 differences={k: again[k] - rec[k] for k in RUN_METRICS if k in rec})
 
 # %% ../nbs/10_reproduce.ipynb #10verify
-def verify(name, scale, n=1, *, out='results', log=print, keep=None) -> float:
+def same_cpu(rec) -> bool:
+    "Whether CPU run record `rec` was made on this kind of CPU (it records which, and it is this)."
+    return rec.get('device', 'cpu') == 'cpu' and 'cpu' in rec and other_cpu(rec) is None
+
+
+def verify(name, scale, n=1, *, out='results', log=print, keep=None, strict=False) -> float:
     """Re-run the first `n` runs of grid `name` at `scale` at their recorded settings; the largest
-    metric difference. `keep`: a JSON file to which each re-run's record is added."""
-    grid, worst = get_grid(name), 0.0
+    metric difference. `keep`: a JSON file to which each re-run's record is added. `strict`: a
+    ValueError, after every re-run, when a run made on this kind of CPU (`same_cpu`) does not
+    repeat bit for bit (on another kind, or an unrecorded one, a difference is the CPU's)."""
+    grid, worst, broken = get_grid(name), 0.0, []
     runs = [(c, r) for c, rs in grid_runs(name, scale, out=out).items() for r in rs
             if 'diverged' not in r][:n]
     with tempfile.TemporaryDirectory() as tmp:
@@ -530,11 +537,15 @@ def verify(name, scale, n=1, *, out='results', log=print, keep=None) -> float:
             log(f"{name} {scale} | {cell} | seed {rec['seed']}: re-run at {threads} thread(s), "
                 f"largest difference {diff:g}{cpu_note(rec)}")
             worst = max(worst, diff)
+            if diff and same_cpu(rec): broken.append(f"{cell} seed {rec['seed']} ({diff:g})")
             if keep:
                 kept = read_json(keep) if Path(keep).exists() else []
                 if not isinstance(kept, list):
                     raise ValueError(f"{keep} is not a record of re-runs (a JSON list)")
                 write_json(keep, kept + [kept_rerun(rec, again, name, scale, cell)])
+    if strict and broken:
+        raise ValueError(f"{name} at {scale}: not bit for bit on the kind of CPU that made it: "
+                         + ', '.join(broken))
     return worst
 
 # %% ../nbs/10_reproduce.ipynb #0a000028

@@ -250,3 +250,17 @@ def test_curve_refuses_to_mix_two_runs(capsys, tmp_path):
     code, _, err = run_main(['curve', 'linear', '--out', str(tmp_path), '--epochs', '10'], capsys)
     assert code == 1 and 'byoltheory curve:' in err and 'another config' in err, err
     assert json.loads(path.read_text())['config'] == dict(lr=9.0)    # untouched
+
+def test_verify_fails_when_a_run_of_this_kind_of_cpu_does_not_repeat(capsys, monkeypatch):
+    "--verify: an error (exit 1, naming the run) when a run made on this kind of CPU differs."
+    import byoltheory.reproduce as rp
+    seen = {}
+    def fake(name, scale, n=1, *, out='results', log=print, keep=None, strict=False):
+        seen.update(strict=strict)
+        if strict: raise ValueError(f"{name} at {scale}: not bit for bit on the kind of CPU that "
+                                    "made it: DirectPred seed 0 (0.5)")
+        return 0.5
+    monkeypatch.setattr(rp, 'verify', fake)
+    code, _, err = run_main(['reproduce', 'table6', '--scale', 'digits', '--verify', '1'], capsys)
+    assert seen == {'strict': True} and code == 1
+    assert 'byoltheory reproduce: table6 at digits: not bit for bit' in err and 'Traceback' not in err

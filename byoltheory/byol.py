@@ -588,7 +588,8 @@ def emulated_bf16(cfg: TrainConfig) -> str | None:
         return None
     return (f"this CPU ({cpu['model']}, {cpu['capability']} kernels) has no native bfloat16 "
             "arithmetic (flags avx512_bf16, amx_bf16): precision='bf16' runs emulated here, "
-            "several times slower than 'fp32'")
+            "several times slower than 'fp32' (on the command line: --precision fp32, whose "
+            "numbers are not the bf16 runs' own)")
 
 # %% ../nbs/09_byol.ipynb #8f1a2b36
 def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None, command=None,

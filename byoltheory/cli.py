@@ -193,7 +193,7 @@ def _overrides(args, sp) -> dict:
     from byoltheory.byol import check_field
     o = {
         k: getattr(args, k)
-        for k in ('epochs', 'probe_epochs', 'threads', 'device', 'data_root')
+        for k in ('epochs', 'probe_epochs', 'threads', 'device', 'precision', 'data_root')
         if getattr(args, k) is not None
     }
     if args.download: o['download'] = True
@@ -265,9 +265,10 @@ def _cmd_curve(args, sp):
     if (args.epochs is not None and args.epochs < 1) or args.every < 1:
         sp.error("arguments --epochs and --every: must be >= 1")
     path = Path(args.out) / 'fashion-mnist' / f'curve-{args.name}.json'
+    cfg = curve_config(args.name, args.epochs or CURVE_EPOCHS)
+    if args.precision: cfg = dataclasses.replace(cfg, precision=args.precision)
     try:
-        rows = learning_curve(curve_config(args.name, args.epochs or CURVE_EPOCHS), path,
-                              every=args.every)
+        rows = learning_curve(cfg, path, every=args.every)
     except ValueError as e: raise SystemExit(f"byoltheory curve: {e}")
     except KeyboardInterrupt as e:
         _stopped(e, ('curve', f"the points so far are kept in {path} and the run in progress "
@@ -329,6 +330,12 @@ def _eval_options(sp):
     sp.add_argument('--out', default=None, help='the JSON to write (default: eval.json by the run)')
 
 # %% ../nbs/96_cli.ipynb #96000010
+def _choices(name) -> tuple:
+    "The values TrainConfig's field `name` allows (chapter 9 declares them)."
+    from byoltheory.byol import TrainConfig
+    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata['choices']
+
+
 def _reproduce_options(sp):
     from byoltheory.reproduce import SCALES
     sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
@@ -340,6 +347,8 @@ def _reproduce_options(sp):
     sp.add_argument('--threads', type=int, default=None, help="CPU threads (default: the scale's)")
     sp.add_argument('--device', default=None, choices=('cpu', 'cuda'), help="default: the scale's")
     sp.add_argument('--epochs', type=int, default=None, help='change every run (a smoke test)')
+    sp.add_argument('--precision', default=None, choices=_choices('precision'),
+                    help="change every run's arithmetic, a smoke test (default: the scale's)")
     sp.add_argument('--probe-epochs', type=int, default=None,
                     help='change the probe (a smoke test)')
     sp.add_argument('--data-root', default=None, help='folder of the downloadable datasets')
@@ -357,6 +366,9 @@ def _curve_options(sp):
     sp.add_argument('--epochs', type=int, default=None,
                     help="train this long (default: the committed curves' length)")
     sp.add_argument('--every', type=int, default=5, help='evaluate every N epochs')
+    sp.add_argument('--precision', default=None, choices=_choices('precision'),
+                    help="the recipe's arithmetic (default: the scale's; another one makes "
+                         "another curve, so give it another --out)")
     sp.add_argument('--out', default='results', help='results folder')
 
 # %% ../nbs/96_cli.ipynb #96000011

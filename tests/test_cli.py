@@ -90,6 +90,8 @@ def test_reproduce_refuses_before_writing(tmp_path, capsys, monkeypatch):
     assert code == 2 and 'must be one of fig2, fig6, table1' in err
     code, _, err = run_main(['reproduce', 'table3-regime', '--scale', 'fashion-mnist'], capsys)
     assert code == 2 and 'runs at digits' in err
+    code, _, err = run_main(['reproduce', 'table6', '--precision', 'fp16'], capsys)
+    assert code == 2 and "precision 'fp16' needs --device cuda" in err and not list(tmp_path.iterdir())
     code, _, err = run_main(['reproduce', 'table6', '--keep', 'kept.json'], capsys)
     assert code == 2 and 'argument --keep: only with --verify N' in err and not list(tmp_path.iterdir())
     if not torch.cuda.is_available():
@@ -264,3 +266,11 @@ def test_verify_fails_when_a_run_of_this_kind_of_cpu_does_not_repeat(capsys, mon
     code, _, err = run_main(['reproduce', 'table6', '--scale', 'digits', '--verify', '1'], capsys)
     assert seen == {'strict': True} and code == 1
     assert 'byoltheory reproduce: table6 at digits: not bit for bit' in err and 'Traceback' not in err
+
+
+def test_precision_changes_every_run_so_it_is_a_smoke_run():
+    "--precision (for a CPU without native bfloat16, say) makes other runs: never into results/."
+    from byoltheory.cli import build_parser, _reproduce_plan
+    args = build_parser({'reproduce'}).parse_args(['reproduce', 'table6', '--precision', 'bf16'])
+    _, out, over, _ = _reproduce_plan(args, args.sub)
+    assert over == {'precision': 'bf16'} and out == 'runs/smoke'

@@ -329,13 +329,13 @@ def _eval_options(sp):
     sp.add_argument('--probe-epochs', type=int, default=100, help="epochs of the book's probe")
     sp.add_argument('--out', default=None, help='the JSON to write (default: eval.json by the run)')
 
-# %% ../nbs/96_cli.ipynb #96000010
+# %% ../nbs/96_cli.ipynb #c12097e5
 def _choices(name) -> tuple:
     "The values TrainConfig's field `name` allows (chapter 9 declares them)."
     from byoltheory.byol import TrainConfig
     return next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata['choices']
 
-
+# %% ../nbs/96_cli.ipynb #96000010
 def _reproduce_options(sp):
     from byoltheory.reproduce import SCALES
     sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
@@ -345,7 +345,8 @@ def _reproduce_options(sp):
                          "judges)")
     sp.add_argument('--cell', action='append', help='run only this cell (repeatable)')
     sp.add_argument('--threads', type=int, default=None, help="CPU threads (default: the scale's)")
-    sp.add_argument('--device', default=None, choices=('cpu', 'cuda'), help="default: the scale's")
+    sp.add_argument('--device', default=None, choices=_choices('device'),
+                    help="default: the scale's")
     sp.add_argument('--epochs', type=int, default=None, help='change every run (a smoke test)')
     sp.add_argument('--precision', default=None, choices=_choices('precision'),
                     help="change every run's arithmetic, a smoke test (default: the scale's)")

@@ -202,3 +202,15 @@ def test_the_verdicts_chapters_assert_are_read_from_their_source_and_compared(tm
     got = {'t1': {'a': 'holds', 'b': 'holds'}}                             # t2 not complete
     assert m.verdict_changes(asserted, got) == [
         "ch.ipynb: t1 b: the chapter says 'within noise', the runs give 'holds'"]
+
+
+def test_the_preview_checks_the_books_form(tmp_path, monkeypatch):
+    "form_check runs the clone's tests/test_book.py and names what fails (drafts must fit the page too)."
+    m = _tool(tmp_path, monkeypatch)
+    (tmp_path / 'tests').mkdir()
+    book = tmp_path / 'tests' / 'test_book.py'
+    book.write_text("def test_fits():\n    assert True\n")
+    assert m.form_check(tmp_path).endswith('passes')
+    book.write_text("def test_lines_fit_the_page():\n    assert not ['10b: x = 1 …'], 'lines over 100'\n")
+    said = m.form_check(tmp_path)
+    assert 'FAILS' in said and 'test_lines_fit_the_page' in said and 'lines over 100' in said

@@ -19,7 +19,8 @@ again, so `collect` and commit before a session ends).
                                             (--check: say what is missing, change nothing)
   .venv/bin/python tools/rerun.py preview   the switch done in a throw-away clone with the runs so far:
                                             the complete grids' verdicts, every verdict a chapter
-                                            asserts that they do not give, and which chapters that
+                                            asserts that they do not give, whether the book's form
+                                            checks pass (tests/test_book.py), and which chapters that
                                             read only complete grids fail (--dest, --no-chapters),
                                             with the chapters' drafts applied
   .venv/bin/python tools/rerun.py draft     save the edits made to the preview's nbs/ as the chapters'
@@ -338,9 +339,9 @@ def verdict_changes(asserted: list, got: dict) -> list:
 def preview(sha, plan, dest: Path, chapters=True):
     """Switch a throw-away clone at `dest` with the runs staged so far (nothing here changes), then
     print the verdicts of every complete grid, each verdict a chapter's `expect` asserts that they
-    do not give (all of them, where a chapter's test stops at the first), and run the chapters
-    (nbdev_test) that read only complete grids: what the switch will have to rewrite, before the
-    re-run ends."""
+    do not give (all of them, where a chapter's test stops at the first), check the book's form
+    (tests/test_book.py, which the drafts must pass too), and run the chapters (nbdev_test) that
+    read only complete grids: what the switch will have to rewrite, before the re-run ends."""
     if dest.exists():
         if not (dest / '.rerun-preview').exists():
             raise SystemExit(f"{dest} exists and is not a preview: choose another --dest")
@@ -371,6 +372,7 @@ def preview(sha, plan, dest: Path, chapters=True):
         changes = verdict_changes(chapter_verdicts(dest / 'nbs'), json.loads(got))
         print("verdicts the chapters assert that the complete grids do not give: " +
               ('none' if not changes else '\n  ' + '\n  '.join(changes)) + '\n')
+    print(form_check(dest, env))
     if not chapters: return
     for nb, grids in chapters_reading(dest / 'nbs', plan['grids']).items():
         if wait := [g for g in grids if g not in done]:
@@ -379,6 +381,15 @@ def preview(sha, plan, dest: Path, chapters=True):
                            capture_output=True, text=True)
         print(f"{nb}: " + ('passes' if r.returncode == 0 else
                            'FAILS (the first failing cell only)\n    ' + first_failure(r.stdout + r.stderr)))
+
+
+def form_check(dest: Path, env=None) -> str:
+    "tests/test_book.py in the clone at `dest` (line lengths, cell sizes, figures, the ledger), said."
+    r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                        'tests/test_book.py'], cwd=dest, env=env, capture_output=True, text=True)
+    said = [l for l in r.stdout.splitlines() if l.startswith(('FAILED', 'E  '))]
+    return ("the book's form (tests/test_book.py): " +
+            ('passes' if r.returncode == 0 else '\n    '.join(['FAILS', *said])))
 
 
 DRAFTS = 'chapters.diff'  # in STAGE: the chapters' edits drafted before the switch (`draft`)

@@ -258,14 +258,14 @@ def _cmd_reproduce(args, sp):
 
 # %% ../nbs/96_cli.ipynb #96000008
 def _cmd_curve(args, sp):
-    from byoltheory.experiments.fashion_scale import (CURVES, CURVE_EPOCHS, curve_config,
+    from byoltheory.experiments.fashion_scale import (CURVES, curve_config, curve_path,
                                                       learning_curve)
     if args.name not in CURVES:
         sp.error(f"argument name: must be one of {', '.join(CURVES)}, got {args.name!r}")
     if (args.epochs is not None and args.epochs < 1) or args.every < 1:
         sp.error("arguments --epochs and --every: must be >= 1")
-    path = Path(args.out) / 'fashion-mnist' / f'curve-{args.name}.json'
-    cfg = curve_config(args.name, args.epochs or CURVE_EPOCHS)
+    path = curve_path(args.out, args.scale, args.name)
+    cfg = curve_config(args.name, args.scale, args.epochs)
     if args.precision: cfg = dataclasses.replace(cfg, precision=args.precision)
     try:
         rows = learning_curve(cfg, path, every=args.every)
@@ -363,10 +363,14 @@ def _reproduce_options(sp):
 
 
 def _curve_options(sp):
+    from byoltheory.reproduce import MAIN_SCALE
+    from byoltheory.experiments.fashion_scale import CURVE_EPOCHS
     sp.add_argument('name', help='linear or directpred (the predictor)')
     sp.add_argument('--epochs', type=int, default=None,
-                    help="train this long (default: the committed curves' length)")
+                    help="train this long (default: the scale's committed curves' length)")
     sp.add_argument('--every', type=int, default=5, help='evaluate every N epochs')
+    sp.add_argument('--scale', default=MAIN_SCALE, choices=CURVE_EPOCHS,
+                    help='the Fashion-MNIST scale whose recipe the curve follows')
     sp.add_argument('--precision', default=None, choices=_choices('precision'),
                     help="the recipe's arithmetic (default: the scale's; another one makes "
                          "another curve, so give it another --out)")

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..byol import (TrainConfig, train, config_data, config_diff, said, run_settings,
                              run_record, fields_with)
 from ..core import hold_lock, read_json, write_json
-from ..reproduce import (SCALES, RUN_METRICS, CODE_VERSION, Cell, Grid, register,
+from ..reproduce import (SCALES, MAIN_SCALE, RUN_METRICS, CODE_VERSION, Cell, Grid, register,
                                   read_run, same_settings, baselines_path, reference_rows,
                                   grid_runs)
 from ..report import cell_values, claim_rows, difference, verdict, REFERENCES
@@ -16,8 +16,8 @@ from .stopgrad import TABLE1_CELLS
 # %% auto #0
 __all__ = ['CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET', 'CALIBRATION_POINTS',
            'PAPER_SETTINGS', 'CALIBRATION_NOISE', 'PRECISION_CHECK', 'PRECISION_METRICS', 'learning_curve',
-           'curve_config', 'calibration_config', 'calibration_path', 'calibration_point', 'calibrate', 'image_epochs',
-           'measure_speed', 'idle_minutes', 'calibration_records', 'calibration_choice', 'first_seeds',
+           'curve_config', 'curve_path', 'calibration_config', 'calibration_path', 'calibration_point', 'calibrate',
+           'image_epochs', 'measure_speed', 'idle_minutes', 'calibration_records', 'calibration_choice', 'first_seeds',
            'compare_precisions', 'precision_check']
 
 # %% ../../nbs/10b_fashion_scale.ipynb #052e4fe8
@@ -60,15 +60,23 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
 
 # %% ../../nbs/10b_fashion_scale.ipynb #0a000034
 CURVES = {'linear': dict(), 'directpred': dict(predictor='directpred')}
-CURVE_EPOCHS = 100  # the committed curves' length
+# each scale's curve length: at fashion-mnist-20k four times its 15 epochs
+CURVE_EPOCHS = {'fashion-mnist': 100, 'fashion-mnist-20k': 60}
 
 
-def curve_config(name, epochs=CURVE_EPOCHS) -> TrainConfig:
-    """The Fashion-MNIST scale's config with the predictor of learning curve
-    `name`, for `epochs` epochs."""
-    pred = CURVES[name].get('predictor', 'linear')
-    return TrainConfig(**{**SCALES['fashion-mnist'].config, **CURVES[name], 'epochs': epochs,
-                          'predictor_opts': SCALES['fashion-mnist'].predictor_opts.get(pred, {})})
+def curve_config(name, scale=MAIN_SCALE, epochs=None) -> TrainConfig:
+    """The config of learning curve `name` (its predictor) at Fashion-MNIST `scale`, for
+    `epochs` epochs (default: the scale's CURVE_EPOCHS)."""
+    if scale not in CURVE_EPOCHS:
+        raise ValueError(f"scale must be one of {tuple(CURVE_EPOCHS)}, got {scale!r}")
+    pred, s = CURVES[name].get('predictor', 'linear'), SCALES[scale]
+    return TrainConfig(**{**s.config, **CURVES[name], 'epochs': epochs or CURVE_EPOCHS[scale],
+                          'predictor_opts': s.predictor_opts.get(pred, {})})
+
+
+def curve_path(out, scale, name) -> Path:
+    "Where learning curve `name` of `scale` lives: <out>/<scale>/curve-<name>.json."
+    return Path(out) / scale / f'curve-{name}.json'
 
 # %% ../../nbs/10b_fashion_scale.ipynb #79447aef
 CALIBRATION_BASE = dict(dataset='fashion-mnist', backbone='convnet28', channels_last=True,
@@ -235,7 +243,7 @@ def calibration_choice(recs: dict, speed: dict | None = None) -> str:
 # %% ../../nbs/10b_fashion_scale.ipynb #99455307
 PRECISION_CHECK = register(Grid(
     'table1-fp32', 'Table 1 in float32: does bfloat16 change a verdict?', TABLE1_CELLS,
-    scales={'fashion-mnist': dict(precision='fp32')}, paper_label='--'))
+    scales={'fashion-mnist-20k': dict(precision='fp32')}, paper_label='--'))
 PRECISION_METRICS = ('knn_top1', 'feature_std')  # accuracy, and collapse at the output
 
 

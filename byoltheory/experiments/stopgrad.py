@@ -5,7 +5,7 @@ __all__ = ['TABLE1_CELLS', 'TABLE1_CLAIMS', 'TABLE1_GRID']
 
 # %% ../../nbs/12_table1_stopgrad.ipynb #12000002
 from ..paper import TABLE1, TABLE3
-from ..reproduce import Cell, Grid, register, at
+from ..reproduce import Cell, Grid, register, at, off, FASHION_SCALES
 from ..report import Claim, AllOf, collapsed
 
 # %% ../../nbs/12_table1_stopgrad.ipynb #12000003
@@ -15,7 +15,7 @@ def _opt_n(e, n):
 
 TABLE1_CELLS = [
     *[Cell(_opt_n(e, n), dict(predictor='optimal', predictor_opts=dict(every=n), **o),
-           TABLE1[(e, n)], scales={} if n == 1 else {'fashion-mnist': None})
+           TABLE1[(e, n)], scales={} if n == 1 else off(*FASHION_SCALES))
       for e, o in [('EMA', {}), ('no EMA', dict(ema=0.0))] for n in (1, 2, 3, 5)],
     Cell(_EMA, {}, TABLE3[('one-layer', 'EMA', 'no bias', 'regular')]),
     Cell(_NO_EMA, dict(ema=0.0), TABLE3[('one-layer', 'no EMA', 'no bias', 'regular')]),

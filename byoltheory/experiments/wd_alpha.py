@@ -7,13 +7,12 @@ __all__ = ['TABLE5_GRID', 'FIG6_GRID']
 from ..paper import TABLE3, TABLE5, FIG6
 from ..reproduce import Cell, Grid, register
 from ..report import Claim
-from ..reproduce import matched_wd
+from ..reproduce import matched_wd, at, off, FASHION_SCALES
 
 # %% ../../nbs/14_wd_alpha_p.ipynb #14000007
 _SYM = dict(predictor='sym', ema=0.0)
 _DIGITS = dict(predictor_opts=dict(init_scale=0.1))
-_M = matched_wd('fashion-mnist')
-_BUDGET = f"η_s = 0, η_p = {_M:g} (the paper's budget)"
+_BUDGET = "η_s = 0, η_p matched to the paper's budget"
 def _wd(s, p):
     return dict(_SYM, wd=s, pred_wd=p)
 
@@ -23,9 +22,10 @@ TABLE5_GRID = register(Grid(
         Cell('η_s = 4e-4, η_p = 4e-4', _wd(4e-4, 4e-4), TABLE5[('4e-4', '4e-4')]),
         Cell('η_s = 0, η_p = 4e-4', _wd(0.0, 4e-4), TABLE5[('0', '4e-4')]),
         Cell('η_s = 0, η_p = 0', _wd(0.0, 0.0), TABLE5[('0', '0')]),
-        Cell('η_s = 4e-4, η_p = 0', _wd(4e-4, 0.0), scales={'fashion-mnist': None}),
-        Cell(_BUDGET, _wd(0.0, _M), scales={'digits': None, 'colab': None})],
-    scales={'digits': _DIGITS, 'fashion-mnist': {}, 'colab': {}, 'full': {}}, items=('Table 5',),
+        Cell('η_s = 4e-4, η_p = 0', _wd(4e-4, 0.0), scales=off(*FASHION_SCALES)),
+        Cell(_BUDGET, dict(_SYM, wd=0.0), scales={'digits': None, 'colab': None, **{
+            s: dict(pred_wd=matched_wd(s)) for s in (*FASHION_SCALES, 'full')}})],
+    scales={'digits': _DIGITS, **at(*FASHION_SCALES, 'colab', 'full')}, items=('Table 5',),
     paper_label="paper, STL-10 (Table 5's cells are words in its caption)", claims=[
         Claim('t5-pred-wd', 'with weight decay on the predictor only, symmetric W_p works without '
               'EMA', 'η_s = 0, η_p = 4e-4', 'η_s = 4e-4, η_p = 4e-4'),
@@ -41,11 +41,11 @@ def _a(a):
 _EMA_REF = 'α_p = 1, symmetric W_p, EMA (reference)'
 _FIG6_CELLS = [
     *[Cell(_a(a), dict(_SYM, alpha_p=a), FIG6[1.0] if a == 1 else FIG6['larger'] if a > 1 else None,
-           scales={} if a in (1, 2, 10) else {'fashion-mnist': None}) for a in (0.5, 1, 2, 5, 10)],
+           scales={} if a in (1, 2, 10) else off(*FASHION_SCALES)) for a in (0.5, 1, 2, 5, 10)],
     Cell(_EMA_REF, dict(predictor='sym'), TABLE3[('one-layer', 'EMA', 'no bias', 'sym')])]
 FIG6_GRID = register(Grid(
     'fig6', 'Fig 6: a faster predictor (α_p > 1) lets a symmetric W_p train without EMA',
-    _FIG6_CELLS, scales={'digits': _DIGITS, 'fashion-mnist': {}, 'colab': {}, 'full': {}},
+    _FIG6_CELLS, scales={'digits': _DIGITS, **at(*FASHION_SCALES, 'colab', 'full')},
     items=('Fig 6',),
     paper_label="paper, STL-10 (Fig 6 is a plot: Table 3's number or the caption's words)",
     claims=[

@@ -1,31 +1,28 @@
 #!/usr/bin/env bash
-# Regenerate the committed CPU grids from one commit: two workers side by side, one torch thread each.
-#   tools/run_grids.sh A &  tools/run_grids.sh B &      (then copy GRID_TREE/results/* into results/)
-# GRID_COMMIT: the commit the committed runs record (default: the one in results/digits/table6);
-# GRID_TREE: a worktree of it (created if missing, default ../gridrun). Finished runs are skipped, an interrupted
-# run resumes from its checkpoint, twins are copied, and file locks keep the two workers on different runs, so the
-# same two commands continue a grid after any stop. The learning curves of chapter 10 are not grids: they run
-# on their own (byoltheory curve linear / directpred, at the commit their files record). The single re-run of the
-# Fashion-MNIST grids at the calibrated scale (chapter 10b) has its own tool: tools/rerun.py.
+# One worker that runs every grid of a CPU scale (then, with --curve NAME, that learning curve first):
+#   tools/run_grids.sh fashion-mnist-20k --curve linear &  tools/run_grids.sh fashion-mnist-20k --curve directpred &
+# The code is a clean worktree of HEAD (GRID_TREE, default ../gridrun-<commit>), so the runs record one commit
+# and editing this checkout meanwhile changes nothing they compute; they are written into this checkout's
+# results/ (`byoltheory reproduce GRID --scale S` skips finished runs, resumes an interrupted one from its
+# checkpoint, copies twins, and leaves a run another worker holds to it). Commit finished runs as they come:
+# `byoltheory reproduce --status --scale S` says what is done. A learning curve is one run: it is extended only
+# by the commit that began it, so start it where it can finish.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-commit=${GRID_COMMIT:-$(python3 -c "import json,glob; print(json.load(open(sorted(glob.glob('$here/results/digits/table6/*-seed0.json'))[0]))['git_commit'])")}
-tree=${GRID_TREE:-$here/../gridrun}
+scale=${1:?usage: tools/run_grids.sh SCALE [--curve NAME]}
+commit=$(git -C "$here" rev-parse HEAD)
+tree=${GRID_TREE:-$here/../gridrun-${commit:0:10}}
 [ -d "$tree" ] || git -C "$here" worktree add --detach "$tree" "$commit"
 [ "$(git -C "$tree" rev-parse HEAD)" = "$commit" ] || { echo "$tree is not at $commit"; exit 1; }
 export PYTHONPATH=$tree OMP_NUM_THREADS=1
 cd "$tree"
 B=$here/.venv/bin/byoltheory
-run() { echo "== $(date +%H:%M:%S) $*"; $B reproduce "$@" --out results || echo "!! failed: $*"; }
-FM="fig2 table3 table1 table6 table7 fig6 table5 table2 table8"
-DG="fig2 table6 table7 table8 table1 table3 table3-regime table2 table5 fig6"
-if [ "${1:-}" = A ]; then
-  for g in $DG; do run "$g" --scale digits; done
-  for g in $FM; do run "$g" --scale fashion-mnist; done
-elif [ "${1:-}" = B ]; then
-  for g in $FM; do run "$g" --scale fashion-mnist; done
-  for g in $DG; do run "$g" --scale digits; done
-else
-  echo "usage: tools/run_grids.sh A|B"; exit 2
+if [ "${2:-}" = --curve ]; then
+  echo "== $(date +%H:%M:%S) curve ${3:?}"; $B curve "$3" --scale "$scale" --out "$here/results" || echo "!! failed: curve $3"
 fi
-echo "== $(date +%H:%M:%S) worker $1 done"
+grids=$($here/.venv/bin/python -c "from byoltheory.reproduce import load_grids
+print(' '.join(n for n, g in load_grids().items() if '$scale' in g.scales))")
+for g in $grids; do
+  echo "== $(date +%H:%M:%S) $g"; $B reproduce "$g" --scale "$scale" --out "$here/results" || echo "!! failed: $g"
+done
+echo "== $(date +%H:%M:%S) worker done"

@@ -307,6 +307,23 @@ def _cmd_fixed_points(args, sp):
               f"p*+ = {pp:.6g} (stable)\nweight-decay bound tau^2/(4(1+sigma2)) = {bound:.6g}")
     return pm, pp
 
+# %% ../nbs/96_cli.ipynb #96status
+def _cmd_status(args, sp):
+    from byoltheory.reproduce import status_table
+    from byoltheory.experiments.fashion_scale import CURVE_EPOCHS, curve_epochs_done
+    print(status_table(args.scale, out=args.out))
+    if args.scale in CURVE_EPOCHS:
+        done = curve_epochs_done(args.scale, out=args.out)
+        print('learning curves: ' + ', '.join(
+            f"{n} {e} of {CURVE_EPOCHS[args.scale]} epochs" for n, e in done.items()))
+
+
+def _status_options(sp):
+    from byoltheory.reproduce import SCALES, MAIN_SCALE
+    sp.add_argument('scale', nargs='?', default=MAIN_SCALE, choices=tuple(SCALES),
+                    help="the scale (default: the book's main one)")
+    sp.add_argument('--out', default='results', help='results folder')
+
 # %% ../nbs/96_cli.ipynb #96000009
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, unless its help already says what it is."
@@ -400,6 +417,7 @@ COMMANDS = {  # name: (function, help, its options); `train`'s options need torc
     'fixed-points': (_cmd_fixed_points, 'non-collapsed fixed points p*± of Eq 16',
                      _fixed_points_options),
     'ledger': (_cmd_ledger, "count the paper's items the book checks", _ledger_options),
+    'status': (_cmd_status, "a scale's grids: runs done and training left", _status_options),
 }
 RUNS = ('train', 'reproduce', 'curve')  # commands that train: they stop cleanly on a signal
 

@@ -10,14 +10,15 @@ from scipy import stats
 from .paper import Reported
 from .core import results_dir
 from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, read_run,
-                                  baselines_path, RUN_METRICS, TRACE_METRICS)
+                                  baselines_path, scale_status, RUN_METRICS, TRACE_METRICS)
 
 # %% auto #0
-__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'CONFIRMATORY', 'TRACE_LABELS', 'Interval',
-           't_half', 'difference', 'Claim', 'AllOf', 'Level', 'collapsed', 'level', 'combine', 'verdict', 'cell_values',
-           'diverged', 'claim_rows', 'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts',
-           'collapse_table', 'grid_table', 'provenance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses',
-           'grid_status', 'show_grid']
+__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
+           'CONFIRMATORY', 'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level', 'collapsed',
+           'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range', 'role',
+           'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance',
+           'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line',
+           'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -82,6 +83,7 @@ class Claim:
     log: bool = False
     b_metric: str | None = None  # a's `metric` vs b's `b_metric` (a trace's first vs last epoch)
     kind: str = 'paper'
+    given: str | None = None  # the claim this one is about (a collapse's cost: the collapse)
 
     def __post_init__(self):
         if self.relation not in ('>', '≈'):
@@ -134,7 +136,19 @@ def collapsed(id, statement, a, b) -> list:
     above), and what it costs: a's kNN below b's, paired by seed. Two claims: `id`, `id`-knn."""
     return [AllOf(id, statement, [Level(f'{id}:a', '', a, relation='<'),
                                   Level(f'{id}:b', '', b, relation='>')]),
-            Claim(f'{id}-knn', f"what it costs: kNN of '{a}' below '{b}'", b, a, 'knn_top1')]
+            Claim(f'{id}-knn', f"what it costs: kNN of '{a}' below '{b}'", b, a, 'knn_top1',
+                  given=id)]
+
+# %% ../nbs/11_report.ipynb #11rng001
+UNTESTABLE = 'untestable at this scale'  # rule 8
+ACCURACIES = ('top1', 'top5', 'top1_official', 'best_top1_official', 'knn_top1')
+RANGE_CELL = ('table1', 'EMA, gradient-trained linear W_p')  # grid, cell: the healthy run
+
+
+def ranged(p) -> bool:
+    "Whether rule 8 applies to claim part `p`: '>' by a margin δ > 0 on an accuracy."
+    return (isinstance(p, Claim) and p.relation == '>' and p.margin > 0 and not p.log
+            and p.metric in ACCURACIES and p.b_metric == p.metric)
 
 # %% ../nbs/11_report.ipynb #1b000012
 def level(a: dict, threshold, *, confidence=CONFIDENCE) -> Interval:
@@ -145,14 +159,18 @@ def level(a: dict, threshold, *, confidence=CONFIDENCE) -> Interval:
                     'one-sample t')
 
 
-def _judge(c, iv: Interval) -> str:
+def _judge(c, iv: Interval, rng: Interval | None = None) -> str:
+    "The verdict of one part given its interval, and the scale's range on its metric (rule 8)."
     if isinstance(c, Level):
         below, above = iv.high < 0, iv.low > 0
         ok, bad = (below, above) if c.relation == '<' else (above, below)
         return 'holds' if ok else 'does not hold' if bad else 'within noise'
     if c.relation == '>':
         if iv.low > c.margin: return 'holds'
-        if iv.high < c.margin: return 'reversed' if c.margin == 0 else 'does not hold'
+        if iv.high < c.margin and c.margin == 0: return 'reversed'
+        if iv.high < c.margin:
+            short = rng is not None and rng.low <= c.margin and iv.high >= 0
+            return UNTESTABLE if short else 'does not hold'
         return 'within noise'
     if -c.margin < iv.low and iv.high < c.margin: return 'holds'
     if iv.low >= c.margin or iv.high <= -c.margin: return 'does not hold'
@@ -167,13 +185,15 @@ def combine(verdicts) -> str:
     if 'too few seeds' in vs: return 'too few seeds'
     if all(v == 'holds' for v in vs): return 'holds'
     if any(v in ('does not hold', 'reversed') for v in vs): return 'does not hold'
+    if UNTESTABLE in vs: return UNTESTABLE
     return 'within noise'
 
 
-def verdict(claim, values: dict) -> tuple:
+def verdict(claim, values: dict, ranges: dict | None = None) -> tuple:
     """(verdict, {part id: Interval}) of a Claim or AllOf, given values[cell][metric] = {seed:
-    value}; a cell missing from `values` is 'not run yet', one with fewer than MIN_SEEDS seeds
-    'too few seeds'."""
+    value} and the scale's `ranges` {metric: Interval} (rule 8; none given: no range known); a
+    cell missing from `values` is 'not run yet', one with fewer than MIN_SEEDS seeds 'too few
+    seeds'."""
     ivs, vs = {}, []
     for p in claim.parts:
         if p.a not in values or (p.b is not None and p.b not in values):
@@ -185,7 +205,8 @@ def verdict(claim, values: dict) -> tuple:
             vs.append('too few seeds')
             continue
         ivs[p.id] = (level(a, p.threshold) if p.b is None else difference(a, b, log=p.log))
-        vs.append(_judge(p, ivs[p.id]))
+        rng = (ranges or {}).get(p.metric) if ranged(p) else None
+        vs.append(_judge(p, ivs[p.id], rng))
     return (vs[0] if isinstance(claim, Claim) else combine(vs)), ivs
 
 # %% ../nbs/11_report.ipynb #1b000015
@@ -213,15 +234,28 @@ def diverged(name, scale, *, out='results', runs=None) -> dict:
     }
 
 
-def claim_rows(name, scale, *, out='results', runs=None) -> list:
-    "The claims of grid `name` whose cells run at `scale`, with their verdicts and intervals."
+def claim_rows(name, scale, *, out='results', runs=None, amended=True) -> list:
+    """The claims of grid `name` whose cells run at `scale`, with their verdicts and intervals
+    (amended=False: without rule 8, to show what it moves)."""
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     here = {c.name for c in grid.cells_at(scale)} | set(REFERENCES)
     claims = [c for c in grid.claims
               if all(p.a in here and (p.b is None or p.b in here) for p in c.parts)]
-    return [
-        dict(claim=c, verdict=v, intervals=ivs) for c in claims for v, ivs in [verdict(c, vals)]
-    ]
+    metrics = {p.metric for c in claims for p in c.parts if ranged(p)} if amended else ()
+    ranges = {m: r for m in metrics if (r := scale_range(scale, m, out=out))}
+    return [dict(claim=c, verdict=v, intervals=ivs)
+            for c in claims for v, ivs in [verdict(c, vals, ranges)]]
+
+# %% ../nbs/11_report.ipynb #11rng002
+def scale_range(scale, metric='knn_top1', *, out='results') -> Interval | None:
+    """The range of `scale` on accuracy `metric` (rule 8): its healthy cell (RANGE_CELL) above the
+    untrained backbone of the same seed, paired; None where either has under MIN_SEEDS seeds."""
+    grid, cell = RANGE_CELL
+    if scale not in get_grid(grid).scales: return None
+    vals = cell_values(grid, scale, out=out)
+    a = vals.get(cell, {}).get(metric, {})
+    b = vals.get('random backbone', {}).get(metric, {})
+    return difference(a, b) if min(len(a), len(b)) >= MIN_SEEDS else None
 
 # %% ../nbs/11_report.ipynb #11rolecd
 CONFIRMATORY = ('t1-ema', 'thm2', 't3-no-ema', 'f2-align', 't5-pred-wd', 'f6-alpha-10',
@@ -459,14 +493,16 @@ def status(verdicts) -> str:
     "The status of a table or figure from the verdicts of its claims."
     vs = list(verdicts)
     if not vs or all(v == 'not run yet' for v in vs): return 'not run yet'
-    n = {k: sum(v == k for v in vs) for k in ('holds', 'within noise')}
+    n = {k: sum(v == k for v in vs) for k in ('holds', 'within noise', UNTESTABLE)}
     against = sum(v in ('does not hold', 'reversed') for v in vs)
     if n['holds'] == len(vs): return 'reproduced'
-    if n['within noise'] == len(vs): return 'within noise'
-    if n['holds'] == 0 and against and against + n['within noise'] == len(vs):
+    for k in ('within noise', UNTESTABLE):
+        if n[k] == len(vs): return k
+    if n['holds'] == 0 and against and against + n['within noise'] + n[UNTESTABLE] == len(vs):
         return 'not reproduced'
-    holds, noise = n['holds'], n['within noise']
-    return f"partly ({holds} of {len(vs)} claims hold, {against} against, {noise} within noise)"
+    holds, noise, cannot = n['holds'], n['within noise'], n[UNTESTABLE]
+    return (f"partly ({holds} of {len(vs)} claims hold, {against} against, {noise} within noise"
+            + (f", {cannot} untestable at this scale)" if cannot else ')'))
 
 
 def grid_statuses(item, results=None) -> dict:
@@ -490,6 +526,38 @@ def grid_status(name, scale, *, out='results') -> str:
     if not (Path(out) / scale / name).exists(): return 'not run yet'
     return status(r['verdict'] for r in claim_rows(name, scale, out=out)
                   if r['claim'].kind == 'paper')  # the book's checks are not the paper's claims
+
+# %% ../nbs/11_report.ipynb #11stand2
+def standing(scale, grids=None, *, out='results') -> dict:
+    """What `scale`'s evidence (its `grids`, default all) stands on: runs on disk and planned,
+    commits, seeds a cell (fewest, most), precisions, DirectPred's rule, and `final`."""
+    st = {g: r for g, r in scale_status(scale, out=out).items() if grids is None or g in grids}
+    runs = {g: grid_runs(g, scale, out=out) for g, r in st.items() if r['done']}
+    seeds = [len(rs) for g in runs.values() for rs in g.values()]
+    done, planned = (sum(r[k] for r in st.values()) for k in ('done', 'runs'))
+    after = [n for n, s in SCALES.items() if s.supersedes == scale]
+    return dict(scale=scale, done=done, runs=planned, seeds=(min(seeds, default=0),
+                max(seeds, default=0)), superseded_by=after[0] if after else None,
+                commits=sorted({r['git_commit'][:7] for g in runs.values() for rs in g.values()
+                                for r in rs if r.get('git_commit')}),
+                precision=sorted({p for r in st.values() for p in r['precision']}),
+                directpred=SCALES[scale].predictor_opts.get('directpred', {}).get('form'),
+                final=done == planned and not after)
+
+# %% ../nbs/11_report.ipynb #11stand3
+_RULES = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}
+
+
+def standing_line(scale, grids=None, *, out='results') -> str:
+    "`standing` as one Markdown sentence, for a chapter's opening or a page's column."
+    s = standing(scale, grids, out=out)
+    lo, hi = s['seeds']
+    state = ('final' if s['final'] else f"provisional: `{s['superseded_by']}` replaces it"
+             if s['superseded_by'] else 'in progress')
+    return (f"**`{scale}`** ({SCALES[scale].description}): {s['done']} of {s['runs']} runs, "
+            f"{lo if lo == hi else f'{lo}-{hi}'} seeds a cell, {', '.join(s['precision'])}, "
+            f"DirectPred by {_RULES.get(s['directpred'], s['directpred'])}; commits "
+            f"{', '.join(s['commits']) or '--'}; **{state}**.")
 
 # %% ../nbs/11_report.ipynb #1b000026
 def show_grid(name, scale, *, out='results', bars=True) -> dict:

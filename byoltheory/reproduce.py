@@ -14,14 +14,14 @@ from .models import make_backbone
 from .paper import Reported, Verdict
 
 # %% auto #0
-__all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'GPU_SCALES', 'PAPER_STEPS', 'GRIDS',
-           'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_steps', 'matched_wd',
-           'Cell', 'Grid', 'at', 'off', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace',
-           'trace_summary', 'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path', 'baselines_path',
-           'parse_run_name', 'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu',
-           'other_cpu_runs', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun',
-           'same_cpu', 'verify', 'code_path', 't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run',
-           'gpu_costs', 'gpu_costs_table']
+__all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'CHAPTER_SCALES', 'GPU_SCALES',
+           'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'T4_SUSTAINED', 'DRIVE', 'Scale',
+           'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'off', 'register', 'load_grids', 'get_grid', 'run_config',
+           'compact_trace', 'trace_summary', 'same_settings', 'read_run', 'run_path', 'trace_path', 'work_path',
+           'baselines_path', 'parse_run_name', 'run_seeds', 'run_done', 'run_one', 'reference_rows', 'scale_baselines',
+           'other_cpu', 'other_cpu_runs', 'run_grid', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note',
+           'kept_rerun', 'same_cpu', 'verify', 'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path',
+           't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -35,56 +35,50 @@ class Scale:
     seeds: int = 5
     description: str = ''
     grids: dict = field(default_factory=dict)
+    supersedes: str | None = None  # the scale this one replaces once its grids are complete
 
 # %% ../nbs/10_reproduce.ipynb #10scales
 COLLAPSE_SEEDS = 10  # at least, for a cell a collapse claim judges (chapter 11): a fraction
 MAIN_SCALE = 'fashion-mnist'  # the book's main evidence
+SCALES = {s.name: s for s in [
+    Scale('digits', dict(dataset='digits', epochs=50, threads=1),
+          {'directpred': dict(form='official')}, 5,
+          "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU"),
+    # the printed Eq 18, as its committed runs were made
+    Scale('fashion-mnist',
+          dict(dataset='fashion-mnist', subset=10_000, backbone='convnet28', width=16,
+               batch_size=128, epochs=15, channels_last=True, threads=1),
+          {'directpred': dict(form='eq18')}, 5,
+          'Fashion-MNIST (10,000-image subset), convnet28 width 16 with 2×2 pooling, 15 epochs, '
+          'CPU'),
+    # the point chapter 10b's held-out calibration chose (calibration_choice); float32, but for
+    # the three grids run first, in bfloat16 on a CPU with native bfloat16
+    Scale('fashion-mnist-20k',
+          dict(dataset='fashion-mnist', subset=20_000, backbone='convnet28-gap', width=16,
+               batch_size=128, epochs=15, precision='fp32', channels_last=True, threads=1),
+          {'directpred': dict(form='official')}, 5,
+          'Fashion-MNIST (20,000-image subset), convnet28 width 16 with global pooling, '
+          '15 epochs, CPU',
+          grids={g: dict(precision='bf16') for g in ('table1', 'table6', 'table8')},
+          supersedes='fashion-mnist'),
+    Scale('colab',
+          dict(dataset='cifar10', device='cuda', precision='auto', channels_last=True,
+               epochs=30), {'directpred': dict(form='official')}, 5,
+          'CIFAR-10, ResNet-18, 30 epochs, one GPU (a key comparison fits one Colab session)'),
+    Scale('full',
+          dict(dataset='stl10', device='cuda', precision='fp32', epochs=100,
+               target_init='random', proj_bn_affine=False),
+          {'directpred': dict(form='official'), 'two-layer': dict(bn_affine=False)}, 5,
+          "STL-10, ResNet-18, 100 epochs, one GPU, the official code's choices (the paper's "
+          "setting)")]}
 
-
-SCALES = {
-    s.name: s
-    for s in [
-        Scale('digits', dict(dataset='digits', epochs=50, threads=1),
-              {'directpred': dict(form='official')}, 5,
-              "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU"),
-        Scale(
-            'fashion-mnist',
-            dict(dataset='fashion-mnist', subset=10_000, backbone='convnet28', width=16,
-                 batch_size=128, epochs=15, channels_last=True, threads=1),
-            # the printed Eq 18, as its committed runs were made: the official rule comes with
-            # the scale's next re-run (chapter 10)
-            {'directpred': dict(form='eq18')}, 5,
-            'Fashion-MNIST (10,000-image subset), convnet28 width 16 with 2×2 pooling, 15 epochs, '
-            'CPU'
-        ),
-        Scale(
-            'fashion-mnist-20k',
-            # the point chapter 10b's held-out calibration chose (calibration_choice); float32,
-            # but for the three grids run first, in bfloat16 on a CPU with native bfloat16
-            dict(dataset='fashion-mnist', subset=20_000, backbone='convnet28-gap', width=16,
-                 batch_size=128, epochs=15, precision='fp32', channels_last=True, threads=1),
-            {'directpred': dict(form='official')}, 5,
-            'Fashion-MNIST (20,000-image subset), convnet28 width 16 with global pooling, '
-            '15 epochs, CPU',
-            grids={g: dict(precision='bf16') for g in ('table1', 'table6', 'table8')}),
-        Scale(
-            'colab',
-            dict(dataset='cifar10', device='cuda', precision='auto', channels_last=True,
-                 epochs=30), {'directpred': dict(form='official')}, 5,
-            'CIFAR-10, ResNet-18, 30 epochs, one GPU (a key comparison fits one Colab session)'),
-        Scale(
-            'full',
-            dict(dataset='stl10', device='cuda', precision='fp32', epochs=100, target_init='random',
-                 proj_bn_affine=False),
-            {'directpred': dict(form='official'), 'two-layer': dict(bn_affine=False)}, 5,
-            "STL-10, ResNet-18, 100 epochs, one GPU, the official code's choices (the paper's "
-            "setting)"
-        )
-    ]
-}
+# %% ../nbs/10_reproduce.ipynb #10scale2
 FASHION_SCALES = ('fashion-mnist', 'fashion-mnist-20k')  # every cell runs at both or neither
 _on_cpu = [n for n, s in SCALES.items() if s.config.get('device', 'cpu') == 'cpu']
 CPU_SCALES = tuple(sorted(_on_cpu, key=lambda n: n != MAIN_SCALE))  # the main one first
+# the CPU scales whose verdicts the experiment chapters state (a scale in progress is shown on
+# the page Paper vs this book until its grids are complete)
+CHAPTER_SCALES = (MAIN_SCALE, 'digits')
 GPU_SCALES = tuple(n for n in SCALES if n not in CPU_SCALES)
 
 # %% ../nbs/10_reproduce.ipynb #d4bb19ea
@@ -560,6 +554,81 @@ def verify(name, scale, n=1, *, out='results', log=print, keep=None, strict=Fals
         raise ValueError(f"{name} at {scale}: not bit for bit on the kind of CPU that made it: "
                          + ', '.join(broken))
     return worst
+
+# %% ../nbs/10_reproduce.ipynb #10stat02
+def run_work(cfg: TrainConfig) -> int:
+    "A run's training work in image-epochs: its pre-training images times its epochs."
+    return (cfg.subset or DATASETS[cfg.dataset].pretrain_size) * cfg.epochs
+
+
+def _cpu_name(rec) -> str:
+    c = rec.get('cpu')
+    return 'not recorded' if c is None else f"{c['model']} ({c['capability']})"
+
+# %% ../nbs/10_reproduce.ipynb #10stat2b
+def scale_status(scale, *, out='results') -> dict:
+    """{grid: dict(runs, done, precision, cpus, seconds, left)} at `scale`: runs planned and on
+    disk, the grid's precisions and the CPUs that made its runs, seconds its trained runs took,
+    and image-epochs still to train (a twin of a finished run, or of another missing run, is
+    not counted; a run that keeps spectra, Fig 2's seed 0, has a twin only in another such run)."""
+    rows, finished, missing = {}, set(), {}
+    for name, grid in load_grids().items():
+        if scale not in grid.scales: continue
+        row = rows[name] = dict(runs=0, done=0, precision=set(), cpus=set(), seconds=0.0, left=0)
+        for cell in grid.cells_at(scale):
+            for seed in range(grid.seeds_of(cell, scale)):
+                cfg = run_config(grid, cell, scale, seed).resolved(here=False)
+                key = (json.dumps(dataclasses.asdict(cfg), sort_keys=True),
+                       grid.spectra and seed == 0)
+                path = run_path(out, scale, grid, cell, seed)
+                row['runs'] += 1
+                row['precision'].add(cfg.precision)
+                if not path.exists():
+                    missing.setdefault(key, (name, run_work(cfg)))
+                    continue
+                rec, _ = read_run(path), finished.update({key, (key[0], False)})
+                row['done'] += 1
+                row['cpus'].add(_cpu_name(rec))
+                if not rec.get('copied_from'): row['seconds'] += rec.get('train_seconds', 0.0)
+    for key, (name, work) in missing.items():
+        if key not in finished: rows[name]['left'] += work
+    return rows
+
+# %% ../nbs/10_reproduce.ipynb #10stat04
+def train_rate(scale, precision, *, out='results') -> float | None:
+    """Seconds of training per image-epoch of `scale`'s trained runs in `precision` made on this
+    kind of CPU (as they ran: two workers side by side), None if there is none."""
+    seconds = work = 0.0
+    for p in sorted((Path(out) / scale).glob('*/*-seed*.json')):
+        if (n := parse_run_name(p)) is None or n[2]: continue
+        r = read_run(p)
+        if r.get('copied_from') or 'train_seconds' not in r or not same_cpu(r): continue
+        cfg = recorded_config(r['config'])
+        if cfg.precision == precision:
+            seconds, work = seconds + r['train_seconds'], work + run_work(cfg)
+    return seconds / work if work else None
+
+
+def status_table(scale, *, out='results') -> str:
+    "`scale_status` as Markdown, with the hours left at `train_rate` (one worker and two)."
+    st, lines = scale_status(scale, out=out), [
+        '| grid | runs on disk | precision | made on | training so far (h) | '
+        'left (M image-epochs) |', '|---|---|---|---|---|---|']
+    for g, r in st.items():
+        lines.append(f"| {g} | {r['done']} of {r['runs']} | {', '.join(sorted(r['precision']))} "
+                     f"| {'; '.join(sorted(r['cpus'])) or '--'} | {r['seconds'] / 3600:.1f} | "
+                     f"{r['left'] / 1e6:.2f} |")
+    left = {}
+    for r in st.values():
+        for p in r['precision']: left[p] = left.get(p, 0) + r['left'] / len(r['precision'])
+    for p, work in left.items():
+        if not work: continue
+        rate = train_rate(scale, p, out=out)
+        lines.append(f"\n{work / 1e6:.2f} M image-epochs left in {p}: " + (
+            f"about {work * rate / 3600:.1f} h of training at {rate * 1e3:.2f} ms an image-epoch "
+            f"(this kind of CPU's finished {p} runs), {work * rate / 7200:.1f} h with two workers"
+            if rate else f"no {p} run made on this kind of CPU yet to time it"))
+    return '\n'.join(lines)
 
 # %% ../nbs/10_reproduce.ipynb #0a000028
 def code_path(cfg: TrainConfig) -> tuple:

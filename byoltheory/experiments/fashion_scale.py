@@ -7,8 +7,8 @@ from pathlib import Path
 from ..byol import (TrainConfig, train, config_data, config_diff, said, run_settings,
                              run_record, fields_with)
 from ..core import hold_lock, read_json, write_json
-from ..reproduce import (SCALES, MAIN_SCALE, RUN_METRICS, CODE_VERSION, Cell, Grid, register,
-                                  read_run, same_settings, baselines_path, reference_rows,
+from ..reproduce import (SCALES, MAIN_SCALE, RUN_METRICS, CODE_VERSION, Cell, Grid,
+                                  register, read_run, same_settings, baselines_path, reference_rows,
                                   grid_runs)
 from ..report import cell_values, claim_rows, difference, verdict, REFERENCES
 from .stopgrad import TABLE1_CELLS
@@ -16,9 +16,9 @@ from .stopgrad import TABLE1_CELLS
 # %% auto #0
 __all__ = ['CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET', 'CALIBRATION_POINTS',
            'PAPER_SETTINGS', 'CALIBRATION_NOISE', 'PRECISION_CHECK', 'PRECISION_METRICS', 'learning_curve',
-           'curve_config', 'curve_path', 'calibration_config', 'calibration_path', 'calibration_point', 'calibrate',
-           'image_epochs', 'measure_speed', 'idle_minutes', 'calibration_records', 'calibration_choice', 'first_seeds',
-           'compare_precisions', 'precision_check']
+           'curve_config', 'curve_path', 'curve_epochs_done', 'calibration_config', 'calibration_path',
+           'calibration_point', 'calibrate', 'image_epochs', 'measure_speed', 'idle_minutes', 'calibration_records',
+           'calibration_choice', 'first_seeds', 'compare_precisions', 'precision_check']
 
 # %% ../../nbs/10b_fashion_scale.ipynb #052e4fe8
 def _same_curve(rec, cfg, path):
@@ -77,6 +77,12 @@ def curve_config(name, scale=MAIN_SCALE, epochs=None) -> TrainConfig:
 def curve_path(out, scale, name) -> Path:
     "Where learning curve `name` of `scale` lives: <out>/<scale>/curve-<name>.json."
     return Path(out) / scale / f'curve-{name}.json'
+
+
+def curve_epochs_done(scale, *, out='results') -> dict:
+    "{curve name: its last evaluated epoch, 0 if none} at `scale` (of CURVE_EPOCHS[scale])."
+    done = lambda p: max((q['epoch'] for q in read_run(p)['points']), default=0)
+    return {n: done(p) if (p := curve_path(out, scale, n)).exists() else 0 for n in CURVES}
 
 # %% ../../nbs/10b_fashion_scale.ipynb #79447aef
 CALIBRATION_BASE = dict(dataset='fashion-mnist', backbone='convnet28', channels_last=True,

@@ -2,6 +2,8 @@
 
 # %% ../nbs/05_directpred.ipynb #175b678c
 from __future__ import annotations
+import contextlib, warnings, weakref
+from collections.abc import Iterable
 import numpy as np
 import torch
 from torch import nn
@@ -91,6 +93,14 @@ def _allreduce_(*tensors):
             torch.distributed.all_reduce(t)
 
 
+def _full_precision(device):
+    """Autocast off for `device`'s type: F̂'s sums stay float32 under any autocast (CPU bf16, CUDA
+    fp16 / bf16), as BatchNorm's statistics do."""
+    available = getattr(torch.amp, 'is_autocast_available', lambda t: t in ('cpu', 'cuda'))
+    if not available(device.type): return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
+
+
 def moving_average(F, S, rho, first):
     """Eq 19: ρF̂ + (1 − ρ)S, or S where `first` is true (a bool tensor broadcasting against F̂: the
     official code starts the estimate at the first batch, not at zero)."""
@@ -108,8 +118,12 @@ class DirectPredictor(nn.Module, Predictor):
     freq ≥ 1 (W_p is trained by the optimiser between re-sets when freq > 1); c: Table 7's
     threshold; partitions: k > 1 for the feature-dependent variant; bias: a trainable bias;
     form: 'official' (the luckmatters rule, the paper's numbers) or 'eq18' (as printed); seed:
-    the partitions' directions (None: torch's global generator)."""
+    the partitions' directions (None: torch's global generator). A training call after the step
+    boundary went stale (an optimiser re-created, no step in `max_calls_per_step`) is an error."""
     internal = ('seed',)  # not a command-line option
+    max_calls_per_step = 256  # training calls one step may have (8 views × 32 micro-batches)
+    _hook = _opt = _stale = None  # the step hook, the attached optimiser (a weakref), stood in for
+    _calls = 0  # training calls since the last step
 
     def __init__(self, dim, *, rho=0.3, eps=0.1, freq=1, c=0.0, partitions=1, bias=False,
                  form='official', seed=None):
@@ -130,24 +144,25 @@ class DirectPredictor(nn.Module, Predictor):
         self._stepping = None  # how steps end: 'hook' (attach(optimizer)), 'manual' (step())
 
 # %% ../nbs/05_directpred.ipynb #7a23e97e
-_STATS = ('F', 'S_step', 'n_step', 'partition_center', 'center_step', 'center_n')
+_STATS = ('F', 'partition_center')  # float32 or wider whatever the module is cast to
+_SUMS = ('S_step', 'n_step', 'center_step', 'center_n')  # the step's rank-local sums: not buffers
 _SETTINGS = ('dim', 'rho', 'eps', 'freq', 'c', 'form', 'partitions')
 
 
 @patch
 def _state_buffers(self: DirectPredictor, shape, seed):
-    "F̂ and its bookkeeping; with partitions, their random directions and running centres."
-    for name, value in [('F', torch.zeros(shape)), ('S_step', torch.zeros(shape)),
-                        ('n_step', torch.zeros(shape[:-2])),
+    """F̂ and its bookkeeping (buffers, the same on every rank); the step's sums as plain tensors,
+    which DDP neither broadcasts nor averages; with partitions, their directions and centres."""
+    for name, value in [('F', torch.zeros(shape)),
                         ('seen', torch.zeros(shape[:-2], dtype=torch.bool)),
                         ('step_count', torch.zeros((), dtype=torch.long))]:
         self.register_buffer(name, value)
+    self.S_step, self.n_step = torch.zeros(shape), torch.zeros(shape[:-2])
     if self.partitions > 1:
         g = None if seed is None else torch.Generator().manual_seed(seed)
         self.register_buffer('partition_w', torch.randn(self.dim, self.partitions, generator=g))
-        for name in ('partition_center', 'center_step'):
-            self.register_buffer(name, torch.zeros(self.partitions))
-        self.register_buffer('center_n', torch.zeros(()))
+        self.register_buffer('partition_center', torch.zeros(self.partitions))
+        self.center_step, self.center_n = torch.zeros(self.partitions), torch.zeros(())
 
 @patch
 def extra_repr(self: DirectPredictor):
@@ -162,51 +177,74 @@ def steps(self: DirectPredictor) -> int:
 # %% ../nbs/05_directpred.ipynb #dp5state
 @patch
 def get_extra_state(self: DirectPredictor) -> dict:
-    "The settings, saved in `state_dict` beside the buffers."
-    return {k: getattr(self, k) for k in _SETTINGS}
+    "The settings, and a half-finished step's sums, saved in `state_dict` beside the buffers."
+    return dict({k: getattr(self, k) for k in _SETTINGS}, sums=self._sums())
 
 @patch
 def set_extra_state(self: DirectPredictor, state):
-    "Refuse a state saved under other settings (a ValueError naming the setting)."
+    "Refuse a state saved under other settings (a ValueError naming the setting); load the sums."
     for k in _SETTINGS:
         if k in state and state[k] != getattr(self, k):
             raise ValueError(f"DirectPredictor state_dict was saved with {k}={state[k]!r}, but "
                              f"this module has {k}={getattr(self, k)!r}: build it with "
                              f"{k}={state[k]!r} to load it")
+    for k, v in state.get('sums', {}).items(): self._sums()[k].copy_(v)
+
+@patch
+def _load_from_state_dict(self: DirectPredictor, state_dict, prefix, *args):
+    "A checkpoint from when the step's sums were buffers (before issue 44) loads too."
+    old = {k: state_dict.pop(prefix + k) for k in _SUMS if prefix + k in state_dict}
+    super(DirectPredictor, self)._load_from_state_dict(state_dict, prefix, *args)
+    for k, v in old.items():
+        if k in self._sums() and v.shape == self._sums()[k].shape: self._sums()[k].copy_(v)
 
 @patch
 def __getstate__(self: DirectPredictor):
     "A copy (deepcopy, pickle) is not attached: its optimiser is not the original's."
-    state = dict(super(DirectPredictor, self).__getstate__(), _hook=None)
+    state = dict(super(DirectPredictor, self).__getstate__(), _hook=None, _opt=None, _calls=0,
+                 _stale=False)
     if state.get('_stepping') == 'hook': state['_stepping'] = None
     return state
 
+# %% ../nbs/05_directpred.ipynb #dp5apply
+@patch
+def _sums(self: DirectPredictor) -> dict:
+    "The step's sums by name."
+    return {k: self.__dict__[k] for k in _SUMS if k in self.__dict__}
+
 @patch
 def _apply(self: DirectPredictor, fn, recurse=True):
-    "`.to()`, `.half()`, …: F̂ and the step's sums stay float32 or wider."
+    "`.to()`, `.half()`, …: F̂ and the step's sums move with the module but stay float32 or wider."
+    narrow = lambda t: t.is_floating_point() and t.dtype.itemsize < 4
+    before = {k: self._buffers[k] for k in _STATS if k in self._buffers}
     super(DirectPredictor, self)._apply(fn, recurse)
-    for k in _STATS:
-        b = self._buffers.get(k)
-        if b is not None and b.is_floating_point() and b.dtype.itemsize < 4:
-            self._buffers[k] = b.float()
+    for k, old in before.items():
+        if narrow(self._buffers[k]): self._buffers[k] = old.to(self._buffers[k].device)
+    for k, old in self._sums().items():
+        new = fn(old)
+        self.__dict__[k] = old.to(new.device) if narrow(new) else new
     return self
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a1
 #| paper: Eq 18
 @patch
-def attach(self: DirectPredictor, optimizer=None) -> DirectPredictor:
+def attach(self: DirectPredictor, optimizer=None, *, replace=False) -> DirectPredictor:
     """Where a training step ends: after each `optimizer.step()` (an optimiser step hook), or,
-    with no optimizer, wherever the loop calls `step()` itself. Returns the module."""
-    if getattr(self, '_hook', None) is not None: self._hook.remove()  # one boundary, never two
-    self._hook = None
+    with no optimizer, wherever the loop calls `step()` itself. Moving to another optimiser while
+    the first is alive warns unless `replace=True`. Returns the module."""
+    if optimizer is not None: self._check_attach(optimizer, replace)
+    if self._hook is not None: self._hook.remove()  # one boundary, never two
+    self._hook, self._opt, self._calls, self._stale = None, None, 0, False
     if optimizer is None:
         self._stepping = 'manual'
         return self
     self._hook = optimizer.register_step_post_hook(lambda opt, args, kwargs: self.step())
-    self._stepping = 'hook'
+    self._opt, self._stepping = weakref.ref(optimizer), 'hook'
+    _watch(self)
     return self
 
-
+# %% ../nbs/05_directpred.ipynb #dp5step
+#| paper: Eq 18
 @patch
 @torch.no_grad()
 def set_weight(self: DirectPredictor):
@@ -222,8 +260,10 @@ def step(self: DirectPredictor):
     """End a training step: fold its pooled rows into F̂ (Eq 19, once), and after steps 0, freq,
     2·freq, … re-set W_p for the next step. A step with no rows (on any rank) changes nothing."""
     if self._stepping is None: self._stepping = 'manual'
-    if not self._end_step(): return
-    if int(self.step_count) % self.freq == 0: self.set_weight()
+    self._calls, self._stale = 0, False
+    with _full_precision(self.F.device):
+        if not self._end_step(): return
+        if int(self.step_count) % self.freq == 0: self.set_weight()
     self.step_count += 1
 
 
@@ -231,6 +271,76 @@ def step(self: DirectPredictor):
 def matrix(self: DirectPredictor) -> torch.Tensor:
     "W_p for diagnostics (the trainer's Fig 2 log): the next step's, (d, d) or (k, 2, d, d)."
     return self.weight.detach()
+
+# %% ../nbs/05_directpred.ipynb #dp5chk01
+_WRAPPED = ('optimizer', 'optim', '_optimizer', 'base_optimizer')  # where wrappers keep theirs
+
+
+def _params(opt) -> set:
+    return {id(p) for g in getattr(opt, 'param_groups', ()) for p in g['params']}
+
+
+def _not_an_optimizer(obj) -> str:
+    "Why `attach` cannot take `obj`, and the fix."
+    name = type(obj).__name__
+    inner = [a for a in _WRAPPED if hasattr(getattr(obj, a, None), 'register_step_post_hook')]
+    if inner:
+        return (f"DirectPredictor.attach: a {name} wraps (or schedules) an optimiser and has no "
+                f"step hooks; attach to the optimiser it wraps, `predictor.attach(x.{inner[0]})` "
+                "(x: your wrapper), or pass the object that has `register_step_post_hook`")
+    if isinstance(obj, Iterable):
+        return (f"DirectPredictor.attach: got parameters ({name}), not the optimiser: build the "
+                "optimiser over them, then `predictor.attach(optimizer)`")
+    return (f"DirectPredictor.attach takes a torch.optim.Optimizer (an object with "
+            f"`register_step_post_hook`), or nothing to step by hand; got a {name}")
+
+# %% ../nbs/05_directpred.ipynb #dp5chk02
+@patch
+def _check_attach(self: DirectPredictor, optimizer, replace):
+    "TypeError for what cannot be attached; warnings for a second live optimiser, an untrained W_p."
+    if not hasattr(optimizer, 'register_step_post_hook'):
+        raise TypeError(_not_an_optimizer(optimizer))
+    old = self._attached()
+    if old is not None and old is not optimizer and not (replace or self._stale):  # stale: replaced
+        warnings.warn(
+            "DirectPredictor.attach: the predictor was attached to another optimiser, still alive; "
+            "only the new one ends its steps now. If it replaces the old one, pass replace=True; "
+            "if both step, attach to the one that steps the model", stacklevel=3)
+    if self.freq > 1 and _params(optimizer) and id(self.weight) not in _params(optimizer):
+        warnings.warn(
+            f"DirectPredictor(freq={self.freq}).attach: W_p (predictor.weight) is not among the "
+            "optimiser's parameters, so nothing trains it between re-sets: build the optimiser "
+            "after swapping the predictor in (ignore this if another optimiser trains it)",
+            stacklevel=3)
+
+
+@patch
+def _attached(self: DirectPredictor):
+    "The optimiser this predictor is attached to, if it is alive."
+    return None if self._opt is None else self._opt()
+
+# %% ../nbs/05_directpred.ipynb #dp5chk04
+_WATCHED = weakref.WeakSet()  # the predictors attached to an optimiser
+_GLOBAL_HOOK = []  # the one global step hook, once registered
+
+
+def _any_step(opt, args, kwargs):
+    """After any optimiser's step: one that is not a predictor's own, but steps parameters its own
+    steps, while the predictor has a step's rows (a re-created optimiser), stands in for it."""
+    stepped = None  # its parameters, found once
+    for dp in list(_WATCHED):
+        own = dp._attached()
+        if own is None or own is opt or dp._calls == 0 or dp._stale: continue
+        stepped = _params(opt) if stepped is None else stepped
+        if stepped & _params(own): dp._stale = True
+
+
+def _watch(dp):
+    "Tell `dp` of every optimiser's step (torch's global step post-hook, registered once)."
+    _WATCHED.add(dp)
+    if not _GLOBAL_HOOK:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+        _GLOBAL_HOOK.append(register_optimizer_step_post_hook(_any_step))
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a2
 #| paper: Eq 19
@@ -280,6 +390,27 @@ def _end_step(self: DirectPredictor) -> bool:
     n.zero_()
     return True
 
+# %% ../nbs/05_directpred.ipynb #dp5chk05
+_STALE = ("DirectPredictor: {why}, so this step would never end: F̂ and W_p would stop moving "
+          "while the step's sums grow. After re-creating the optimiser (resuming, a scheduler or "
+          "wrapper rebuilding it), call `predictor.attach(new_optimizer)`; stepping by hand, call "
+          "`predictor.step()` after each optimiser step.")
+
+
+@patch
+def _check_boundary(self: DirectPredictor):
+    "Count a training call; a RuntimeError naming the fix if the step boundary has gone stale."
+    why = None
+    if self._stepping == 'hook' and self._attached() is None:
+        why = "the optimiser it is attached to has been garbage-collected"
+    elif self._stale:
+        why = "another optimiser stepped the same parameters, and the attached one did not"
+    elif self._calls >= self.max_calls_per_step:
+        why = (f"{self._calls} training calls without a step (DirectPredictor.max_calls_per_step "
+               f"= {self.max_calls_per_step}; raise it for longer gradient accumulation)")
+    if why: raise RuntimeError(_STALE.format(why=why))
+    self._calls += 1
+
 # %% ../nbs/05_directpred.ipynb #b1c4e2a3
 _UNATTACHED = ("DirectPredictor: a training call needs to know where the optimiser steps, so that "
                "all the calls of one step make one Eq 19 update. Add `predictor.attach(optimizer)` "
@@ -293,21 +424,23 @@ def forward(self: DirectPredictor, f):
         raise ValueError(
             f"f must have shape (..., {self.dim}) for DirectPredictor(dim={self.dim}), "
             f"got {tuple(f.shape)}")
-    x = f.detach().reshape(-1, self.dim).to(self.F.dtype)
+    x = f.detach().reshape(-1, self.dim).to(self.F.dtype)  # float32 (or wider), under autocast too
     if len(x) == 0:
         raise ValueError("f must have at least one row (an empty batch carries no estimate of F)")
     sides = None
-    if self.training and torch.is_grad_enabled():  # a training call: its rows join the step
-        if self._stepping is None: raise RuntimeError(_UNATTACHED)
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(
-                "DirectPredictor: the predictor's input f has NaN/Inf entries at step "
-                f"{self.steps} (is training diverging?); F̂ and W_p are left unchanged.")
-        sides = self._accumulate(x)
+    with _full_precision(x.device):  # F̂'s sums never in autocast's 16 bits
+        if self.training and torch.is_grad_enabled():  # a training call: its rows join the step
+            if self._stepping is None: raise RuntimeError(_UNATTACHED)
+            self._check_boundary()
+            if not torch.isfinite(x).all():
+                raise FloatingPointError(
+                    "DirectPredictor: the predictor's input f has NaN/Inf entries at step "
+                    f"{self.steps} (is training diverging?); F̂ and W_p are left unchanged.")
+            sides = self._accumulate(x)
+        elif self.partitions > 1: sides = (x @ self.partition_w) >= self.partition_center
     W = self.weight.to(f.dtype)
     if self.partitions == 1: y = f @ W.T
     else:
-        if sides is None: sides = (x @ self.partition_w) >= self.partition_center
         m = sides.to(f.dtype).reshape(f.shape[:-1] + (self.partitions, ))
         out = torch.einsum('...i,ksji->...ksj', f, W)  # (..., k, 2, dim): each half's prediction
         y = (out[..., 0, :] * (1 - m)[..., None] + out[..., 1, :] * m[..., None]).mean(-2)

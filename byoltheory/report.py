@@ -18,7 +18,7 @@ __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', '
            'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range', 'role',
            'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance',
            'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line',
-           'show_grid']
+           'evidence', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -558,6 +558,17 @@ def standing_line(scale, grids=None, *, out='results') -> str:
             f"{lo if lo == hi else f'{lo}-{hi}'} seeds a cell, {', '.join(s['precision'])}, "
             f"DirectPred by {_RULES.get(s['directpred'], s['directpred'])}; commits "
             f"{', '.join(s['commits']) or '--'}; **{state}**.")
+
+# %% ../nbs/11_report.ipynb #11stand5
+def evidence(grids, scales=None, *, out=None):
+    """Display what a page's verdicts stand on: `standing_line` of its `grids` at each of `scales`
+    (default: every CPU scale), for an experiment chapter's opening."""
+    from IPython.display import Markdown, display
+    from byoltheory.reproduce import CPU_SCALES
+    out = results_dir() if out is None else out
+    lines = [f"* {standing_line(s, grids, out=out)}" for s in scales or CPU_SCALES
+             if any(s in get_grid(g).scales for g in grids)]
+    display(Markdown("**The evidence on this page.**\n\n" + '\n'.join(lines)))
 
 # %% ../nbs/11_report.ipynb #1b000026
 def show_grid(name, scale, *, out='results', bars=True) -> dict:

@@ -271,7 +271,7 @@ def compare_precisions(bf16: dict, fp32: dict, claims, *, seeds=5) -> dict:
     return dict(verdicts=verdicts, differences=diffs)
 
 
-def precision_check(scale='fashion-mnist', *, out='results', seeds=5) -> dict:
+def precision_check(scale='fashion-mnist-20k', *, out='results', seeds=5) -> dict:
     "compare_precisions of Table 1's grid (the scale's precision) and `table1-fp32`."
     runs = grid_runs('table1', scale, out=out)  # read once, for its claims and its values
     claims = [r['claim'] for r in claim_rows('table1', scale, out=out, runs=runs)]

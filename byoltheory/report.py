@@ -14,11 +14,11 @@ from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, re
 
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
-           'CONFIRMATORY', 'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level', 'collapsed',
-           'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range', 'role',
-           'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance',
-           'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line',
-           'evidence', 'show_grid']
+           'CONFIRMATORY', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level',
+           'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range',
+           'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table',
+           'provenance', 'above_chance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status',
+           'standing', 'standing_line', 'evidence', 'verdict_summary', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -422,30 +422,51 @@ def _zoom(ax, lo, hi, floor=None):
     pad = max(hi - lo, 1e-9) * 0.15
     ax.set_xlim(max(lo - pad, floor) if floor is not None else lo - pad, hi + pad)
 
+# %% ../nbs/11_report.ipynb #11beside
+CHANCE = 10.0  # top-1 (%) of a guess: every grid's dataset has 10 classes
+
+
+def above_chance(x, ref):
+    "Top-1 `x` above CHANCE as a fraction of `ref`'s (1 = as good as `ref`, 0 = a guess)."
+    return (np.asarray(x, float) - CHANCE) / (ref - CHANCE)
+
+
+def _beside_paper(ax, ours, paper):
+    """Our kNN means and the paper's numbers on one scale: each source's accuracy above CHANCE as a
+    fraction of its own value for the cell the paper ranks highest (1 = that cell, 0 = chance)."""
+    ref = int(np.nanargmax(paper))
+    y = np.arange(len(ours))
+    ax.plot(above_chance(ours, ours[ref]), y, 'o', color='C0', label='this book (kNN)')
+    ax.plot(above_chance(paper, paper[ref]), y, 'D', color='C3', label='the paper')
+    ax.axvline(1.0, color='0.6', lw=0.8)
+    ax.set_xlim(0, 1.25)
+    ax.set_xlabel(textwrap.fill('above chance, as a fraction of the cell the paper ranks '
+                                'highest', 24), fontsize=9)
+    ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1.0), fontsize=9, frameon=False)
+
 # %% ../nbs/11_report.ipynb #11gbars2
 def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None):
     """Bars of a grid at `scale`: kNN top-1 on top (mean, 95 % interval of the mean; the reference
-    rows as lines; the paper's numbers as red diamonds on their own axis), feature_std and the
-    backbone's effective rank below. Returns the figure."""
+    rows as lines) and beside it, where the paper has numbers, ours and the paper's on one
+    normalised scale (`_beside_paper`); feature_std and the backbone's effective rank below.
+    Returns the figure."""
     import matplotlib.pyplot as plt
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     cs = [c for c in grid.cells_at(scale) if c.name in vals and (cells is None or c.name in cells)]
     fig = plt.figure(figsize=figsize or (8.0, 1.6 + 0.5 * len(cs)), layout='constrained')
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
-    ax = top.subplots()
-    mean, err = _bars(ax, cs, vals, 'knn_top1', f'kNN top-1 (%), {scale}: mean and 95 % interval')
+    paper = [c.paper_for(scale).mean if isinstance(c.paper_for(scale), Reported) else np.nan
+             for c in cs]
+    has_paper = not all(np.isnan(paper))
+    ax, *side = top.subplots(1, 2, width_ratios=[2.2, 1], sharey=True) if has_paper else [
+        top.subplots()]
+    mean, err = _bars(ax, cs, vals, 'knn_top1', f'kNN top-1 (%), {scale}: mean, 95 % interval')
     refs = {r: np.mean(list(vals[r]['knn_top1'].values())) for r in REFERENCES if r in vals}
     for (ref, v), ls in zip(refs.items(), (':', '--')):
         ax.axvline(v, color='k', ls=ls, label=ref)
     _zoom(ax, min([*(mean - err), *refs.values()]), max([*(mean + err), *refs.values()]))
-    if refs: ax.legend(loc='lower right', fontsize=9)
-    paper = [c.paper_for(scale).mean if isinstance(c.paper_for(scale), Reported) else np.nan
-             for c in cs]
-    if not all(np.isnan(paper)):
-        ax2 = ax.twiny()
-        ax2.plot(paper, np.arange(len(cs)), 'rD')
-        label = textwrap.fill(f'{grid.paper_label_for(scale)} (red diamonds)', 60)
-        ax2.set_xlabel(label, color='r')  # wrapped: a long label must not widen the figure
+    if refs: ax.legend(loc='lower left', bbox_to_anchor=(0, 1.0), ncol=2, fontsize=9, frameon=False)
+    if has_paper: _beside_paper(side[0], mean, np.array(paper))
     axs = bottom.subplots(1, 2)
     for a, m, lab in [(axs[0], 'feature_std', 'feature_std (0 = collapsed)'),
                       (axs[1], 'effective_rank', 'effective rank, backbone')]:
@@ -569,6 +590,38 @@ def evidence(grids, scales=None, *, out=None):
     lines = [f"* {standing_line(s, grids, out=out)}" for s in scales or CPU_SCALES
              if any(s in get_grid(g).scales for g in grids)]
     display(Markdown("**The evidence on this page.**\n\n" + '\n'.join(lines)))
+
+# %% ../nbs/11_report.ipynb #11summ02
+_SAYS = {'holds': 'supported', 'does not hold': 'refuted', 'reversed': 'refuted',
+         'within noise': 'the seeds cannot tell', UNTESTABLE: 'cannot be tested at this scale',
+         'too few seeds': 'too few seeds yet', 'not run yet': 'not run yet'}
+
+
+def verdict_summary(grids, scales=None, *, out=None) -> str:
+    """Markdown: each paper claim of `grids` in order, what the book says of it (supported,
+    refuted, ...) on the first of `scales` that judges it (default: the chapters' scales), and its
+    verdict at each scale; a collapse's cost where the collapse does not hold is said so."""
+    from byoltheory.reproduce import CHAPTER_SCALES
+    scales, out = scales or CHAPTER_SCALES, results_dir() if out is None else out
+    found = {}
+    for g in grids:
+        for s in (s for s in scales if s in get_grid(g).scales):
+            for r in claim_rows(g, s, out=out) if (Path(out) / s / g).exists() else []:
+                if r['claim'].kind == 'paper':
+                    found.setdefault(r['claim'].id, {'claim': r['claim']})[s] = r['verdict']
+    def says(v):
+        s = next(s for s in scales if s in v)
+        said = _SAYS[v[s]] + ('' if s == scales[0] else f' (on `{s}`)')
+        given = getattr(v['claim'], 'given', None)
+        if v[s] == 'holds' and given and found.get(given, {}).get(s) != 'holds':
+            said = 'an accuracy cost without the collapse' + said[len('supported'):]
+        return said
+    lines = ["| the paper's claim | this book says | " + ' | '.join(f'`{s}`' for s in scales) +
+             ' |', '|---' * (2 + len(scales)) + '|']
+    for v in found.values():
+        lines.append(f"| {v['claim'].statement} | **{says(v)}** | " +
+                     ' | '.join(v.get(s, '--') for s in scales) + ' |')
+    return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #1b000026
 def show_grid(name, scale, *, out='results', bars=True) -> dict:

@@ -63,3 +63,37 @@ def test_layout_rules_fail_on_a_page_that_breaks_them(tmp_path):
     text = '\n'.join(found['bad'])
     assert 'wide.png' in text and 'renders 5.3 px' in text, text   # 9 pt · 100/72 · 676/1600
     assert 'code cell scrolls sideways' in text and 'table is wider than the page' in text, text
+
+
+def test_reading_rules_fail_on_a_page_that_breaks_them(tmp_path):
+    """The browser check's reading rules: a word broken inside a table cell, a display equation wider
+    than its column, a warning in a cell's output, a Markdown table printed as text; a page that keeps
+    them passes."""
+    bc = _browser_check()
+    chrome, driver = bc.find_browser()
+    if not (chrome and driver): pytest.skip('Chromium / ChromeDriver not installed')
+    bad = ('<table><tr><td style="width:30px;max-width:30px;overflow-wrap:anywhere">holds</td>'
+           '<td>fine</td></tr></table>'
+           '<div style="width:200px"><mjx-container display="true" style="display:block;'
+           'overflow:hidden"><mjx-math style="display:inline-block;width:500px">x</mjx-math>'
+           '</mjx-container></div>'
+           '<div class="cell_output"><div class="output stderr"><pre>UserWarning: x</pre></div>'
+           '<div class="output stream"><pre>| a | b |\n|---|---|\n| 1 | 2 |</pre></div></div>')
+    good = ('<table><tr><td>holds</td><td>within noise</td></tr></table>'
+            '<div style="width:600px"><mjx-container display="true" style="display:block">'
+            '<mjx-math style="display:inline-block;width:100px">x</mjx-math></mjx-container></div>'
+            '<div class="cell_output"><div class="output stream"><pre>kNN 80.1</pre></div></div>')
+    srv, drv = bc.serve(tmp_path), bc.make_driver(chrome, driver)
+    try:
+        found = {}
+        for kind, body in [('bad', bad), ('good', good)]:
+            _page(tmp_path / f'{kind}.html', body)
+            drv.get(f"http://127.0.0.1:{srv.server_address[1]}/{kind}.html")
+            found[kind] = bc.layout_problems(drv, tmp_path / f'{kind}.html', kind)
+    finally:
+        drv.quit(); srv.shutdown()
+    assert found['good'] == [], found['good']
+    text = '\n'.join(found['bad'])
+    for rule in ('a word breaks inside a table cell', 'display equation is wider than its column',
+                 'a cell output is a warning or stderr', 'Markdown printed as plain text'):
+        assert rule in text, (rule, text)

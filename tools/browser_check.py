@@ -5,8 +5,9 @@ equation on every theory chapter (Part "Theory"), every <img> loaded, every inte
 #anchor), the Colab launch link points at this notebook in the repository of _config.yml, and every
 Lemma/Theorem/Assumption/Observation block carries the paper's number (its label, e.g. thm-3, names it), and the
 page reads at its width: every figure's smallest text (chapter 97's rule: 8-point text at the PNG's dpi, shrunk to
-its displayed width) renders at least 9 px high, no code cell scrolls sideways, and no table is wider than its
-column.
+its displayed width) renders at least 9 px high, no code cell scrolls sideways, no table is wider than its
+column, no word or number breaks inside a table cell, no display equation is wider than its column, no cell output is
+a warning or stderr, and no Markdown table is printed as plain text.
 Saves one screenshot per page under _build/screenshots/. Prints a one-line summary; exits 1 on any failure.
 When Chromium or ChromeDriver is missing it says so and exits 0 (or 1 with --require).
 Usage: python tools/browser_check.py [--html _build/html] [--require]"""
@@ -58,7 +59,7 @@ def png_dpi(path, default=100.0):
     x, _, unit = struct.unpack('>IIB', data[i + 4:i + 13])
     return x * 0.0254 if unit == 1 else default
 
-LAYOUT_JS = """return {
+LAYOUT_JS = r"""return {
     imgs: Array.from(document.querySelectorAll('article img')).map(i => [i.getAttribute('src'),
           i.naturalWidth, i.getBoundingClientRect().width]).filter(i => i[2] > 0),
     pres: Array.from(document.querySelectorAll('article div.cell_input pre, article div.highlight pre'))
@@ -66,7 +67,34 @@ LAYOUT_JS = """return {
     tables: Array.from(document.querySelectorAll('article table'))
           .filter(t => t.getBoundingClientRect().width > t.parentElement.clientWidth + 1
                        || t.scrollWidth > t.clientWidth + 1)
-          .map(t => (t.querySelector('th, td') || t).textContent.trim().slice(0, 30))};"""
+          .map(t => (t.querySelector('th, td') || t).textContent.trim().slice(0, 30)),
+    broken: (() => {  // a word split across lines inside a table cell (a break at - / is a word's own)
+      const out = [];
+      for (const cell of document.querySelectorAll('article td, article th')) {
+        const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+          for (const m of n.textContent.matchAll(/[^\s\-\u2010-\u2014\u2212\/]{2,}/g)) {
+            const r = document.createRange();
+            r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+            const tops = new Set(Array.from(r.getClientRects()).filter(x => x.width > 0)
+                                      .map(x => Math.round(x.top)));
+            if (tops.size > 1) out.push(m[0].slice(0, 30));
+          }
+        }
+      }
+      return out.slice(0, 10); })(),
+    eqs: Array.from(document.querySelectorAll('article mjx-container[display="true"]')).filter(e => {
+          const box = e.getBoundingClientRect(), col = e.parentElement.getBoundingClientRect();
+          return Array.from(e.querySelectorAll('mjx-math')).some(m => {
+            const r = m.getBoundingClientRect();
+            return r.left < Math.max(box.left, col.left) - 1 || r.right > Math.min(box.right, col.right) + 1; })
+            || e.scrollWidth > e.clientWidth + 1; }).map(e => e.textContent.slice(0, 40)),
+    stderr: Array.from(document.querySelectorAll('article .output.stderr, article .cell_output pre'))
+          .filter(o => o.matches('.output.stderr') || /\b\w*Warning: /.test(o.textContent))
+          .map(o => o.textContent.trim().slice(0, 60)),
+    markdown: Array.from(document.querySelectorAll('article .cell_output pre'))
+          .filter(o => /^\s*\|.*\|\s*$/m.test(o.textContent) && /^\s*\|\s*:?-{3,}/m.test(o.textContent))
+          .map(o => o.textContent.trim().slice(0, 40))};"""
 
 def layout_problems(drv, page, doc):
     "What makes the page `doc` (loaded in `drv`, its HTML file `page`) hard to read at its width."
@@ -82,6 +110,10 @@ def layout_problems(drv, page, doc):
                        f"text renders {px:.1f} px (< {MIN_TEXT_PX})")
     out += [f"{doc}: a code cell scrolls sideways ({t!r}…)" for t in info['pres']]
     out += [f"{doc}: a table is wider than the page and is clipped ({t!r}…)" for t in info['tables']]
+    out += [f"{doc}: a word breaks inside a table cell ({w!r})" for w in info['broken']]
+    out += [f"{doc}: a display equation is wider than its column ({t!r}…)" for t in info['eqs']]
+    out += [f"{doc}: a cell output is a warning or stderr ({t!r}…)" for t in info['stderr']]
+    out += [f"{doc}: Markdown printed as plain text ({t!r}…)" for t in info['markdown']]
     return out
 
 def make_driver(chrome, driver_path):

@@ -13,12 +13,12 @@ from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, re
                                   baselines_path, scale_status, RUN_METRICS, TRACE_METRICS)
 
 # %% auto #0
-__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
-           'CONFIRMATORY', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level',
-           'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range',
-           'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table',
-           'provenance', 'above_chance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status',
-           'standing', 'standing_line', 'evidence', 'verdict_summary', 'show_grid']
+__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL', 'CHANCE',
+           'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level', 'collapsed', 'ranged',
+           'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range', 'role',
+           'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance',
+           'above_chance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status', 'standing',
+           'standing_line', 'evidence', 'verdict_summary', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -84,6 +84,7 @@ class Claim:
     b_metric: str | None = None  # a's `metric` vs b's `b_metric` (a trace's first vs last epoch)
     kind: str = 'paper'
     given: str | None = None  # the claim this one is about (a collapse's cost: the collapse)
+    confirmatory: bool = False  # one of the statements the paper builds its account on (rule 6)
 
     def __post_init__(self):
         if self.relation not in ('>', '≈'):
@@ -104,6 +105,7 @@ class AllOf:
     statement: str
     claims: list
     kind: str = 'paper'
+    confirmatory: bool = False
 
     @property
     def parts(self):
@@ -131,11 +133,11 @@ class Level:
         return [self]
 
 
-def collapsed(id, statement, a, b) -> list:
+def collapsed(id, statement, a, b, *, confirmatory=False) -> list:
     """'a collapses and b does not' (at the output: a's feature_std below COLLAPSE_STD, b's
     above), and what it costs: a's kNN below b's, paired by seed. Two claims: `id`, `id`-knn."""
-    return [AllOf(id, statement, [Level(f'{id}:a', '', a, relation='<'),
-                                  Level(f'{id}:b', '', b, relation='>')]),
+    parts = [Level(f'{id}:a', '', a, relation='<'), Level(f'{id}:b', '', b, relation='>')]
+    return [AllOf(id, statement, parts, confirmatory=confirmatory),
             Claim(f'{id}-knn', f"what it costs: kNN of '{a}' below '{b}'", b, a, 'knn_top1',
                   given=id)]
 
@@ -258,14 +260,10 @@ def scale_range(scale, metric='knn_top1', *, out='results') -> Interval | None:
     return difference(a, b) if min(len(a), len(b)) >= MIN_SEEDS else None
 
 # %% ../nbs/11_report.ipynb #11rolecd
-CONFIRMATORY = ('t1-ema', 'thm2', 't3-no-ema', 'f2-align', 't5-pred-wd', 'f6-alpha-10',
-                't6-beats-sgd', 't8-long')  # two a chapter, by the paper's emphasis (rule 6)
-
-
 def role(claim) -> str:
-    "'check' (the book's), 'confirmatory' (in CONFIRMATORY) or 'exploratory'."
+    "'check' (the book's), 'confirmatory' (the claim says so, rule 6) or 'exploratory'."
     if claim.kind == 'check': return 'check'
-    return 'confirmatory' if claim.id in CONFIRMATORY else 'exploratory'
+    return 'confirmatory' if getattr(claim, 'confirmatory', False) else 'exploratory'
 
 
 def underpowered(claim, verdict, intervals) -> bool:

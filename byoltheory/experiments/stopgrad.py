@@ -25,12 +25,12 @@ TABLE1_CELLS = [
 # %% ../../nbs/12_table1_stopgrad.ipynb #12000014
 TABLE1_CLAIMS = [
     Claim('t1-ema', 'with EMA, the plugged-in optimal predictor is far worse than a trained one '
-          '(40.7 vs 74.5)', _EMA, _opt_n('EMA', 1), margin=5.0),
+          '(40.7 vs 74.5)', _EMA, _opt_n('EMA', 1), margin=5.0, confirmatory=True),
     Claim('t1-no-ema', 'without EMA too (39.5 vs 72.9)', _NO_EMA, _opt_n('no EMA', 1), margin=5.0),
     AllOf('t1-freq', 're-solving every step beats every 2, 3 or 5 steps (40.7 vs 34.6-35.6)',
           [Claim(f't1-freq-{n}', '', _opt_n('EMA', 1), _opt_n('EMA', n)) for n in (2, 3, 5)]),
     *collapsed('thm2', 'Theorem 2: without the stop-gradient the online network collapses',
-               'no stop-gradient (Theorem 2)', _NO_EMA),
+               'no stop-gradient (Theorem 2)', _NO_EMA, confirmatory=True),
     *collapsed('no-predictor', "without a predictor BYOL collapses (Appendix D; BYOL's ablation)",
                'no predictor', _EMA),
     Claim('beats-pixels', 'a healthy BYOL representation beats raw pixels (kNN)', _EMA,

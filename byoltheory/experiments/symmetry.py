@@ -79,7 +79,7 @@ TABLE3_CLAIMS = [
     Claim('t3-ema', 'with EMA, a symmetric W_p is (slightly) better than a regular one (75.1 vs '
           '74.5)', _1('EMA', True), _1('EMA', False)),
     *collapsed('t3-no-ema', 'without EMA, a symmetric W_p collapses and a regular one does not '
-               '(36.6 vs 72.9)', _1('no EMA', True), _1('no EMA', False)),
+               '(36.6 vs 72.9)', _1('no EMA', True), _1('no EMA', False), confirmatory=True),
     *collapsed('t3-2l-no-ema', 'the same for the two-layer predictor with tied weights (35.6 vs '
                '66.0)', _2('no EMA', True), _2('no EMA', False)),
     Claim('t3-ema-rescues', 'EMA is what makes the symmetric W_p work (75.1 with, 36.6 without)',
@@ -127,14 +127,14 @@ TABLE3_REGIME = register(Grid(
 _REG, _SYM = 'regular W_p (no symmetric regularisation)', 'symmetric W_p'
 _FIG2_CELLS = [Cell(_REG, {}, BASELINE),
                Cell(_SYM, dict(predictor='sym'), TABLE3[('one-layer', 'EMA', 'no bias', 'sym')])]
-def _first_last(id, text, cell, m, first):
-    return Claim(id, text, cell, cell, m, b_metric=first)
+def _first_last(id, text, cell, m, first, **kw):
+    return Claim(id, text, cell, cell, m, b_metric=first, **kw)
 
 FIG2_GRID = register(Grid(
     'fig2', 'Fig 2: eigenvalues of F and W_p, alignment and symmetry over training (EMA)',
     _FIG2_CELLS, scales=at(), spectra=True, items=('Fig 2',), claims=[
         _first_last('f2-align', "W_p's eigenvectors align with F's over training (regular W_p)",
-                    _REG, 'align_last', 'align_first'),
+                    _REG, 'align_last', 'align_first', confirmatory=True),
         _first_last('f2-align-sym', '… and for the symmetric W_p', _SYM, 'align_last',
                     'align_first'),
         _first_last('f2-symmetric', 'a regular W_p becomes more symmetric over training', _REG,

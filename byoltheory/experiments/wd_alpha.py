@@ -28,7 +28,7 @@ TABLE5_GRID = register(Grid(
     scales={'digits': _DIGITS, **at(*FASHION_SCALES, 'colab', 'full')}, items=('Table 5',),
     paper_label="paper, STL-10 (Table 5's cells are words in its caption)", claims=[
         Claim('t5-pred-wd', 'with weight decay on the predictor only, symmetric W_p works without '
-              'EMA', 'η_s = 0, η_p = 4e-4', 'η_s = 4e-4, η_p = 4e-4'),
+              'EMA', 'η_s = 0, η_p = 4e-4', 'η_s = 4e-4, η_p = 4e-4', confirmatory=True),
         Claim('t5-pred-wd-matched', "… with the predictor's weight decay at the paper's budget",
               _BUDGET, 'η_s = 4e-4, η_p = 4e-4'),
         Claim('t5-no-wd', 'with no weight decay at all it again does not work',
@@ -51,6 +51,6 @@ FIG6_GRID = register(Grid(
     claims=[
         Claim('f6-alpha-2', 'α_p = 2 trains the symmetric W_p without EMA better than α_p = 1',
               _a(2), _a(1)),
-        Claim('f6-alpha-10', '… and α_p = 10', _a(10), _a(1)),
+        Claim('f6-alpha-10', '… and α_p = 10', _a(10), _a(1), confirmatory=True),
         Claim('f6-vs-ema', 'the fastest predictor comes within 2 points of the EMA reference',
               _a(10), _EMA_REF, relation='≈', margin=2.0)]))

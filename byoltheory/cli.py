@@ -421,6 +421,44 @@ COMMANDS = {  # name: (function, help, its options); `train`'s options need torc
 }
 RUNS = ('train', 'reproduce', 'curve')  # commands that train: they stop cleanly on a signal
 
+# %% ../nbs/96_cli.ipynb #d1a9n05e
+def _cmd_diagnose(args, sp):
+    "Draw the trace figure of saved Monitor histories (chapter 16) and print each run's last."
+    import matplotlib.pyplot as plt
+    from byoltheory.diagnostics import load_history, plot_history
+    runs = {}
+    for p in args.logs:
+        name = Path(p).stem if sum(Path(q).stem == Path(p).stem for q in args.logs) == 1 else p
+        try:
+            runs[name] = load_history(p)
+        except ValueError as e:
+            sp.error(f"argument RUN.jsonl: {e}")
+    out = Path(args.out) if args.out else Path(args.logs[0]).with_suffix('.png')
+    fig = plot_history(runs, title=args.title)
+    try:
+        fig.savefig(out)
+    except OSError as e:
+        sp.error(f"argument --out: {out} cannot be written ({e})")
+    finally:
+        plt.close(fig)
+    for name, h in runs.items():
+        print(f"{name}: {len(h)} measurements, last at step {h[-1]['step']}: " + ', '.join(
+            f"{k} {v:.4g}" for k, v in h[-1].items() if k != 'step'))
+    print(f"figure: {out}")
+    return out
+
+
+def _diagnose_options(sp):
+    sp.add_argument('logs', nargs='+', metavar='RUN.jsonl',
+                    help='histories written by Monitor.save (several: one colour each)')
+    sp.add_argument('--out', default=None,
+                    help='the figure to write (default: the first log with .png)')
+    sp.add_argument('--title', default=None, help='a title over the panels')
+
+
+COMMANDS['diagnose'] = (_cmd_diagnose, "draw the traces of a run watched by Monitor (chapter 16)",
+                        _diagnose_options)
+
 # %% ../nbs/96_cli.ipynb #96busy
 def _refuse_busy_out(argv):
     """Before torch is imported: `train` into an --out whose lock another run holds stops at

@@ -230,6 +230,15 @@ def _train(watch, predictor, *, steps=6, autocast=False, **kw):
     return losses, learner.state_dict(), rng, mon
 
 
+def _same(a, b) -> bool:
+    "Equal to the bit, dtypes included, through the dicts and lists of a state_dict's extra state."
+    if torch.is_tensor(a): return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict): return isinstance(b, dict) and a.keys() == b.keys() and all(
+        _same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)): return len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
 @pytest.mark.parametrize('autocast', [False, True])
 @pytest.mark.parametrize('name', ['linear', 'directpred', 'mlp'])
 def test_training_is_unchanged_bit_for_bit(name, autocast):
@@ -237,8 +246,7 @@ def test_training_is_unchanged_bit_for_bit(name, autocast):
                                           for w in (True, False))
     assert len(mon.history) == 6 and all(np.isfinite(v) for h in mon.history for v in h.values())
     assert all(torch.equal(a, b) for a, b in zip(l1, l2))
-    same = lambda a, b: torch.equal(a, b) and a.dtype == b.dtype if torch.is_tensor(a) else a == b
-    assert list(s1) == list(s2) and all(same(s1[k], s2[k]) for k in s1)  # DirectPred's settings too
+    assert list(s1) == list(s2) and all(_same(s1[k], s2[k]) for k in s1)  # DirectPred's state too
     assert torch.equal(r1[0], r2[0]) and r1[1] == r2[1] and np.array_equal(r1[2], r2[2])
 
 

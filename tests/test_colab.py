@@ -1,4 +1,7 @@
-"""Every chapter runs top to bottom as in Colab (slow; `make book` runs it).
+"""A chapter runs top to bottom as in Colab, and chapters run from a Debian-layout install (slow;
+`make book` runs them). The book build executes every chapter already; these tests check what it
+cannot: the chapters' own install cell in a Colab-like environment, and the package's data found
+from outside the repository.
 
 A fresh venv gets what Colab has preinstalled (torch, torchvision and what they need, linked
 from this venv; ipykernel) and a stand-in `google.colab` module imported at start-up, as Colab
@@ -55,14 +58,13 @@ def _colab_venv(tmp: Path) -> Path:
     return env_dir / 'bin' / 'python'
 
 
-def _chapters():
-    toc = (ROOT / '_toc.yml').read_text()
-    return [ROOT / f"{line.split('file:')[1].strip()}.ipynb" for line in toc.splitlines()
-            if 'file: nbs/' in line]
+# a theory chapter, whose install cell and imports are those of every chapter (the book build
+# has executed every chapter already, from the repository)
+COLAB_CHAPTERS = ('01_linear_model',)
 
 
 @pytest.mark.slow
-def test_every_chapter_runs_in_colab(tmp_path):
+def test_a_chapter_runs_in_colab(tmp_path):
     import nbformat
     from nbclient import NotebookClient
     head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
@@ -85,7 +87,7 @@ def test_every_chapter_runs_in_colab(tmp_path):
     failures, outside = [], tmp_path / 'content'
     outside.mkdir()
     try:
-        for path in _chapters():
+        for path in (ROOT / 'nbs' / f'{n}.ipynb' for n in COLAB_CHAPTERS):
             nb = nbformat.read(path, as_version=4)
             nb.cells = [c for c in nb.cells
                         if 'skip-execution' not in c.get('metadata', {}).get('tags', [])]
@@ -181,9 +183,11 @@ def test_gpu_cells_run_on_cpu_into_drive(tmp_path, capsys):
     drive.mkdir(parents=True)
     small = dict(device='cpu', epochs=1, subset=32, batch_size=16, seeds=1, probe_epochs=1,
                  data_root=str(tmp_path / 'data'), drive=drive, log=lambda *_: None)
-    for name in ('12_table1_stopgrad', '13_symmetry_ema', '14_wd_alpha_p', '15_directpred_tables'):
-        nb = nbformat.read(ROOT / 'nbs' / f'{name}.ipynb', as_version=4)
-        gpu = next(c.source for c in nb.cells if c.source.startswith('#| gpu'))
+    gpu_cells = [c.source for p in sorted((ROOT / 'nbs').glob('*.ipynb'))
+                 for c in nbformat.read(p, as_version=4).cells
+                 if c.source.startswith('#| gpu') and 'key_comparison(' in c.source]
+    assert len(gpu_cells) >= 4  # one a chapter 12-15, found in the chapters, not listed here
+    for gpu in gpu_cells:
         call = next(n for n in ast.walk(ast.parse(gpu)) if isinstance(n, ast.Call)
                     and getattr(n.func, 'id', '') == 'key_comparison')
         grid, cells = ast.literal_eval(call.args[0]), ast.literal_eval(call.args[1])

@@ -174,6 +174,25 @@ def steps(self: DirectPredictor) -> int:
     "Training steps completed (optimiser steps that had rows to fold into F̂)."
     return int(self.step_count)
 
+# %% ../nbs/05_directpred.ipynb #dp5apply
+@patch
+def _sums(self: DirectPredictor) -> dict:
+    "The step's sums by name."
+    return {k: self.__dict__[k] for k in _SUMS if k in self.__dict__}
+
+@patch
+def _apply(self: DirectPredictor, fn, recurse=True):
+    "`.to()`, `.half()`, …: F̂ and the step's sums move with the module but stay float32 or wider."
+    narrow = lambda t: t.is_floating_point() and t.dtype.itemsize < 4
+    before = {k: self._buffers[k] for k in _STATS if k in self._buffers}
+    super(DirectPredictor, self)._apply(fn, recurse)
+    for k, old in before.items():
+        if narrow(self._buffers[k]): self._buffers[k] = old.to(self._buffers[k].device)
+    for k, old in self._sums().items():
+        new = fn(old)
+        self.__dict__[k] = old.to(new.device) if narrow(new) else new
+    return self
+
 # %% ../nbs/05_directpred.ipynb #dp5state
 @patch
 def get_extra_state(self: DirectPredictor) -> dict:
@@ -205,72 +224,6 @@ def __getstate__(self: DirectPredictor):
                  _stale=False)
     if state.get('_stepping') == 'hook': state['_stepping'] = None
     return state
-
-# %% ../nbs/05_directpred.ipynb #dp5apply
-@patch
-def _sums(self: DirectPredictor) -> dict:
-    "The step's sums by name."
-    return {k: self.__dict__[k] for k in _SUMS if k in self.__dict__}
-
-@patch
-def _apply(self: DirectPredictor, fn, recurse=True):
-    "`.to()`, `.half()`, …: F̂ and the step's sums move with the module but stay float32 or wider."
-    narrow = lambda t: t.is_floating_point() and t.dtype.itemsize < 4
-    before = {k: self._buffers[k] for k in _STATS if k in self._buffers}
-    super(DirectPredictor, self)._apply(fn, recurse)
-    for k, old in before.items():
-        if narrow(self._buffers[k]): self._buffers[k] = old.to(self._buffers[k].device)
-    for k, old in self._sums().items():
-        new = fn(old)
-        self.__dict__[k] = old.to(new.device) if narrow(new) else new
-    return self
-
-# %% ../nbs/05_directpred.ipynb #b1c4e2a1
-#| paper: Eq 18
-@patch
-def attach(self: DirectPredictor, optimizer=None, *, replace=False) -> DirectPredictor:
-    """Where a training step ends: after each `optimizer.step()` (an optimiser step hook), or,
-    with no optimizer, wherever the loop calls `step()` itself. Moving to another optimiser while
-    the first is alive warns unless `replace=True`. Returns the module."""
-    if optimizer is not None: self._check_attach(optimizer, replace)
-    if self._hook is not None: self._hook.remove()  # one boundary, never two
-    self._hook, self._opt, self._calls, self._stale = None, None, 0, False
-    if optimizer is None:
-        self._stepping = 'manual'
-        return self
-    self._hook = optimizer.register_step_post_hook(lambda opt, args, kwargs: self.step())
-    self._opt, self._stepping = weakref.ref(optimizer), 'hook'
-    _watch(self)
-    return self
-
-# %% ../nbs/05_directpred.ipynb #dp5step
-#| paper: Eq 18
-@patch
-@torch.no_grad()
-def set_weight(self: DirectPredictor):
-    """Re-set W_p from the current F̂ by Eq 18 (or the chosen rule); halves never seen keep their
-    W_p."""
-    W = directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form)
-    self.weight.copy_(torch.where(self.seen[..., None, None], W, self.weight))
-
-
-@patch
-@torch.no_grad()
-def step(self: DirectPredictor):
-    """End a training step: fold its pooled rows into F̂ (Eq 19, once), and after steps 0, freq,
-    2·freq, … re-set W_p for the next step. A step with no rows (on any rank) changes nothing."""
-    if self._stepping is None: self._stepping = 'manual'
-    self._calls, self._stale = 0, False
-    with _full_precision(self.F.device):
-        if not self._end_step(): return
-        if int(self.step_count) % self.freq == 0: self.set_weight()
-    self.step_count += 1
-
-
-@patch
-def matrix(self: DirectPredictor) -> torch.Tensor:
-    "W_p for diagnostics (the trainer's Fig 2 log): the next step's, (d, d) or (k, 2, d, d)."
-    return self.weight.detach()
 
 # %% ../nbs/05_directpred.ipynb #dp5chk01
 _WRAPPED = ('optimizer', 'optim', '_optimizer', 'base_optimizer')  # where wrappers keep theirs
@@ -341,6 +294,53 @@ def _watch(dp):
     if not _GLOBAL_HOOK:
         from torch.optim.optimizer import register_optimizer_step_post_hook
         _GLOBAL_HOOK.append(register_optimizer_step_post_hook(_any_step))
+
+# %% ../nbs/05_directpred.ipynb #b1c4e2a1
+#| paper: Eq 18
+@patch
+def attach(self: DirectPredictor, optimizer=None, *, replace=False) -> DirectPredictor:
+    """Where a training step ends: after each `optimizer.step()` (an optimiser step hook), or,
+    with no optimizer, wherever the loop calls `step()` itself. Moving to another optimiser while
+    the first is alive warns unless `replace=True`. Returns the module."""
+    if optimizer is not None: self._check_attach(optimizer, replace)
+    if self._hook is not None: self._hook.remove()  # one boundary, never two
+    self._hook, self._opt, self._calls, self._stale = None, None, 0, False
+    if optimizer is None:
+        self._stepping = 'manual'
+        return self
+    self._hook = optimizer.register_step_post_hook(lambda opt, args, kwargs: self.step())
+    self._opt, self._stepping = weakref.ref(optimizer), 'hook'
+    _watch(self)
+    return self
+
+# %% ../nbs/05_directpred.ipynb #dp5step
+#| paper: Eq 18
+@patch
+@torch.no_grad()
+def set_weight(self: DirectPredictor):
+    """Re-set W_p from the current F̂ by Eq 18 (or the chosen rule); halves never seen keep their
+    W_p."""
+    W = directpred_weight(self.F, eps=self.eps, c=self.c, form=self.form)
+    self.weight.copy_(torch.where(self.seen[..., None, None], W, self.weight))
+
+
+@patch
+@torch.no_grad()
+def step(self: DirectPredictor):
+    """End a training step: fold its pooled rows into F̂ (Eq 19, once), and after steps 0, freq,
+    2·freq, … re-set W_p for the next step. A step with no rows (on any rank) changes nothing."""
+    if self._stepping is None: self._stepping = 'manual'
+    self._calls, self._stale = 0, False
+    with _full_precision(self.F.device):
+        if not self._end_step(): return
+        if int(self.step_count) % self.freq == 0: self.set_weight()
+    self.step_count += 1
+
+
+@patch
+def matrix(self: DirectPredictor) -> torch.Tensor:
+    "W_p for diagnostics (the trainer's Fig 2 log): the next step's, (d, d) or (k, 2, d, d)."
+    return self.weight.detach()
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a2
 #| paper: Eq 19

@@ -240,6 +240,15 @@ def tied_flow(w, wa, *, lambda_s, lambda_d, alpha_p=1.0, beta=1.0):
                              lambda_d=lambda_d, alpha_p=alpha_p, beta=beta)
     return dw, dwa
 
+# %% ../nbs/04_nonisotropic.ipynb #c9676725
+#| paper: Fig 10, Eq 101
+def _tied_jacobian(w, wa, **kw):
+    """Jacobian of `tied_flow` in (w, w_a): the chain rule through w_p = √α_p·w applied to
+    `scalar_jacobian`."""
+    J = scalar_jacobian(w, np.sqrt(kw['alpha_p']) * w, wa, **kw)
+    c = np.sqrt(kw['alpha_p'])
+    return np.array([[J[0, 0] + c * J[0, 1], J[0, 2]], [J[2, 0] + c * J[2, 1], J[2, 2]]])
+
 # %% ../nbs/04_nonisotropic.ipynb #5ea40ca3
 def _unit_arrows(ax, A, B, u, v):
     "Quiver of the flow (u, v) on the grid (A, B), every arrow of unit length."
@@ -322,12 +331,3 @@ def fig10(axes=None, *, lambda_s=1.0, lambda_d=0.5, alpha_p=1.0, beta=1.0,
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect='equal')
         ax.legend(loc='lower right', fontsize=9, framealpha=0.9)
     return axes
-
-# %% ../nbs/04_nonisotropic.ipynb #c9676725
-#| paper: Fig 10, Eq 101
-def _tied_jacobian(w, wa, **kw):
-    """Jacobian of `tied_flow` in (w, w_a): the chain rule through w_p = √α_p·w applied to
-    `scalar_jacobian`."""
-    J = scalar_jacobian(w, np.sqrt(kw['alpha_p']) * w, wa, **kw)
-    c = np.sqrt(kw['alpha_p'])
-    return np.array([[J[0, 0] + c * J[0, 1], J[0, 2]], [J[2, 0] + c * J[2, 1], J[2, 2]]])

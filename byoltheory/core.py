@@ -335,10 +335,8 @@ class hold_lock:
                 e.holder = held
                 raise e from None
             try:  # the file may have been removed and re-created by its last holder meanwhile
-                same = os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same: break
+                if os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino: break
+            except FileNotFoundError: pass
             f.close()
         try:  # who holds it, for another process's message (a full disk leaves it unsaid)
             f.seek(0); f.truncate()

@@ -47,8 +47,8 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     todo = [e for e in range(every, cfg.epochs + 1, every) if e not in {r['epoch'] for r in rows}]
     if rows and todo: _same_curve(rec, cfg, path)
     for epoch in todo:
-        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume='auto',
-                  progress=False)  # evaluates at its last epoch
+        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume='auto', progress=False,
+                  expect_collapse=True)  # evaluates at its last epoch; a collapse is a point too
         rows.append(dict(epoch=epoch, **{k: m[k] for k in RUN_METRICS},
                          train_seconds=m['train_seconds']))
         log(f"epoch {epoch}: kNN {m['knn_top1']:.2f}, linear {m['top1']:.2f}")
@@ -148,7 +148,7 @@ def _read_point(path, cfg) -> dict:
 
 
 def _run_point(name, cfg, path, log) -> dict:
-    m = train(cfg, path.with_suffix(''), resume='auto', progress=False)
+    m = train(cfg, path.with_suffix(''), resume='auto', progress=False, expect_collapse=True)
     ref = _random_backbone(cfg)
     rec = dict(m, name=name, random_backbone=ref['random backbone'],
                raw_pixels=ref['raw pixels'],
@@ -196,7 +196,8 @@ def measure_speed(out='results', *, subset=5_000, epochs=2) -> dict:
     backbones = sorted({r.get('backbone', CALIBRATION_BASE['backbone'])
                         for r in CALIBRATION_POINTS.values()})
     code = ("import sys, json; from byoltheory.byol import TrainConfig, train; "
-            "m = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2], progress=False); "
+            "m = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2], progress=False, "
+            "expect_collapse=True); "
             "print(m['train_seconds'])")
     with tempfile.TemporaryDirectory() as d:
         procs = {b: subprocess.Popen(

@@ -418,7 +418,7 @@ def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
     required=False, else a ValueError."""
     path = Path(out) / 'checkpoint.pt'
     if not path.exists() and (Path(out) / 'log.jsonl').exists():
-        warnings.warn(f"out {out}: no checkpoint (the run stopped before its first epoch ended): "
+        warnings.warn(f"out {out}: no checkpoint (the run stopped before its first checkpoint): "
                       f"starting again from epoch 1, its log kept as {abandon_log(out).name}")
         return 0
     if not path.exists() and required:
@@ -486,10 +486,12 @@ def check_finite(losses, epoch, kept):
 def check_weights(model: nn.Module, epoch, kept):
     """FloatingPointError naming the first weight or BatchNorm statistic that overflowed (is no
     longer finite) -- the normalised loss is bounded, so it can stay finite while they do."""
-    for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise FloatingPointError(f"the weights overflowed at epoch {epoch}: {name} is no "
-                                     f"longer finite (lower --lr); {kept}")
+    ts = [(n, t) for n, t in [*model.named_parameters(), *model.named_buffers()]
+          if t.is_floating_point()]
+    if bool(torch.stack([torch.isfinite(t).all() for _, t in ts]).all()): return  # one sync
+    name = next(n for n, t in ts if not bool(torch.isfinite(t).all()))
+    raise FloatingPointError(f"the weights overflowed at epoch {epoch}: {name} is no longer "
+                             f"finite (lower --lr); {kept}")
 
 
 class RunFailed(RuntimeError):
@@ -723,7 +725,7 @@ def _setup(cfg, out, resume, overwrite):
 def _log_and_save(r, cfg, epoch, losses, seconds) -> dict:
     "Step 4's bookkeeping on rank 0: the epoch's log entry, then the checkpoint."
     entry = dict(epoch=epoch, loss=float(losses.mean()), seconds=seconds,
-                 loss_range=float(losses.max() - losses.min()),
+                 loss_range=float(losses.max() - losses.min()) if len(losses) > 1 else None,
                  **epoch_stats(r.online, r.predictor, r.x_eval))
     append_line(r.out / 'log.jsonl', json.dumps(entry))  # whole or not at all
     state = _unwrapped_state(r.model, r.online, r.predictor)

@@ -178,8 +178,8 @@ def _cmd_train(args, sp):
         raise SystemExit(f"byoltheory train: {e} Accept it as the result: {_again()} --resume "
                          "--expect-collapse")
     except DiskFull as e:
-        raise SystemExit(f"byoltheory train: {e}: {_again()} --resume continues from the last "
-                         "checkpoint")
+        raise SystemExit(f"byoltheory train: {e} with: {_again()} --resume (it goes on from the "
+                         "last checkpoint)")
     except (FloatingPointError, OSError) as e:  # OSError: no network for --download, …
         raise SystemExit(f"byoltheory train: {e}")
     except KeyboardInterrupt as e:
@@ -211,7 +211,10 @@ def _cmd_eval(args, sp):
     m = evaluate_network(model.backbone, model.projector, tr, te, device=args.device,
                          probe_epochs=args.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
     out = Path(args.out) if args.out else path.with_name('eval.json')
-    write_json(out, dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)))
+    try:
+        write_json(out, dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)))
+    except OSError as e:  # a full disk (DiskFull), a folder that cannot be written
+        raise SystemExit(f"byoltheory eval: {e}")
     print(f"{path}: linear top-1 {m['top1']:.2f} %, kNN top-1 {m['knn_top1']:.2f} %, feature_std "
           f"{m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}  -> {out}")
     return m
@@ -303,7 +306,7 @@ def _cmd_curve(args, sp):
     if args.precision: cfg = dataclasses.replace(cfg, precision=args.precision)
     try:
         rows = learning_curve(cfg, path, every=args.every)
-    except ValueError as e: raise SystemExit(f"byoltheory curve: {e}")
+    except (ValueError, OSError) as e: raise SystemExit(f"byoltheory curve: {e}")
     except KeyboardInterrupt as e:
         _stopped(e, ('curve', f"the points so far are kept in {path} and the run in progress "
                      "resumes from its checkpoint: run the same command again"))

@@ -225,7 +225,7 @@ def _disk_full(path, need) -> DiskFull:
     except OSError: free = 'free space unknown'
     e = DiskFull(f"no space left in {folder} to write {Path(path).name} "
                  f"({'size unknown' if need is None else f'{need:,} bytes needed'}, {free}); "
-                 "free some space and run the same command again")
+                 "free some space and run again")
     e.errno = errno.ENOSPC
     return e
 

@@ -1,7 +1,7 @@
 """The fault suite (issue 46): what a hostile week does to a run, on digits, seconds each. Every fault ends with a
 message that names the file or option and the way on -- never a traceback, never a pass that checked nothing -- and
 after the way on, a run ends with the very numbers of a run that never stopped."""
-import errno, json, os, shlex, shutil, signal, subprocess, sys, time, urllib.error, urllib.request
+import errno, json, os, re, shlex, shutil, signal, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import numpy as np
 import pytest
@@ -68,7 +68,8 @@ def test_disk_full_writing_the_checkpoint(tmp_path, capsys, monkeypatch, uninter
     code, _, err = train_cli(out, capsys)
     monkeypatch.setattr(Path, 'write_bytes', real)
     assert code == 1 and f'no space left in {out} to write checkpoint.pt (' in err and 'bytes needed' in err, err
-    assert '--resume continues from the last checkpoint' in err and 'Traceback' not in err
+    assert 'free some space and run again with: byoltheory train' in err and 'Traceback' not in err
+    assert '--resume (it goes on from the last checkpoint)' in err
     assert sorted(p.name for p in out.iterdir()) == ['checkpoint.pt', 'log.jsonl']   # no .tmp left, no lock
     assert torch.load(out / 'checkpoint.pt', weights_only=False)['epoch'] == 1
     code, _, err = train_cli(out, capsys, '--resume')                                # space freed
@@ -297,7 +298,8 @@ def test_make_books_check_fails_on_an_edited_copy(tmp_path):
     r = subprocess.run([sys.executable, '-m', 'byoltheory.cli', 'reproduce', 'table6', '--scale', 'digits',
                         '--verify', '1', '--out', str(copy)], capture_output=True, text=True, timeout=1200,
                        env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert r.returncode == 1 and 'knn_top1 by 5' in r.stderr, r.stdout + r.stderr
+    # 5 points off, less what this CPU moves kNN by (one test image on an AVX-512 CPU: 4.78)
+    assert r.returncode == 1 and re.search(r'does not repeat: .* \(knn_top1 by (5|4\.\d+) > 0\.5\)', r.stderr), r.stderr
 
 
 # --- two reproduce commands on one grid -------------------------------------------------------------------

@@ -129,8 +129,11 @@ def _stopped(e, what):
     raise SystemExit(128 + int(e.signum))
 
 # %% ../nbs/96_cli.ipynb #96000005
+_ARGV = []  # the arguments `main` was called with: the command the hints repeat
+
+
 def _command():
-    return 'byoltheory ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    return 'byoltheory ' + ' '.join(shlex.quote(a) for a in _ARGV)
 
 
 def _again():
@@ -517,6 +520,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of the `byoltheory` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
+    _ARGV[:] = argv
     command = next((a for a in argv if not a.startswith('-')), None)
     if command == 'train': _refuse_busy_out(argv)
     p = build_parser({command})

@@ -225,12 +225,14 @@ def test_a_log_line_cut_off_by_a_kill(tmp_path, capsys, uninterrupted):
 
 
 def test_the_signal_message_says_what_was_kept(tmp_path, monkeypatch):
+    import byoltheory.cli as cli
     from byoltheory.cli import _train_kept
-    monkeypatch.setattr(sys, 'argv', ['byoltheory', 'train', '--out', str(tmp_path / 'a'), '--epochs', '2'])
+    monkeypatch.setattr(cli, '_ARGV', ['train', '--out', str(tmp_path / 'a'), '--epochs', '2', '--resume'])
     cfg = B.TrainConfig(subset=64, batch_size=32, probe_epochs=2, threads=1, epochs=2)
     B.train(cfg, tmp_path / 'a', progress=False, stop_after=1)
     said = _train_kept(tmp_path / 'a', 2)
-    assert said.startswith('epoch 2 was abandoned and the checkpoint of epoch 1 is kept') and '--resume' in said
+    assert said.startswith('epoch 2 was abandoned and the checkpoint of epoch 1 is kept') and said.endswith(
+        f"Continue with: byoltheory train --out {tmp_path / 'a'} --epochs 2 --resume")
     B.train(cfg, tmp_path / 'a', resume=True, progress=False, stop_after=1)   # now at 2 of 2
     said = _train_kept(tmp_path / 'a', 2)
     assert said.startswith('pre-training had finished (epoch 2 of 2') and 'evaluates without training' in said

@@ -2,7 +2,8 @@
 
 # %% ../nbs/09_byol.ipynb #8f1a2b05
 from __future__ import annotations
-import copy, dataclasses, functools, importlib, json, math, os, platform, subprocess, sys, time
+import copy, dataclasses, functools, importlib, io, json, math, os, platform, subprocess, sys
+import time
 import warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -13,21 +14,22 @@ import torch.nn.functional as F
 from . import __version__
 from .alignment import fig2_quantities
 from .data import (DATASETS, DATA_ROOT, ImageSet, dataset_spec, load_dataset,
-                             TwoViewLoader, normalized, recipe)
+                             TwoViewLoader, normalized, recipe, check_subset, held_out)
 from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
                                predictor_matrix, predictor_options)
 from .evaluate import (evaluate_network, feature_std, features, effective_rank,
                                  spectrum_effective_rank)
-from .core import Predictor, check_int, check_real, hold_lock, write_atomic, write_json
+from .core import (Predictor, check_int, check_real, hold_lock, write_atomic, write_json,
+                             append_line, read_lines)
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ROLES', 'CONFIG_GROUPS', 'RUN_FILES', 'BF16_FLAGS', 'CODE_VERSION', 'DataConfig', 'ModelConfig', 'OptimConfig',
-           'RunConfig', 'TrainConfig', 'fields_with', 'check_field', 'config_diff', 'said', 'config_data',
-           'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'read_log', 'lock_out', 'prepare_out',
-           'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for', 'train_epoch',
-           'check_finite', 'epoch_stats', 'cpu_kind', 'run_record', 'run_settings', 'Progress', 'emulated_bf16',
-           'train', 'load_checkpoint']
+__all__ = ['ROLES', 'CONFIG_GROUPS', 'RUN_FILES', 'POINT_STD', 'BF16_FLAGS', 'CODE_VERSION', 'DataConfig', 'ModelConfig',
+           'OptimConfig', 'RunConfig', 'TrainConfig', 'fields_with', 'check_field', 'config_diff', 'said',
+           'config_data', 'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'read_log', 'lock_out', 'prepare_out',
+           'abandon_log', 'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for',
+           'train_epoch', 'check_finite', 'check_weights', 'RunFailed', 'run_symptoms', 'epoch_stats', 'cpu_kind',
+           'run_record', 'run_settings', 'Progress', 'emulated_bf16', 'train', 'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b08
 ROLES = {  # what a field is to a run: the resume, rerun and record rules follow from it
@@ -176,6 +178,8 @@ def resolved(self: TrainConfig, here=True) -> TrainConfig:
     if c.predictor == 'directpred':  # recorded runs name their rule (its default has changed)
         c.predictor_opts.setdefault('form', predictor_options('directpred')['form'])
     recipe(c.dataset, c.aug_opts)
+    n = dataset_spec(c.dataset).pretrain_size
+    check_subset(c.dataset, c.subset, n - held_out(n) * c.heldout, c.heldout)
     if c.no_stop_grad and c.ema > 0:
         raise ValueError(
             "no_stop_grad needs ema 0: with an EMA target no gradient reaches it (--ema 0)")
@@ -306,10 +310,9 @@ RUN_FILES = ('checkpoint.pt', 'log.jsonl', 'metrics.json')
 
 
 def read_log(out, *, until=None) -> list[dict]:
-    "The per-epoch rows of run folder `out`'s log.jsonl (those of epochs <= `until`), [] if none."
-    log = Path(out) / 'log.jsonl'
-    lines = log.read_text().splitlines() if log.exists() else []
-    rows = [json.loads(l) for l in lines if l.strip()]
+    """The per-epoch rows of run folder `out`'s log.jsonl (those of epochs <= `until`), [] if none.
+    A last line torn by a kill or a full disk is left out, with a warning naming the file."""
+    rows = read_lines(Path(out) / 'log.jsonl')
     return [r for r in rows if until is None or r['epoch'] <= until]
 
 
@@ -343,13 +346,28 @@ def prepare_out(out, *, resume=False, overwrite=False) -> Path:
     out = _writable_dir(out)
     found = [f for f in RUN_FILES if (out / f).exists()]
     if found and overwrite:
-        for f in found:
-            (out / f).unlink()
+        for f in found + [f + '.tmp' for f in RUN_FILES]:
+            (out / f).unlink(missing_ok=True)
+    elif found == ['log.jsonl'] and not resume:
+        raise ValueError(
+            f"out {out} holds the log of a run stopped before its first checkpoint (log.jsonl, "
+            "no checkpoint.pt): pass --resume to start it again from epoch 1 (its log kept as "
+            "log.abandoned-N.jsonl), --overwrite to replace it, or choose another --out")
     elif found and not resume:
         raise ValueError(
             f"out {out} already holds a run ({', '.join(found)}): pass --resume to continue it, "
             "--overwrite to replace it, or choose another --out")
     return out
+
+# %% ../nbs/09_byol.ipynb #09abndn1
+def abandon_log(out) -> Path:
+    """Set aside the log of run folder `out` as log.abandoned-N.jsonl (N: the first free number),
+    a rename that needs no space; returns its new path."""
+    n = 1
+    while (Path(out) / f'log.abandoned-{n}.jsonl').exists(): n += 1
+    new = Path(out) / f'log.abandoned-{n}.jsonl'
+    os.replace(Path(out) / 'log.jsonl', new)
+    return new
 
 # %% ../nbs/09_byol.ipynb #8f1a2b22
 def make_optimizer(model: BYOL, cfg: TrainConfig) -> torch.optim.SGD:
@@ -371,23 +389,38 @@ def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None):
     out/checkpoint.pt, atomically."""
     state = dict(model=model_state, optimizer=opt.state_dict(), epoch=epoch, config=asdict(cfg),
                  scaler=scaler.state_dict() if scaler else None)
-    write_atomic(Path(out) / 'checkpoint.pt', lambda p: torch.save(state, p))
+    buf = io.BytesIO()  # in memory first: a full disk is then a DiskFull naming the bytes needed
+    torch.save(state, buf)
+    write_atomic(Path(out) / 'checkpoint.pt', buf.getvalue())
 
 
 def read_checkpoint(path, device='cpu') -> dict:
-    "A checkpoint's contents, or a ValueError saying the file is unreadable."
+    "A checkpoint's contents, or a ValueError saying the file is unreadable or not `train`'s."
     try:
-        return torch.load(path, map_location=device, weights_only=False)
+        ck = torch.load(path, map_location=device, weights_only=False)
     except Exception as e:
         raise ValueError(
             f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); it may be truncated -- "
             "delete it to start over, or pass --overwrite") from None
+    lacks = [k for k in ('model', 'optimizer', 'epoch', 'config')
+             if not isinstance(ck, dict) or k not in ck]
+    if lacks:
+        raise ValueError(
+            f"checkpoint {path} is a torch file, but not one that byoltheory's train writes (it "
+            f"has no {', '.join(map(repr, lacks))}): give the checkpoint.pt of a train run, or "
+            "pass --overwrite to replace it")
+    return ck
 
 # %% ../nbs/09_byol.ipynb #8f1a2b26
 def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
     """Load out/checkpoint.pt into model and opt (same settings only); returns its epoch. With no
-    checkpoint: a ValueError (required=True), or 0 (required=False: start from scratch)."""
+    checkpoint: 0 (start from scratch) if the folder holds a log (set aside, `abandon_log`) or
+    required=False, else a ValueError."""
     path = Path(out) / 'checkpoint.pt'
+    if not path.exists() and (Path(out) / 'log.jsonl').exists():
+        warnings.warn(f"out {out}: no checkpoint (the run stopped before its first checkpoint): "
+                      f"starting again from epoch 1, its log kept as {abandon_log(out).name}")
+        return 0
     if not path.exists() and required:
         raise ValueError(
             f"resume: {out} holds no checkpoint to resume (nothing finished an epoch there, or "
@@ -448,6 +481,46 @@ def check_finite(losses, epoch, kept):
         raise FloatingPointError(
             f"the loss became non-finite ({float(losses[i])}) at epoch {epoch}, "
             f"step {i + 1}; {kept}")
+
+# %% ../nbs/09_byol.ipynb #09health
+def check_weights(model: nn.Module, epoch, kept):
+    """FloatingPointError naming the first weight or BatchNorm statistic that overflowed (is no
+    longer finite) -- the normalised loss is bounded, so it can stay finite while they do."""
+    ts = [(n, t) for n, t in [*model.named_parameters(), *model.named_buffers()]
+          if t.is_floating_point()]
+    if bool(torch.stack([torch.isfinite(t).all() for _, t in ts]).all()): return  # one sync
+    name = next(n for n, t in ts if not bool(torch.isfinite(t).all()))
+    raise FloatingPointError(f"the weights overflowed at epoch {epoch}: {name} is no longer "
+                             f"finite (lower --lr); {kept}")
+
+
+class RunFailed(RuntimeError):
+    """A run that finished collapsed though collapse was not expected: `symptoms` says how, and
+    `metrics` is what it recorded in `out`/metrics.json (marked 'failed')."""
+    def __init__(self, out, symptoms, metrics):
+        self.symptoms, self.metrics = symptoms, metrics
+        super().__init__(
+            f"{out}: the run finished, but {'; and '.join(symptoms)}. Its results are kept in "
+            f"{out}/metrics.json, marked 'failed'. If collapse is what the run tests (Theorem 2's "
+            "no-stop-gradient, an optimal predictor), it is the result: pass --expect-collapse "
+            "(expect_collapse=True; with --resume it evaluates again without training). If not, "
+            "these settings do not train this network (a learning rate too high, for one).")
+
+
+POINT_STD = 0.01  # feature_std below which a finished run's output has collapsed to a point
+
+
+def run_symptoms(metrics, rows) -> list[str]:
+    """How a finished run collapsed, in words ([] if it did not): its output to a point
+    (`feature_std` below POINT_STD), or a loss the same in every step of its last epoch."""
+    said, last = [], (rows or [{}])[-1]
+    if last.get('loss_range') == 0:
+        said.append(f"the loss sat at {last['loss']:.6g} in every step of epoch {last['epoch']}: "
+                    "the output no longer depends on the input")
+    if metrics['feature_std'] < POINT_STD:
+        said.append(f"its output collapsed to a point (feature_std {metrics['feature_std']:.3g}, "
+                    f"below {POINT_STD})")
+    return said
 
 # %% ../nbs/09_byol.ipynb #8f1a2b30
 #| paper: Fig 2
@@ -593,13 +666,15 @@ def emulated_bf16(cfg: TrainConfig) -> str | None:
 
 # %% ../nbs/09_byol.ipynb #8f1a2b36
 def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None, command=None,
-          stop_after=None) -> dict:
+          stop_after=None, expect_collapse=False) -> dict:
     """Pre-train as configured, evaluate, and write log.jsonl, checkpoint.pt and metrics.json into
     `out`; return the metrics. resume: True continues out/checkpoint.pt (ValueError if there is
     none), 'auto' continues it if there is one; overwrite: replace a run in `out`; progress: None
     (a bar on a terminal), True or False; command: recorded with the run; stop_after=k: stop
     after k epochs of this call without evaluating (tests of resuming use it). The run holds
-    `out`'s lock throughout (`lock_out`)."""
+    `out`'s lock throughout (`lock_out`). A run whose loss or weights stop being finite raises
+    FloatingPointError; one that finishes collapsed (`run_symptoms`) raises RunFailed, unless
+    `expect_collapse` (collapse is then its result, recorded as any other)."""
     if resume not in (False, True, 'auto'):
         raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
     cfg = cfg.resolved()
@@ -607,7 +682,8 @@ def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None
     lock = lock_out(out) if int(os.environ.get('RANK', '0')) == 0 else None
     try:
         with run_settings(cfg):
-            return _train(cfg, out, resume, overwrite, progress, command, stop_after)
+            return _train(cfg, out, resume, overwrite, progress, command, stop_after,
+                          expect_collapse)
     finally:
         if lock: lock.__exit__()
 
@@ -649,14 +725,14 @@ def _setup(cfg, out, resume, overwrite):
 def _log_and_save(r, cfg, epoch, losses, seconds) -> dict:
     "Step 4's bookkeeping on rank 0: the epoch's log entry, then the checkpoint."
     entry = dict(epoch=epoch, loss=float(losses.mean()), seconds=seconds,
+                 loss_range=float(losses.max() - losses.min()) if len(losses) > 1 else None,
                  **epoch_stats(r.online, r.predictor, r.x_eval))
-    with open(r.out / 'log.jsonl', 'a') as f:
-        f.write(json.dumps(entry) + '\n')
+    append_line(r.out / 'log.jsonl', json.dumps(entry))  # whole or not at all
     state = _unwrapped_state(r.model, r.online, r.predictor)
     save_checkpoint(r.out, state, r.opt, epoch, cfg, r.scaler)
     return entry
 
-def _train(cfg, out, resume, overwrite, progress, command, stop_after):
+def _train(cfg, out, resume, overwrite, progress, command, stop_after, expect_collapse):
     r = _setup(cfg, out, resume, overwrite)
     autocast, t_start = autocast_for(cfg, r.dev), time.time()
     bar = Progress(cfg.epochs, r.start, progress if r.rank == 0 else False)
@@ -667,6 +743,7 @@ def _train(cfg, out, resume, overwrite, progress, command, stop_after):
         kept = (f"the checkpoint of epoch {epoch - 1} is kept in {r.out}" if epoch > 1
                 else "no checkpoint was written")
         check_finite(losses, epoch, kept)
+        check_weights(r.model, epoch, kept)
         if r.rank == 0:
             e = _log_and_save(r, cfg, epoch, losses, time.time() - t0)
             bar.update(epoch, loss=f"{e['loss']:.4f}", feature_std=f"{e['feature_std']:.3f}")
@@ -681,19 +758,23 @@ def _train(cfg, out, resume, overwrite, progress, command, stop_after):
     if r.rank != 0: return {}
     seconds = time.time() - t_start
     return _finish(cfg, r.out, r.online, r.dev, r.world, command, train_seconds=seconds,
-                   start=r.start)
+                   start=r.start, expect_collapse=expect_collapse)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b37
-def _finish(cfg, out, online, dev, world, command, *, train_seconds, start):
+def _finish(cfg, out, online, dev, world, command, *, train_seconds, start,
+            expect_collapse=False):
     """Evaluate the trained network and write metrics.json (atomically) with everything the run
-    depends on."""
+    depends on; a collapse not expected is recorded as 'failed', then raised (RunFailed)."""
     tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
     m = evaluate_network(online[0], online[1], tr, te, device=dev,
                          probe_epochs=cfg.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
     m.update(epochs=cfg.epochs, resumed_from=start, train_seconds=train_seconds,
              data_read=tr.source,
              date=time.strftime('%Y-%m-%d'), **run_record(cfg, dev, world, command))
+    symptoms = [] if expect_collapse else run_symptoms(m, read_log(out))
+    if symptoms: m['failed'] = symptoms
     write_json(out / 'metrics.json', m)
+    if symptoms: raise RunFailed(out, symptoms, m)
     return m
 
 

@@ -59,6 +59,9 @@ def _add_train_options(sp):
     sp.add_argument('--resume', action='store_true',
                     help='continue the run in --out from its last checkpoint')
     sp.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
+    sp.add_argument('--expect-collapse', action='store_true',
+                    help="collapse is this run's result (Theorem 2's --no-stop-grad, an optimal "
+                         "predictor): record it and exit 0, not 1")
     sp.add_argument('--quiet', action='store_true', help='no progress display')
 
 # %% ../nbs/96_cli.ipynb #96000004
@@ -126,40 +129,69 @@ def _stopped(e, what):
     raise SystemExit(128 + int(e.signum))
 
 # %% ../nbs/96_cli.ipynb #96000005
+_ARGV = []  # the arguments `main` was called with: the command the hints repeat
+
+
 def _command():
-    return 'byoltheory ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    return 'byoltheory ' + ' '.join(shlex.quote(a) for a in _ARGV)
 
 
+def _again():
+    "This command without --resume and --overwrite (the hints add what they need)."
+    return _command().replace(' --resume', '').replace(' --overwrite', '')
+
+
+def _train_kept(out, epochs) -> str:
+    "What a stopped `train` kept in `out`, and the command that goes on from there."
+    from byoltheory.byol import read_checkpoint
+    ck, again = out / 'checkpoint.pt', _again()
+    try: done = read_checkpoint(ck)['epoch'] if ck.exists() else 0
+    except ValueError: done = 0
+    if done == epochs:
+        return (f"pre-training had finished (epoch {done} of {epochs} is in {ck}) and the "
+                f"evaluation was interrupted. Finish it with: {again} --resume (it evaluates "
+                "without training again)")
+    if done:
+        return (f"epoch {done + 1} was abandoned and the checkpoint of epoch {done} is kept in "
+                f"{ck}. Continue with: {again} --resume")
+    return ("no epoch had finished, so no checkpoint was written. Start again with: " + again +
+            (' --resume (the log so far is kept aside)' if (out / 'log.jsonl').exists() else ''))
+
+
+def _say_results(cfg, m):
+    print(f"{cfg.dataset} {cfg.method} predictor={cfg.predictor} epochs={m['epochs']}: linear "
+          f"top-1 {m['top1']:.2f} % (official protocol, best epoch: "
+          f"{m['best_top1_official']:.2f} %), kNN top-1 {m['knn_top1']:.2f} %, feature_std "
+          f"{m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}")
+
+# %% ../nbs/96_cli.ipynb #96trnfn1
 def _cmd_train(args, sp):
-    from byoltheory.byol import train
+    from byoltheory.byol import train, RunFailed
+    from byoltheory.core import DiskFull
     cfg = train_config(args, sp)
     out = Path(args.out or f"runs/{cfg.dataset}-{cfg.method}-{cfg.predictor}-seed{cfg.seed}")
     try:
         m = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
-                  progress=False if args.quiet else None, command=_command())
+                  progress=False if args.quiet else None, command=_command(),
+                  expect_collapse=args.expect_collapse)
     except ValueError as e:
         sp.error(str(e))
-    except (FloatingPointError, FileNotFoundError) as e:
+    except RunFailed as e:
+        _say_results(cfg, e.metrics)
+        raise SystemExit(f"byoltheory train: {e} Accept it as the result: {_again()} --resume "
+                         "--expect-collapse")
+    except DiskFull as e:
+        raise SystemExit(f"byoltheory train: {e} with: {_again()} --resume (it goes on from the "
+                         "last checkpoint)")
+    except (FloatingPointError, OSError) as e:  # OSError: no network for --download, …
         raise SystemExit(f"byoltheory train: {e}")
     except KeyboardInterrupt as e:
-        again = _command().replace(' --resume', '').replace(' --overwrite', '')
-        kept = (f"the epoch in progress is abandoned and the checkpoint of the last finished epoch "
-                f"is kept in {out}/checkpoint.pt. Continue with: {again} --resume"
-                if (out / 'checkpoint.pt').exists() else
-                f"no epoch had finished, so no checkpoint was written. Start again with: {again}")
-        _stopped(e, ('train', kept))
+        _stopped(e, ('train', _train_kept(out, cfg.epochs)))
     if m:
-        print(
-            f"{cfg.dataset} {cfg.method} predictor={cfg.predictor} epochs={m['epochs']}: linear "
-            "top-1 "
-            f"{m['top1']:.2f} % (official protocol, best epoch: {m['best_top1_official']:.2f} %), "
-            "kNN top-1 "
-            f"{m['knn_top1']:.2f} %, feature_std {m['feature_std']:.3f}, effective rank "
-            f"{m['effective_rank']:.2f}"
-        )
-        print(
-            f"results: {out}/metrics.json (per-epoch log: {out}/log.jsonl). Next: byoltheory eval "
-            f"--checkpoint {out}/checkpoint.pt, or compare with the baselines of chapter 8.")
+        _say_results(cfg, m)
+        print(f"results: {out}/metrics.json (per-epoch log: {out}/log.jsonl). Next: byoltheory "
+              f"eval --checkpoint {shlex.quote(str(out / 'checkpoint.pt'))}, or compare with "
+              "the baselines of chapter 8.")
     return m
 
 # %% ../nbs/96_cli.ipynb #96000006
@@ -182,7 +214,10 @@ def _cmd_eval(args, sp):
     m = evaluate_network(model.backbone, model.projector, tr, te, device=args.device,
                          probe_epochs=args.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
     out = Path(args.out) if args.out else path.with_name('eval.json')
-    write_json(out, dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)))
+    try:
+        write_json(out, dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)))
+    except OSError as e:  # a full disk (DiskFull), a folder that cannot be written
+        raise SystemExit(f"byoltheory eval: {e}")
     print(f"{path}: linear top-1 {m['top1']:.2f} %, kNN top-1 {m['knn_top1']:.2f} %, feature_std "
           f"{m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}  -> {out}")
     return m
@@ -236,21 +271,26 @@ def _reproduce_plan(args, sp):
 
 # %% ../nbs/96_cli.ipynb #68d01a89
 def _cmd_reproduce(args, sp):
-    from byoltheory.reproduce import run_grid, verify
+    from byoltheory.reproduce import run_grid, verify, Incomplete
     from byoltheory.report import grid_table
     grid, out, over, cells = _reproduce_plan(args, sp)
     try:
-        if args.verify:
-            worst = verify(args.grid, args.scale, args.verify, out=out, keep=args.keep,
-                           strict=True)  # made on this kind of CPU: bit for bit, or an error
-            print(f"largest difference from the committed numbers: {worst:g}")
+        if args.verify:  # default: the committed results, wherever they are
+            worst = verify(args.grid, args.scale, args.verify, out=args.out, keep=args.keep,
+                           strict=True)  # bit for bit on the run's kind of CPU, else tolerance
+            print(f"largest difference from the committed numbers: {worst:g} (each re-run "
+                  "within its rule)")
             return worst
         res = run_grid(args.grid, scale=args.scale, seeds=args.seeds, out=out, cells=cells,
-                       command=_command(), **over)
+                       command=_command(), wait=args.wait, **over)
+    except Incomplete as e:  # runs another process holds: what is there, and exit 3
+        if not _smoke(over): print(grid_table(args.grid, args.scale, out=out))
+        print(f"byoltheory reproduce: {e}", file=sys.stderr)
+        raise SystemExit(3)
     except KeyboardInterrupt as e:
         _stopped(e, ('reproduce', f"finished runs are kept in {out}/{args.scale}/{args.grid}/ and "
                      "the run in progress resumes from its checkpoint: run the same command again"))
-    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
+    except (ValueError, OSError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
     if not _smoke(over): print(grid_table(args.grid, args.scale, out=out))
     note = " (changed settings: a smoke run, not the scale's grid)"
     print(f"results in {res}" + (note if _smoke(over) else ''))
@@ -269,7 +309,7 @@ def _cmd_curve(args, sp):
     if args.precision: cfg = dataclasses.replace(cfg, precision=args.precision)
     try:
         rows = learning_curve(cfg, path, every=args.every)
-    except ValueError as e: raise SystemExit(f"byoltheory curve: {e}")
+    except (ValueError, OSError) as e: raise SystemExit(f"byoltheory curve: {e}")
     except KeyboardInterrupt as e:
         _stopped(e, ('curve', f"the points so far are kept in {path} and the run in progress "
                      "resumes from its checkpoint: run the same command again"))
@@ -311,9 +351,14 @@ def _cmd_fixed_points(args, sp):
 def _cmd_status(args, sp):
     from byoltheory.reproduce import status_table
     from byoltheory.experiments.fashion_scale import CURVE_EPOCHS, curve_epochs_done
-    print(status_table(args.scale, out=args.out))
+    from byoltheory.core import results_dir
+    try:
+        out = args.out or results_dir()
+    except FileNotFoundError as e:
+        sp.error(f"argument --out: {e}")
+    print(status_table(args.scale, out=out))
     if args.scale in CURVE_EPOCHS:
-        done = curve_epochs_done(args.scale, out=args.out)
+        done = curve_epochs_done(args.scale, out=out)
         print('learning curves: ' + ', '.join(
             f"{n} {e} of {CURVE_EPOCHS[args.scale]} epochs" for n, e in done.items()))
 
@@ -322,7 +367,8 @@ def _status_options(sp):
     from byoltheory.reproduce import SCALES, MAIN_SCALE
     sp.add_argument('scale', nargs='?', default=MAIN_SCALE, choices=tuple(SCALES),
                     help="the scale (default: the book's main one)")
-    sp.add_argument('--out', default='results', help='results folder')
+    sp.add_argument('--out', default=None,
+                    help="results folder (default: the committed results, wherever they are)")
 
 # %% ../nbs/96_cli.ipynb #96000009
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -371,14 +417,19 @@ def _reproduce_options(sp):
                     help='change the probe (a smoke test)')
     sp.add_argument('--data-root', default=None, help='folder of the downloadable datasets')
     sp.add_argument('--download', action='store_true', help='download a missing dataset')
-    sp.add_argument('--out', default=None, help='results folder (default: results/)')
+    sp.add_argument('--out', default=None,
+                    help='results folder (default: results/; with --verify, the committed ones)')
     sp.add_argument('--verify', type=int, default=0, metavar='N',
-                    help='re-run N committed runs and compare (an error when one '
-                    'made on this kind of CPU does not repeat bit for bit)')
+                    help='re-run N committed runs and compare: an error when one made on this '
+                    'kind of CPU does not repeat bit for bit, or one made on another (or an '
+                    'unrecorded) kind lands beyond CPU_TOLERANCE, or there is no run')
     sp.add_argument('--keep', default=None, metavar='FILE',
                     help='with --verify: add each re-run (its CPU, every difference) to FILE')
+    sp.add_argument('--wait', action='store_true',
+                    help='wait for runs another process holds (default: leave them to it, and '
+                         'exit 3: not complete)')
 
-
+# %% ../nbs/96_cli.ipynb #96curvop
 def _curve_options(sp):
     from byoltheory.reproduce import MAIN_SCALE
     from byoltheory.experiments.fashion_scale import CURVE_EPOCHS
@@ -476,6 +527,18 @@ def _refuse_busy_out(argv):
         raise SystemExit(2)
     except OSError: return
 
+
+@contextlib.contextmanager
+def _plain_warnings():
+    "Context: a warning prints as one line, 'byoltheory: warning: …', not with a library line."
+    import warnings
+    saved = warnings.formatwarning
+    warnings.formatwarning = lambda msg, *a, **k: f"byoltheory: warning: {msg}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
+
 # %% ../nbs/96_cli.ipynb #5dae59b2
 def build_parser(commands=None) -> argparse.ArgumentParser:
     """The `byoltheory` argument parser: every subcommand, with the options of those in
@@ -495,6 +558,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of the `byoltheory` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
+    _ARGV[:] = argv
     command = next((a for a in argv if not a.startswith('-')), None)
     if command == 'train': _refuse_busy_out(argv)
     p = build_parser({command})
@@ -502,7 +566,8 @@ def main(argv=None):
     if not getattr(args, 'func', None):
         p.print_help()
         return 0
-    with stop_on_signals() if args.command in RUNS else contextlib.nullcontext():
+    with stop_on_signals() if args.command in RUNS else contextlib.nullcontext(), \
+            _plain_warnings():
         args.func(args, args.sub)
     return 0
 

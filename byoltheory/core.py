@@ -2,14 +2,15 @@
 
 # %% ../nbs/97_core.ipynb #c0000003
 from __future__ import annotations
-import importlib, os, sys
+import errno, importlib, os, shutil, sys
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
 __all__ = ['PAGE_PX', 'FIGURE_DPI', 'MIN_FONT_PT', 'MAX_FIGURE_IN', 'MIN_TEXT_PX', 'is_torch', 'check_params', 'check_symmetric',
            'check_int', 'check_real', 'sym', 'odeint', 'random_spd', 'Predictor', 'rendered_text_px', 'book_style',
-           'results_dir', 'nbs_dir', 'write_atomic', 'write_json', 'read_json', 'hold_lock']
+           'results_dir', 'nbs_dir', 'DiskFull', 'write_atomic', 'write_json', 'read_json', 'append_line', 'read_lines',
+           'hold_lock']
 
 # %% ../nbs/97_core.ipynb #8caad465
 def is_torch(a) -> bool:
@@ -36,11 +37,14 @@ def check_params(**params):
 
 
 def check_symmetric(name, M, n=None):
-    "Raise ValueError naming `name` unless M is a square, symmetric matrix (n×n when n is given)."
+    """Raise ValueError naming `name` unless M is a finite, square, symmetric matrix (n×n when n
+    is given)."""
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
         raise ValueError(f"{name} must be a square matrix, got shape {tuple(M.shape)}")
     if n is not None and M.shape[0] != n:
         raise ValueError(f"{name} must be {n}x{n} to match W's n0 = {n}, got {tuple(M.shape)}")
+    if not bool(M.isfinite().all() if is_torch(M) else np.isfinite(M).all()):
+        raise ValueError(f"{name} must be finite: it holds NaN or infinite entries")
     scale = float(abs(M).max()) or 1.0
     if float(abs(M - M.T).max()) > 1e-8 * scale:
         raise ValueError(f"{name} must be symmetric (it is a correlation matrix)")
@@ -103,7 +107,9 @@ def odeint(f, y0, t, *, rtol=1e-8, atol=1e-10):
     """Integrate dy/dt = f(t, y), y a tuple of numpy arrays (any shapes), with
     SciPy's RK45 on the flattened state. Returns a tuple of arrays shaped
     (len(t),) + the shape of each component, at exactly the times `t`.
-    Raises FloatingPointError where the solution stops being finite."""
+    A derivative that is not finite at t[0] (a NaN or infinity in an input) is a ValueError
+    before any step: SciPy's stepper would loop for ever on it. Raises FloatingPointError where
+    the solution stops being finite."""
     from scipy.integrate import RK45
     t = _check_grid(t, rtol, atol)
     z0, unflatten, flatten = _flat(y0)
@@ -116,6 +122,9 @@ def odeint(f, y0, t, *, rtol=1e-8, atol=1e-10):
     out = np.empty((len(t), z0.size))
     out[0] = z0
     if len(t) == 1: return unflatten(out)
+    if not np.all(np.isfinite(rhs(t[0], z0))):
+        raise ValueError(f"odeint: the derivative at t={t[0]:g} is not finite: an input (a matrix "
+                         "such as X, a rule, a parameter) holds a NaN or an infinity")
     solver, i = RK45(rhs, t[0], z0, t[-1], rtol=rtol, atol=atol), 1
     while i < len(t):
         solver.step()
@@ -201,16 +210,43 @@ def nbs_dir() -> Path:
     return _shipped('nbs', lambda p: (p / '01_linear_model.ipynb').exists())
 
 # %% ../nbs/97_core.ipynb #ec50740f
+class DiskFull(OSError):
+    "A write that found no space left; its message names the folder, the file and the bytes needed."
+
+
+def _full(e) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(path, need) -> DiskFull:
+    "The DiskFull of a write of `need` bytes (None: not known) to `path`."
+    folder = Path(path).parent
+    try: free = f"{shutil.disk_usage(folder).free:,} bytes free"
+    except OSError: free = 'free space unknown'
+    e = DiskFull(f"no space left in {folder} to write {Path(path).name} "
+                 f"({'size unknown' if need is None else f'{need:,} bytes needed'}, {free}); "
+                 "free some space and run again")
+    e.errno = errno.ENOSPC
+    return e
+
+
 def write_atomic(path, data):
-    "Write `data` (str, bytes, or a function of a path that writes it) to `path` atomically."
+    """Write `data` (str, bytes, or a function of a path that writes it) to `path` atomically. On
+    any failure the temporary file is removed; a full disk is a `DiskFull`."""
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
-    if callable(data): data(tmp)
-    elif isinstance(data, bytes): tmp.write_bytes(data)
-    else: tmp.write_text(data)
-    os.replace(tmp, path)
+    if isinstance(data, str): data = data.encode()
+    try:
+        if callable(data): data(tmp)
+        else: tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException as e:  # a kill (KeyboardInterrupt) too
+        tmp.unlink(missing_ok=True)
+        if _full(e): raise _disk_full(path, None if callable(data) else len(data)) from None
+        raise
 
 
+# %% ../nbs/97_core.ipynb #c97wjson
 def write_json(path, obj):
     "`obj` as indented JSON in `path`, atomically."
     import json
@@ -225,13 +261,64 @@ def read_json(path, redo="delete it and run again to redo it"):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} cannot be read ({e}); {redo}") from None
 
+# %% ../nbs/97_core.ipynb #c97apnd1
+def append_line(path, line):
+    """Append `line` and a newline to the file `path`, whole or not at all: a failed write (a full
+    disk: a `DiskFull`) cuts the file back to its old length. A kill can still tear the line;
+    `read_lines` drops a torn last line."""
+    data = (line.rstrip('\n') + '\n').encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view: view = view[os.write(fd, view):]
+        except BaseException as e:
+            os.ftruncate(fd, size)
+            if _full(e): raise _disk_full(path, len(data)) from None
+            raise
+    finally:
+        os.close(fd)
+
+
+def read_lines(path) -> list[dict]:
+    """The JSON rows of a file written by `append_line` ([] if there is none). A last line cut off
+    by a kill is dropped with a warning naming the file; a bad line elsewhere is a ValueError."""
+    import json, warnings
+    path = Path(path)
+    if not path.exists(): return []
+    lines = path.read_text(errors='replace').split('\n')
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip(): continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines):  # the last line, with no newline after it: a torn write
+                warnings.warn(f"{path}: its last line is cut off (a write interrupted by a kill "
+                              f"or a full disk; {len(line)} bytes) and is left out", stacklevel=2)
+                continue
+            raise ValueError(f"{path}, line {i}, cannot be read ({e}); remove that line, or "
+                             "delete the file to start over") from None
+    return rows
+
+# %% ../nbs/97_core.ipynb #c97holdr
+def _holder(text) -> str:
+    "Who holds a lock, from what its holder wrote into the lock file: 'pid N, since T: COMMAND'."
+    import json
+    try: h = json.loads(text)
+    except ValueError: h = None
+    if not isinstance(h, dict) or 'pid' not in h: return 'a process that has not said who it is'
+    return f"pid {h['pid']}, since {h.get('since', '?')}: {h.get('command') or '?'}"
+
 # %% ../nbs/97_core.ipynb #3bbb9e39
 class hold_lock:
-    """Context: an exclusive lock on the file `path` for this process (`fcntl.flock`), or
-    `BlockingIOError` naming its holder. `what` names the thing locked in that message. The
-    kernel releases the lock when the process ends, so a killed holder leaves no stale lock."""
-    def __init__(self, path, what=None):
-        self.path, self.what, self.file = Path(path), what or str(path), None
+    """Context: an exclusive lock on the file `path` for this process (`fcntl.flock`), or a
+    `BlockingIOError` naming its holder (`.holder`: pid, since when, command); `wait=True` waits for
+    it instead. `what` names the thing locked in that message. The kernel releases the lock when
+    the process ends, so a killed holder leaves no stale lock."""
+    def __init__(self, path, what=None, *, wait=False):
+        self.path, self.what, self.wait, self.file = Path(path), what or str(path), wait, None
 
     def __enter__(self):
         import fcntl, json, time
@@ -239,22 +326,24 @@ class hold_lock:
         while True:
             f = open(self.path, 'a+')
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 f.seek(0)
-                held = f.read().strip() or 'a process that has not said who it is'
+                held = _holder(f.read())
                 f.close()
-                raise BlockingIOError(f"{self.what} is in use by another run ({held})") from None
+                e = BlockingIOError(f"{self.what} is in use by another run ({held})")
+                e.holder = held
+                raise e from None
             try:  # the file may have been removed and re-created by its last holder meanwhile
-                same = os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same: break
+                if os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino: break
+            except FileNotFoundError: pass
             f.close()
-        f.seek(0); f.truncate()
-        f.write(json.dumps(dict(pid=os.getpid(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
-                                command=' '.join(sys.argv))))
-        f.flush()
+        try:  # who holds it, for another process's message (a full disk leaves it unsaid)
+            f.seek(0); f.truncate()
+            f.write(json.dumps(dict(pid=os.getpid(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
+                                    command=' '.join(sys.argv))))
+            f.flush()
+        except OSError: pass
         self.file = f
         return self
 

@@ -14,8 +14,8 @@ from .core import check_int
 
 # %% auto #0
 __all__ = ['SPLITS', 'FASHION_MNIST_SYSTEM', 'DATA_ROOT', 'DATASETS', 'ImageSet', 'DatasetSpec', 'register_dataset',
-           'dataset_spec', 'held_out', 'load_dataset', 'recipe', 'view_transform', 'BatchAugment', 'mean_std',
-           'TwoViewLoader', 'normalized']
+           'dataset_spec', 'held_out', 'check_subset', 'load_dataset', 'recipe', 'view_transform', 'BatchAugment',
+           'mean_std', 'TwoViewLoader', 'normalized']
 
 # %% ../nbs/06_data.ipynb #f733cc72
 SPLITS = ('pretrain', 'train', 'test')
@@ -132,8 +132,16 @@ def _read_stl10(root, split):
 
 # %% ../nbs/06_data.ipynb #8e0f3b44
 def _download(spec, root):
-    import torchvision
-    getattr(torchvision.datasets, spec.download)(root, download=True)
+    "Fetch dataset `spec` into `root` with torchvision; offline, a ConnectionError that says so."
+    import torchvision, urllib.error
+    try:
+        getattr(torchvision.datasets, spec.download)(root, download=True)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, RuntimeError) as e:
+        why = getattr(e, 'reason', None) or e  # torchvision: RuntimeError for a bad archive
+        raise ConnectionError(
+            f"dataset {spec.name!r} could not be downloaded into {Path(root).resolve()} "
+            f"({type(e).__name__}: {why}): check the internet connection, or copy the dataset "
+            "there from elsewhere and run again without --download") from None
 
 
 def _read_digits(root, split):
@@ -205,6 +213,16 @@ def held_out(n) -> int:
     return n // 6
 
 
+def check_subset(name, subset, n, heldout=False):
+    """ValueError unless `subset` (None: all) is an integer in [2, n], n the pre-training images of
+    dataset `name` (those left by `heldout`)."""
+    check_int('subset', subset, 2, none_ok=True)
+    if subset is not None and subset > n:
+        raise ValueError(f"subset must be at most the {n:,} pre-training images of {name}"
+                         f"{' left by heldout' if heldout else ''}, got {subset}: pass a smaller "
+                         "--subset, or leave it out to use them all")
+
+
 def _split_rows(n, split, subset, heldout) -> torch.Tensor | None:
     """Rows of a file of n images to keep: the held-out sixth (split 'test', heldout), else the
     first `subset` of a fixed permutation (of the rest, when heldout); None keeps all."""
@@ -217,7 +235,8 @@ def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subs
                  heldout=False) -> ImageSet:
     """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees;
     STL-10: train+unlabeled), 'train' (labelled, for the probes) or 'test'. `subset=N` keeps the
-    first N images of a fixed permutation of the pretrain / train split. `heldout=True` replaces
+    first N images of a fixed permutation of the pretrain / train split (N at most the pretrain
+    split's images: `check_subset`). `heldout=True` replaces
     the test set by a fixed sixth of the training images (`held_out`), kept out of the other
     splits: for choosing settings without looking at the test set. download=True fetches a
     missing set with torchvision. A `root` other than the default must exist; `.source` is the
@@ -229,6 +248,7 @@ def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subs
         raise ValueError(f"heldout is not available for {name}: its pretraining images are "
                          "mostly unlabelled")
     x, y, src = _read(spec, root, 'train' if heldout and split == 'test' else split, download)
+    if split == 'pretrain': check_subset(name, subset, len(x) - held_out(len(x)) * heldout, heldout)
     rows = _split_rows(len(x), split, subset, heldout)
     if rows is not None: x, y = x[rows], y[rows]
     return ImageSet(name, x, y, spec.classes, source=str(src))

@@ -10,7 +10,8 @@ from scipy import stats
 from .paper import Reported
 from .core import results_dir
 from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, read_run,
-                                  baselines_path, scale_status, RUN_METRICS, TRACE_METRICS)
+                                  results_at, baselines_path, scale_status, RUN_METRICS,
+                                  TRACE_METRICS)
 
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL', 'CHANCE',
@@ -212,10 +213,10 @@ def verdict(claim, values: dict, ranges: dict | None = None) -> tuple:
     return (vs[0] if isinstance(claim, Claim) else combine(vs)), ivs
 
 # %% ../nbs/11_report.ipynb #1b000015
-def cell_values(name, scale, *, out='results', runs=None) -> dict:
+def cell_values(name, scale, *, out=None, runs=None) -> dict:
     """{cell or reference row: {metric: {seed: value}}} of grid `name` at `scale` (diverged runs
-    left out)."""
-    vals = {}
+    left out). `out`: the results folder (default: the committed results, `results_at`)."""
+    vals, out = {}, results_at(out)
     for cell, rs in (runs or grid_runs(name, scale, out=out)).items():
         ok = [r for r in rs if 'diverged' not in r]
         vals[cell] = {m: {r['seed']: r[m] for r in ok if m in r} for m in METRICS}
@@ -228,7 +229,7 @@ def cell_values(name, scale, *, out='results', runs=None) -> dict:
     return vals
 
 
-def diverged(name, scale, *, out='results', runs=None) -> dict:
+def diverged(name, scale, *, out=None, runs=None) -> dict:
     "{cell: number of diverged runs} of grid `name` at `scale`."
     return {
         c: sum('diverged' in r for r in rs)
@@ -236,7 +237,7 @@ def diverged(name, scale, *, out='results', runs=None) -> dict:
     }
 
 
-def claim_rows(name, scale, *, out='results', runs=None, amended=True) -> list:
+def claim_rows(name, scale, *, out=None, runs=None, amended=True) -> list:
     """The claims of grid `name` whose cells run at `scale`, with their verdicts and intervals
     (amended=False: without rule 8, to show what it moves)."""
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
@@ -249,7 +250,7 @@ def claim_rows(name, scale, *, out='results', runs=None, amended=True) -> list:
             for c in claims for v, ivs in [verdict(c, vals, ranges)]]
 
 # %% ../nbs/11_report.ipynb #11rng002
-def scale_range(scale, metric='knn_top1', *, out='results') -> Interval | None:
+def scale_range(scale, metric='knn_top1', *, out=None) -> Interval | None:
     """The range of `scale` on accuracy `metric` (rule 8): its healthy cell (RANGE_CELL) above the
     untrained backbone of the same seed, paired; None where either has under MIN_SEEDS seeds."""
     grid, cell = RANGE_CELL
@@ -292,7 +293,7 @@ def _comparison(p) -> str:
     return f"{_UNITS[p.metric]}{' (log)' if p.log else ''}: {p.a} − {p.b} {rel}"
 
 
-def claims_table(name, scale, *, out='results', runs=None) -> str:
+def claims_table(name, scale, *, out=None, runs=None) -> str:
     "The Markdown table of the claims of grid `name` at `scale`."
     lines = [
         f"| claim (the paper's; *the book's checks* marked) | comparison at the {scale} scale | "
@@ -316,7 +317,7 @@ def claims_table(name, scale, *, out='results', runs=None) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #39b9683f
-def expect(name, scale, expected: dict, *, out='results'):
+def expect(name, scale, expected: dict, *, out=None):
     """Assert that the claims of grid `name` at `scale` have the verdicts {claim id: verdict} the
     text describes."""
     got = {r['claim'].id: r['verdict'] for r in claim_rows(name, scale, out=out)}
@@ -325,7 +326,7 @@ def expect(name, scale, expected: dict, *, out='results'):
                        ', '.join(f"{k}: expected {a!r}, got {b!r}" for k, (a, b) in wrong.items()))
 
 # %% ../nbs/11_report.ipynb #11ctcd
-def collapse_counts(name, scale, cell, *, out='results') -> dict:
+def collapse_counts(name, scale, cell, *, out=None) -> dict:
     """Of a cell's seeds: n, how many end collapsed and how many collapse at some epoch
     (trace feature_std below COLLAPSE_STD), and the lowest feature_std any epoch reached."""
     fs = [t['feature_std'] for t in load_traces(name, scale, cell, out=out) if 'feature_std' in t]
@@ -334,7 +335,7 @@ def collapse_counts(name, scale, cell, *, out='results') -> dict:
                 lowest=min((min(f) for f in fs), default=float('nan')))
 
 
-def collapse_table(name, scale, cells, *, out='results') -> str:
+def collapse_table(name, scale, cells, *, out=None) -> str:
     """Markdown: per cell, the seeds collapsed at the output at the end and at any epoch, and the
     backbone's kNN gain over the same seed's untrained backbone (the reference row 'random
     backbone' is that network: same seed, same architecture), paired by seed."""
@@ -363,7 +364,7 @@ _COLS = (('top1', 1), ('best_top1_official', 1), ('knn_top1', 1), ('feature_std'
          ('effective_rank', 1))
 
 
-def grid_table(name, scale, *, out='results', runs=None) -> str:
+def grid_table(name, scale, *, out=None, runs=None) -> str:
     """The grid's Markdown table at `scale`: setting | the paper (labelled) | ours | seeds; plus the
     reference rows."""
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
@@ -387,7 +388,7 @@ def grid_table(name, scale, *, out='results', runs=None) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #d1ffcebd
-def provenance(name, scale, *, out='results', runs=None) -> dict:
+def provenance(name, scale, *, out=None, runs=None) -> dict:
     """The commits, thread counts, torch versions and devices of grid `name`'s files at `scale`
     (sets)."""
     runs = [r for rs in (runs or grid_runs(name, scale, out=out)).values() for r in rs]
@@ -443,7 +444,7 @@ def _beside_paper(ax, ours, paper):
     ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1.0), fontsize=9, frameon=False)
 
 # %% ../nbs/11_report.ipynb #11gbars2
-def grid_bars(name, scale, *, out='results', cells=None, figsize=None, runs=None):
+def grid_bars(name, scale, *, out=None, cells=None, figsize=None, runs=None):
     """Bars of a grid at `scale`: kNN top-1 on top (mean, 95 % interval of the mean; the reference
     rows as lines) and beside it, where the paper has numbers, ours and the paper's on one
     normalised scale (`_beside_paper`); feature_std and the backbone's effective rank below.
@@ -482,7 +483,7 @@ TRACE_LABELS = dict(feature_std='feature_std', Wp_min='smallest eigenvalue of W_
 
 
 def plot_traces(name, scale, cells, keys=('feature_std', 'Wp_min', 'Wp_neg', 'asymmetry'), *,
-                out='results', figsize=None):
+                out=None, figsize=None):
     """One panel per trace key, two panels a row, one colour per cell (seeds thin, their mean
     thick), over the epochs; the cells' legend under the panels. Returns the figure."""
     import matplotlib.pyplot as plt
@@ -540,14 +541,14 @@ def grid_statuses(item, results=None) -> dict:
     return res
 
 
-def grid_status(name, scale, *, out='results') -> str:
+def grid_status(name, scale, *, out=None) -> str:
     "The status of grid `name` at `scale` from its claims."
-    if not (Path(out) / scale / name).exists(): return 'not run yet'
+    if not (results_at(out) / scale / name).exists(): return 'not run yet'
     return status(r['verdict'] for r in claim_rows(name, scale, out=out)
                   if r['claim'].kind == 'paper')  # the book's checks are not the paper's claims
 
 # %% ../nbs/11_report.ipynb #11stand2
-def standing(scale, grids=None, *, out='results') -> dict:
+def standing(scale, grids=None, *, out=None) -> dict:
     """What `scale`'s evidence (its `grids`, default all) stands on: runs on disk and planned,
     commits, seeds a cell (fewest, most), precisions, DirectPred's rule, and `final`."""
     st = {g: r for g, r in scale_status(scale, out=out).items() if grids is None or g in grids}
@@ -567,7 +568,7 @@ def standing(scale, grids=None, *, out='results') -> dict:
 _RULES = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}
 
 
-def standing_line(scale, grids=None, *, out='results') -> str:
+def standing_line(scale, grids=None, *, out=None) -> str:
     "`standing` as one Markdown sentence, for a chapter's opening or a page's column."
     s = standing(scale, grids, out=out)
     lo, hi = s['seeds']
@@ -622,11 +623,12 @@ def verdict_summary(grids, scales=None, *, out=None) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #1b000026
-def show_grid(name, scale, *, out='results', bars=True) -> dict:
+def show_grid(name, scale, *, out=None, bars=True) -> dict:
     "Display grid `name` at `scale` (table, bars, claims, provenance); return {claim id: verdict}."
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
-    if not (Path(out) / scale / name).exists():
+    out = results_at(out)
+    if not (out / scale / name).exists():
         display(Markdown(f"*{get_grid(name).title}, {scale} scale: not run yet.*"))
         return {}
     runs = grid_runs(name, scale, out=out)  # read once, for every part below

@@ -7,7 +7,8 @@ from pathlib import Path
 from ..byol import (TrainConfig, train, config_data, config_diff, said, run_settings,
                              run_record, fields_with)
 from ..core import hold_lock, read_json, write_json
-from ..reproduce import (SCALES, MAIN_SCALE, RUN_METRICS, CODE_VERSION, Cell, Grid,
+from ..reproduce import (SCALES, MAIN_SCALE, results_at, RUN_METRICS, CODE_VERSION,
+                                  Cell, Grid,
                                   register, read_run, same_settings, baselines_path, reference_rows,
                                   grid_runs)
 from ..report import cell_values, claim_rows, difference, verdict, REFERENCES
@@ -47,8 +48,8 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     todo = [e for e in range(every, cfg.epochs + 1, every) if e not in {r['epoch'] for r in rows}]
     if rows and todo: _same_curve(rec, cfg, path)
     for epoch in todo:
-        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume='auto',
-                  progress=False)  # evaluates at its last epoch
+        m = train(dataclasses.replace(cfg, epochs=epoch), work, resume='auto', progress=False,
+                  expect_collapse=True)  # evaluates at its last epoch; a collapse is a point too
         rows.append(dict(epoch=epoch, **{k: m[k] for k in RUN_METRICS},
                          train_seconds=m['train_seconds']))
         log(f"epoch {epoch}: kNN {m['knn_top1']:.2f}, linear {m['top1']:.2f}")
@@ -79,8 +80,10 @@ def curve_path(out, scale, name) -> Path:
     return Path(out) / scale / f'curve-{name}.json'
 
 
-def curve_epochs_done(scale, *, out='results') -> dict:
-    "{curve name: its last evaluated epoch, 0 if none} at `scale` (of CURVE_EPOCHS[scale])."
+def curve_epochs_done(scale, *, out=None) -> dict:
+    """{curve name: its last evaluated epoch, 0 if none} at `scale` (of CURVE_EPOCHS[scale]) under
+    `out` (`results_at`)."""
+    out = results_at(out)
     done = lambda p: max((q['epoch'] for q in read_run(p)['points']), default=0)
     return {n: done(p) if (p := curve_path(out, scale, n)).exists() else 0 for n in CURVES}
 
@@ -148,7 +151,7 @@ def _read_point(path, cfg) -> dict:
 
 
 def _run_point(name, cfg, path, log) -> dict:
-    m = train(cfg, path.with_suffix(''), resume='auto', progress=False)
+    m = train(cfg, path.with_suffix(''), resume='auto', progress=False, expect_collapse=True)
     ref = _random_backbone(cfg)
     rec = dict(m, name=name, random_backbone=ref['random backbone'],
                raw_pixels=ref['raw pixels'],
@@ -196,7 +199,8 @@ def measure_speed(out='results', *, subset=5_000, epochs=2) -> dict:
     backbones = sorted({r.get('backbone', CALIBRATION_BASE['backbone'])
                         for r in CALIBRATION_POINTS.values()})
     code = ("import sys, json; from byoltheory.byol import TrainConfig, train; "
-            "m = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2], progress=False); "
+            "m = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2], progress=False, "
+            "expect_collapse=True); "
             "print(m['train_seconds'])")
     with tempfile.TemporaryDirectory() as d:
         procs = {b: subprocess.Popen(
@@ -271,7 +275,7 @@ def compare_precisions(bf16: dict, fp32: dict, claims, *, seeds=5) -> dict:
     return dict(verdicts=verdicts, differences=diffs)
 
 
-def precision_check(scale='fashion-mnist-20k', *, out='results', seeds=5) -> dict:
+def precision_check(scale='fashion-mnist-20k', *, out=None, seeds=5) -> dict:
     "compare_precisions of Table 1's grid (the scale's precision) and `table1-fp32`."
     runs = grid_runs('table1', scale, out=out)  # read once, for its claims and its values
     claims = [r['claim'] for r in claim_rows('table1', scale, out=out, runs=runs)]

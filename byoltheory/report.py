@@ -14,12 +14,12 @@ from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, re
                                   TRACE_METRICS)
 
 # %% auto #0
-__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL', 'CHANCE',
-           'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level', 'collapsed', 'ranged',
-           'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range', 'role',
-           'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance',
-           'above_chance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status', 'standing',
-           'standing_line', 'evidence', 'verdict_summary', 'show_grid']
+__all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
+           'COLUMNS', 'SHOWN', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level',
+           'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range',
+           'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table',
+           'provenance', 'above_chance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status',
+           'standing', 'standing_line', 'evidence', 'verdict_summary', 'fold', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -360,22 +360,25 @@ def _mean_sd(v: dict, digits):
         x) > 1 else f"{x.mean():.{digits}f}" if len(x) else '--'
 
 
-_COLS = (('top1', 1), ('best_top1_official', 1), ('knn_top1', 1), ('feature_std', 2),
-         ('effective_rank', 1))
+COLUMNS = {'top1': ('linear top-1', 1), 'best_top1_official': ('linear, official (best epoch)', 1),
+           'knn_top1': ('kNN top-1', 1), 'feature_std': ('feature_std', 2),
+           'effective_rank': ('effective rank', 1)}  # a grid table's metrics: label, digits
+SHOWN = ('knn_top1', 'feature_std')  # on the page; the others in a fold (show_grid)
 
 
-def grid_table(name, scale, *, out=None, runs=None) -> str:
-    """The grid's Markdown table at `scale`: setting | the paper (labelled) | ours | seeds; plus the
-    reference rows."""
+def grid_table(name, scale, *, out=None, runs=None, metrics=tuple(COLUMNS)) -> str:
+    """The grid's Markdown table at `scale`: setting | the paper (labelled) | ours, one column a
+    metric of `metrics` (mean ± sd) | seeds; plus the reference rows."""
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     div = diverged(name, scale, out=out, runs=runs)
-    lines = [
-        f"| setting | {grid.paper_label_for(scale)} | linear top-1 | linear, official (best "
-        "epoch) | kNN top-1 | feature_std | effective rank | seeds |", '|' + '---|' * 8
-    ]
+    _COLS = [(m, COLUMNS[m][1]) for m in metrics]
+    lines = [f"| setting | {grid.paper_label_for(scale)} | " +
+             ' | '.join(COLUMNS[m][0] for m in metrics) + ' | seeds |',
+             '|' + '---|' * (len(metrics) + 3)]
     for c in grid.cells_at(scale):
         v = vals.get(c.name)
-        ours = [_mean_sd(v[m], d) for m, d in _COLS] if v else ['not run yet'] + [''] * 4
+        ours = ([_mean_sd(v[m], d) for m, d in _COLS] if v else
+                ['not run yet'] + [''] * (len(_COLS) - 1))
         seeds = (f"{len(v['knn_top1'])}" +
                  (f" (+{div[c.name]} diverged)" if div.get(c.name) else '')) if v else ''
         paper = c.paper_for(scale)
@@ -622,6 +625,12 @@ def verdict_summary(grids, scales=None, *, out=None) -> str:
                      ' | '.join(v.get(s, '--') for s in scales) + ' |')
     return '\n'.join(lines)
 
+# %% ../nbs/11_report.ipynb #11fold01
+def fold(title, markdown) -> str:
+    """`markdown` in a collapsed box titled `title` (a MyST dropdown admonition): what a reader may
+    open, such as a table's secondary columns or where its numbers come from."""
+    return f":::{{admonition}} {title}\n:class: dropdown\n\n{markdown}\n:::"
+
 # %% ../nbs/11_report.ipynb #1b000026
 def show_grid(name, scale, *, out=None, bars=True) -> dict:
     "Display grid `name` at `scale` (table, bars, claims, provenance); return {claim id: verdict}."
@@ -632,16 +641,16 @@ def show_grid(name, scale, *, out=None, bars=True) -> dict:
         display(Markdown(f"*{get_grid(name).title}, {scale} scale: not run yet.*"))
         return {}
     runs = grid_runs(name, scale, out=out)  # read once, for every part below
-    display(Markdown(grid_table(name, scale, out=out, runs=runs)))
+    display(Markdown(grid_table(name, scale, out=out, runs=runs, metrics=SHOWN)))
+    rest = tuple(m for m in COLUMNS if m not in SHOWN)
+    display(Markdown(fold('The linear probes and the backbone\'s effective rank',
+                          grid_table(name, scale, out=out, runs=runs, metrics=rest))))
     if bars:
         grid_bars(name, scale, out=out, runs=runs)
         plt.show()
     rows = claim_rows(name, scale, out=out, runs=runs)
     if rows: display(Markdown(claims_table(name, scale, out=out, runs=runs)))
     p = provenance(name, scale, out=out, runs=runs)
-    print(
-        f"{name} at the {scale} scale: commit {', '.join(c[:10] for c in p['git_commit'])}, "
-        f"threads {', '.join(p['torch_threads'])}, torch {', '.join(p['torch'])}, "
-        f"{', '.join(p['device'])}"
-    )
+    display(Markdown(fold('Where these numbers come from', '\n'.join(
+        f"* {k}: {', '.join(v)}" for k, v in p.items()))))
     return {r['claim'].id: r['verdict'] for r in rows}

@@ -371,14 +371,14 @@ def grid_table(name, scale, *, out=None, runs=None, metrics=tuple(COLUMNS)) -> s
     metric of `metrics` (mean ± sd) | seeds; plus the reference rows."""
     grid, vals = get_grid(name), cell_values(name, scale, out=out, runs=runs)
     div = diverged(name, scale, out=out, runs=runs)
-    _COLS = [(m, COLUMNS[m][1]) for m in metrics]
+    cols = [(m, COLUMNS[m][1]) for m in metrics]
     lines = [f"| setting | {grid.paper_label_for(scale)} | " +
              ' | '.join(COLUMNS[m][0] for m in metrics) + ' | seeds |',
              '|' + '---|' * (len(metrics) + 3)]
     for c in grid.cells_at(scale):
         v = vals.get(c.name)
-        ours = ([_mean_sd(v[m], d) for m, d in _COLS] if v else
-                ['not run yet'] + [''] * (len(_COLS) - 1))
+        ours = ([_mean_sd(v[m], d) for m, d in cols] if v else
+                ['not run yet'] + [''] * (len(cols) - 1))
         seeds = (f"{len(v['knn_top1'])}" +
                  (f" (+{div[c.name]} diverged)" if div.get(c.name) else '')) if v else ''
         paper = c.paper_for(scale)
@@ -387,7 +387,7 @@ def grid_table(name, scale, *, out=None, runs=None, metrics=tuple(COLUMNS)) -> s
         if ref in vals:
             lines.append(f"| *reference: {ref}* | -- | " + ' | '.join(
                 _mean_sd(vals[ref][m], d) if vals[ref][m] else '--'
-                for m, d in _COLS) + f" | {len(vals[ref]['knn_top1'])} |")
+                for m, d in cols) + f" | {len(vals[ref]['knn_top1'])} |")
     return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #d1ffcebd

@@ -26,12 +26,14 @@ DATA_ROOT = 'data'  # the default folder of downloadable datasets (absent: Debia
 @dataclass
 class ImageSet:
     """An in-memory image dataset: `images` uint8 (N, C, H, W), `labels` int64 (N,), -1 for
-    unlabeled."""
+    unlabeled; `pretrain_stats`: the channel (mean, std) of its pre-training split, which
+    normalise it (`mean_std`) when its spec fixes none."""
     name: str
     images: torch.Tensor
     labels: torch.Tensor
     num_classes: int
     source: str = ''  # the folder the images were read from ('' for built-in and generated sets)
+    pretrain_stats: tuple | None = None  # set by load_dataset
 
     def __len__(self):
         return len(self.images)
@@ -53,9 +55,10 @@ class DatasetSpec:
     """Everything the library knows about a dataset, in one place. `read(root, split)` returns
     (uint8 images (N, C, H, W), int64 labels (N,), the folder read or ''), split one of SPLITS;
     `pretrain_size`: images of the 'pretrain' split; `mean_std`: channel mean and std that
-    normalise it (None: measured); `augment`: its two-view recipe (the keys of `_NO_AUG`);
-    `backbone`: the default backbone; `download`: torchvision's class that fetches it (None: built
-    in, no files); `heldout`: whether a held-out split can be cut from its pretraining images."""
+    normalise every split (None: measured on the pre-training split); `augment`: its two-view
+    recipe (the keys of `_NO_AUG`); `backbone`: the default backbone; `download`: torchvision's
+    class that fetches it (None: built in, no files); `heldout`: whether a held-out split can be
+    cut from its pretraining images."""
     name: str
     read: Callable
     pretrain_size: int
@@ -231,6 +234,12 @@ def _split_rows(n, split, subset, heldout) -> torch.Tensor | None:
     return perm[n - h:] if split == 'test' else perm[:n - h][:subset]
 
 # %% ../nbs/06_data.ipynb #06loadds
+def _channel_stats(images) -> tuple:
+    "Channel mean and std of uint8 images (N, C, H, W) scaled to [0, 1]."
+    x = images.float() / 255
+    return x.mean((0, 2, 3)), x.std((0, 2, 3))
+
+
 def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subset=None,
                  heldout=False) -> ImageSet:
     """Load a dataset as an `ImageSet`. split: 'pretrain' (what self-supervised training sees;
@@ -240,7 +249,8 @@ def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subs
     the test set by a fixed sixth of the training images (`held_out`), kept out of the other
     splits: for choosing settings without looking at the test set. download=True fetches a
     missing set with torchvision. A `root` other than the default must exist; `.source` is the
-    folder actually read."""
+    folder actually read. Without fixed statistics (`mean_std=None`), `.pretrain_stats` are
+    measured on the pre-training split of the same subset / held-out choice, for every split."""
     spec = dataset_spec(name)
     if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     check_int('subset', subset, 2, none_ok=True)
@@ -251,7 +261,12 @@ def load_dataset(name, split='pretrain', *, root=DATA_ROOT, download=False, subs
     if split == 'pretrain': check_subset(name, subset, len(x) - held_out(len(x)) * heldout, heldout)
     rows = _split_rows(len(x), split, subset, heldout)
     if rows is not None: x, y = x[rows], y[rows]
-    return ImageSet(name, x, y, spec.classes, source=str(src))
+    ds = ImageSet(name, x, y, spec.classes, source=str(src))
+    if spec.mean_std is None:  # the test split is normalised by the training images, not itself
+        pre = ds if split == 'pretrain' else load_dataset(name, root=root, download=download,
+                                                          subset=subset, heldout=heldout)
+        ds.pretrain_stats = _channel_stats(pre.images)
+    return ds
 
 
 # %% ../nbs/06_data.ipynb #d6f1118b
@@ -382,12 +397,13 @@ def _blur(self: BatchAugment, x, sigma, on, k=9):
 
 # %% ../nbs/06_data.ipynb #88c8cde9
 def mean_std(ds: ImageSet):
-    """Channel mean and std that normalise `ds`: its spec's (the official code's for CIFAR-10 /
-    STL-10), else measured."""
+    """Channel mean and std that normalise `ds`, whichever split it is: its spec's (measured on the
+    pre-training split; the official code's for CIFAR-10 / STL-10), else its pre-training split's
+    (`ds.pretrain_stats`, measured by `load_dataset`), else (an ImageSet made by hand) its own."""
     spec = DATASETS.get(ds.name)
     if spec and spec.mean_std: return tuple(torch.tensor(v) for v in spec.mean_std)
-    x = ds.images.float() / 255
-    return x.mean((0, 2, 3)), x.std((0, 2, 3))
+    if ds.pretrain_stats is not None: return ds.pretrain_stats
+    return _channel_stats(ds.images)
 
 # %% ../nbs/06_data.ipynb #cb26976f
 class TwoViewLoader:
@@ -400,7 +416,7 @@ class TwoViewLoader:
                  drop_last=True, rank=0, world_size=1, aug_opts=None):
         if aug not in ('batch', 'per-image'):
             raise ValueError(f"aug must be 'batch' or 'per-image', got {aug!r}")
-        if batch_size < 2: raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+        check_int('batch_size', batch_size, 2)
         self.ds, self.bs, self.aug, self.seed = ds, int(batch_size), aug, seed
         self.device, self.drop_last = torch.device(device), drop_last
         self.rank, self.world = rank, world_size

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import patch
-from .core import Predictor, check_int, is_torch, sym
+from .core import Predictor, check_int, check_real, is_torch, sym
 from .linear import simulate, Trajectory
 
 # %% auto #0
@@ -21,8 +21,7 @@ FORMS = ('eq18', 'official')
 
 def _check_rule(eps, c, form):
     if form not in FORMS: raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    if not (np.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+    check_real('eps', eps, 0)
     if not np.isfinite(c): raise ValueError(f"c must be finite, got {c}")
     if form == 'official' and eps != 0 and c != 0:
         raise ValueError(
@@ -130,8 +129,7 @@ class DirectPredictor(nn.Module, Predictor):
         super().__init__()
         for name, v in [('dim', dim), ('freq', freq), ('partitions', partitions)]:
             check_int(name, v)
-        if not (0 <= rho < 1):
-            raise ValueError(f"rho must be in [0, 1) (Eq 19's averaging weight), got {rho}")
+        check_real('rho', rho, 0, 1)
         _check_rule(eps, c, form)
         self.dim, self.rho, self.eps, self.c = dim, float(rho), float(eps), float(c)
         self.form, self.freq, self.partitions = form, int(freq), int(partitions)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
-from .core import is_torch, check_params, check_symmetric, odeint, sym
+from .core import is_torch, check_params, check_real, check_symmetric, odeint, sym
 
 # %% auto #0
 __all__ = ['METHODS', 'augmentation_moments', 'check_linear_args', 'byol_flow', 'simsiam_flow', 'flow_rates', 'sgd_step',
@@ -72,15 +72,15 @@ def flow_rates(lr, *, gamma_a=None, step_decay=None, weight_decay=None, pred_lr=
     rate `pred_lr` is αα_p; the EMA gives αβ = 1 − γ_a; weight decay is either the paper's η̄ = αη
     (`step_decay`, the per-step shrink) or PyTorch's SGD `weight_decay` (per-step shrink α·wd, so
     η = wd). Momentum μ rescales α to α/(1−μ). Returns dict(alpha_p, beta, eta, lr_eff)."""
-    if not (lr > 0): raise ValueError(f"lr must be > 0, got {lr}")
-    if not (0 <= momentum < 1): raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-    if gamma_a is not None and not (0 <= gamma_a <= 1):
-        raise ValueError(f"gamma_a must lie in [0, 1], got {gamma_a}")
+    check_real('lr', lr, 0, open_lo=True)
+    check_real('momentum', momentum, 0, 1)
+    if gamma_a is not None: check_real('gamma_a', gamma_a, 0, 1, open_hi=False)
+    if pred_lr is not None: check_real('pred_lr', pred_lr, 0, open_lo=True)
     if step_decay is not None and weight_decay is not None:
         raise ValueError(
             "give step_decay (the paper's η̄ = αη) or weight_decay (PyTorch's), not both")
     for name, v in [('step_decay', step_decay), ('weight_decay', weight_decay)]:
-        if v is not None and v < 0: raise ValueError(f"{name} must be >= 0, got {v}")
+        if v is not None: check_real(name, v, 0)
     a = lr / (1 - momentum)
     eta = (step_decay /
            a if step_decay is not None else 0.0) if weight_decay is None else float(weight_decay)

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
-from .core import Predictor, check_int, sym
+from .core import Predictor, check_int, check_real, sym
 from .directpred import DirectPredictor, moving_average
 
 # %% auto #0
@@ -88,6 +88,7 @@ def projector(in_dim, hidden=512, out=128, *, bn_affine=True) -> nn.Sequential:
 class LinearPredictor(nn.Linear, Predictor):
     "The linear predictor W_p (d × d); `init_scale` multiplies PyTorch's default initialisation."
     def __init__(self, dim, *, bias=False, init_scale=1.0):
+        check_real('init_scale', init_scale, 0)
         super().__init__(dim, dim, bias=bias)
         with torch.no_grad():
             self.weight.mul_(init_scale)
@@ -122,6 +123,7 @@ class TwoLayerPredictor(nn.Module, Predictor):
     and shift."""
     def __init__(self, dim, *, hidden=512, bias=False, symmetric=False, bn_affine=True):
         super().__init__()
+        check_int('hidden', hidden)
         self.l1, self.bn = nn.Linear(dim, hidden,
                                      bias=bias), nn.BatchNorm1d(hidden, affine=bn_affine)
         self.symmetric = symmetric
@@ -141,8 +143,8 @@ class OptimalPredictor(nn.Module, Predictor):
     def __init__(self, dim, *, every=1, rho=0.3, ridge=0.01):
         super().__init__()
         check_int('every', every)
-        if not 0 <= rho < 1: raise ValueError(f"rho must be in [0, 1), got {rho}")
-        if not ridge > 0: raise ValueError(f"ridge must be > 0, got {ridge}")
+        check_real('rho', rho, 0, 1)
+        check_real('ridge', ridge, 0, open_lo=True)
         self.dim, self.every, self.rho, self.ridge = dim, every, rho, ridge
         for name, v in [('F', torch.zeros(dim, dim)), ('C', torch.zeros(dim, dim)),
                         ('weight', torch.eye(dim)), ('steps', torch.zeros((), dtype=torch.long))]:

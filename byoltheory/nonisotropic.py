@@ -4,7 +4,7 @@
 from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
-from .core import check_params, check_symmetric
+from .core import check_int, check_params, check_real, check_symmetric
 from .linear import augmentation_moments, simulate, Trajectory
 from .modes import classify, STABILITY_COLORS
 
@@ -56,8 +56,8 @@ def view_correlations(views) -> tuple[np.ndarray, np.ndarray]:
 # %% ../nbs/04_nonisotropic.ipynb #31b586a8
 #| paper: Eq 97
 def _check_k(k, n0):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n0:
-        raise ValueError(f"k must be an integer in [1, {n0}] (the input dimension n0), got {k!r}")
+    check_real('k (at most the input dimension n0)', k, 1, n0, open_hi=False)
+    check_int('k', k)
 
 
 def learned_subspace(Sigma_s, Sigma_d, k) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +129,7 @@ def multiplicative_scrambling(x, U, rng, n_views=2) -> np.ndarray:
     views (n_data, n_views, n0)."""
     x = _check_data(x)
     U = _check_U(U, x.shape[1])
-    if n_views < 1: raise ValueError(f"n_views must be >= 1, got {n_views}")
+    check_int('n_views', n_views)
     k = U.shape[1]
     B = rng.standard_normal((len(x), n_views, k, k))
     xU = x @ U  # coordinates in the scrambled subspace
@@ -159,7 +159,7 @@ def additive_scrambling(x, Sigma_n, rng, n_views=2) -> np.ndarray:
             f"{Sn.shape}"
         )
     check_symmetric('Sigma_n', Sn)
-    if n_views < 1: raise ValueError(f"n_views must be >= 1, got {n_views}")
+    check_int('n_views', n_views)
     ev, Q = np.linalg.eigh(Sn)
     if ev[0] < -1e-12 * max(ev[-1], 1.0):
         raise ValueError(

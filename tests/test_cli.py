@@ -26,7 +26,7 @@ def run_main(args, capsys):
     (['--seed', '-1'], '--seed: seed must be an integer >= 0, got -1'),
     (['--sync-bn'], 'sync_bn needs several processes: start the run with torchrun'),
     (['--rho', '1.5'], "--rho: an option of --predictor directpred or optimal, not of 'linear'"),
-    (['--predictor', 'directpred', '--rho', '1.5'], '--rho: rho must be in [0, 1)'),
+    (['--predictor', 'directpred', '--rho', '1.5'], '--rho: rho must be a finite number in [0, 1)'),
     (['--ema', '0.5', '--no-stop-grad'], 'no_stop_grad needs ema 0'),
     (['--predictor-opts', '[1]'], '--predictor-opts: must be a JSON object'),
     (['--aug-opts', '{"hue": 1}'], 'hue is not an augmentation option'),

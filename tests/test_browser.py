@@ -32,6 +32,21 @@ def _page(path, body):
                     f"<body><article>{body}</article></body></html>")
 
 
+def _bad_against_good(bc, chrome, driver, tmp_path, bad, good) -> str:
+    "The browser check's problems on page `bad` (returned as text); page `good` must have none."
+    srv, drv = bc.serve(tmp_path), bc.make_driver(chrome, driver)
+    try:
+        found = {}
+        for kind, body in [('bad', bad), ('good', good)]:
+            _page(tmp_path / f'{kind}.html', body)
+            drv.get(f"http://127.0.0.1:{srv.server_address[1]}/{kind}.html")
+            found[kind] = bc.layout_problems(drv, tmp_path / f'{kind}.html', kind)
+    finally:
+        drv.quit(); srv.shutdown()
+    assert found['good'] == [], found['good']
+    return '\n'.join(found['bad'])
+
+
 def test_layout_rules_fail_on_a_page_that_breaks_them(tmp_path):
     "The browser check's layout rules catch a 16-inch figure, a code cell that scrolls and a clipped table."
     import matplotlib
@@ -50,17 +65,7 @@ def test_layout_rules_fail_on_a_page_that_breaks_them(tmp_path):
            f'<div style="overflow:hidden"><table><tr>{cells}</tr></table></div>')
     good = ('<img src="fits.png" style="max-width:100%"><div class="cell_input"><pre>x = 1</pre></div>'
             '<div><table><tr><td>a</td><td>b</td></tr></table></div>')
-    srv, drv = bc.serve(tmp_path), bc.make_driver(chrome, driver)
-    try:
-        found = {}
-        for kind, body in [('bad', bad), ('good', good)]:
-            _page(tmp_path / f'{kind}.html', body)
-            drv.get(f"http://127.0.0.1:{srv.server_address[1]}/{kind}.html")
-            found[kind] = bc.layout_problems(drv, tmp_path / f'{kind}.html', kind)
-    finally:
-        drv.quit(); srv.shutdown()
-    assert found['good'] == [], found['good']
-    text = '\n'.join(found['bad'])
+    text = _bad_against_good(bc, chrome, driver, tmp_path, bad, good)
     assert 'wide.png' in text and 'renders 5.3 px' in text, text   # 9 pt · 100/72 · 676/1600
     assert 'code cell scrolls sideways' in text and 'table is wider than the page' in text, text
 
@@ -83,17 +88,7 @@ def test_reading_rules_fail_on_a_page_that_breaks_them(tmp_path):
             '<div style="width:600px"><mjx-container display="true" style="display:block">'
             '<mjx-math style="display:inline-block;width:100px">x</mjx-math></mjx-container></div>'
             '<div class="cell_output"><div class="output stream"><pre>kNN 80.1</pre></div></div>')
-    srv, drv = bc.serve(tmp_path), bc.make_driver(chrome, driver)
-    try:
-        found = {}
-        for kind, body in [('bad', bad), ('good', good)]:
-            _page(tmp_path / f'{kind}.html', body)
-            drv.get(f"http://127.0.0.1:{srv.server_address[1]}/{kind}.html")
-            found[kind] = bc.layout_problems(drv, tmp_path / f'{kind}.html', kind)
-    finally:
-        drv.quit(); srv.shutdown()
-    assert found['good'] == [], found['good']
-    text = '\n'.join(found['bad'])
+    text = _bad_against_good(bc, chrome, driver, tmp_path, bad, good)
     for rule in ('a word breaks inside a table cell', 'display equation is wider than its column',
                  'a cell output is a warning or stderr', 'Markdown printed as plain text'):
         assert rule in text, (rule, text)

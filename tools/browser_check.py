@@ -127,7 +127,11 @@ def make_driver(chrome, driver_path):
         opts.add_argument(a)
     return webdriver.Chrome(service=Service(driver_path), options=opts)
 
-def check(html, shots, require=False):
+READING = ('a word breaks inside a table cell', 'a display equation is wider than its column',
+           'a cell output is a warning or stderr', 'Markdown printed as plain text')
+
+
+def check(html, shots, require=False, strict=False):
     chrome, driver_path = find_browser()
     if not (chrome and driver_path):
         msg = ("browser check skipped: Chromium/ChromeDriver not found (Debian: apt-get install chromium chromium-driver; "
@@ -137,7 +141,7 @@ def check(html, shots, require=False):
     drv = make_driver(chrome, driver_path)
     drv.set_script_timeout(60)
     shots.mkdir(parents=True, exist_ok=True)
-    failures, totals = [], dict(pages=0, equations=0, images=0, links=0)
+    failures, reading, totals = [], [], dict(pages=0, equations=0, images=0, links=0)
     try:
         for doc, part in toc_pages():
             page = html / f"{doc}.html"
@@ -173,7 +177,11 @@ def check(html, shots, require=False):
                 if not target.exists(): failures.append(f"{doc}: broken link {url[len(base):]}"); continue
                 if u.fragment and target.suffix == '.html' and u.fragment not in ids_of(target):
                     failures.append(f"{doc}: link {url[len(base):]} points at a missing anchor")
-            failures += layout_problems(drv, page, doc)
+            found = layout_problems(drv, page, doc)
+            # the reading rules (2026-12-07) fail the check with strict=True; until the built book has
+            # been read against them they are printed, not failed
+            failures += [f for f in found if strict or not any(r in f for r in READING)]
+            reading += [f for f in found if not strict and any(r in f for r in READING)]
             drv.save_screenshot(str(shots / (doc.replace('/', '_') + '.png')))
     finally:
         drv.quit(); srv.shutdown()
@@ -182,14 +190,19 @@ def check(html, shots, require=False):
           f"{totals['images']} images, {totals['links']} internal links ({totals['broken']} broken), "
           f"{len(failures)} problem(s); screenshots in {shots}")
     for f in failures: print('  -', f)
-    return (1 if failures else 0), dict(totals, failures=failures)
+    if reading: print(f"reading rules (printed, not failed; --strict fails them): {len(reading)}")
+    for f in reading: print('  ~', f)
+    return (1 if failures else 0), dict(totals, failures=failures, reading=reading)
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--html', default=str(ROOT / '_build' / 'html'))
     ap.add_argument('--screenshots', default=str(ROOT / '_build' / 'screenshots'))
     ap.add_argument('--require', action='store_true', help='fail (exit 1) when Chromium is missing')
+    ap.add_argument('--strict', action='store_true',
+                    help='the reading rules (words broken in tables, wide equations, warnings in outputs, '
+                         'Markdown printed as text) fail the check too')
     a = ap.parse_args()
     if not Path(a.html).is_dir(): ap.error(f"--html {a.html} is not a built book (run make book)")
-    code, _ = check(Path(a.html), Path(a.screenshots), a.require)
+    code, _ = check(Path(a.html), Path(a.screenshots), a.require, a.strict)
     sys.exit(code)

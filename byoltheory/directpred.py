@@ -120,6 +120,7 @@ class DirectPredictor(nn.Module, Predictor):
     the partitions' directions (None: torch's global generator). A training call after the step
     boundary went stale (an optimiser re-created, no step in `max_calls_per_step`) is an error."""
     internal = ('seed',)  # not a command-line option
+    changed_defaults = {'form': 'eq18'}  # the rule until 2026-12: a record naming none ran it
     max_calls_per_step = 256  # training calls one step may have (8 views × 32 micro-batches)
     _hook = _opt = _stale = None  # the step hook, the attached optimiser (a weakref), stood in for
     _calls = 0  # training calls since the last step
@@ -337,8 +338,10 @@ def step(self: DirectPredictor):
 
 @patch
 def matrix(self: DirectPredictor) -> torch.Tensor:
-    "W_p for diagnostics (the trainer's Fig 2 log): the next step's, (d, d) or (k, 2, d, d)."
-    return self.weight.detach()
+    """W_p for diagnostics (the trainer's Fig 2 log): the next step's (d, d) map; partitioned, the
+    average of its k × 2 maps (chapter 97's protocol: one map, whatever the predictor)."""
+    W = self.weight.detach()
+    return W if W.ndim == 2 else W.mean((0, 1))
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a2
 #| paper: Eq 19

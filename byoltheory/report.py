@@ -9,6 +9,7 @@ import numpy as np
 from scipy import stats
 from .paper import Reported
 from .core import results_dir
+from .runs import grid_folder
 from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, read_run,
                                   results_at, baselines_path, scale_status, RUN_METRICS,
                                   TRACE_METRICS)
@@ -539,14 +540,14 @@ def grid_statuses(item, results=None) -> dict:
     for scale in SCALES:
         here = [g for g in grids if scale in g.scales]
         if here: res[scale] = 'not run yet' if out is None else status(
-            r['verdict'] for g in here if (out / scale / g.name).exists()
+            r['verdict'] for g in here if grid_folder(out, scale, g.name).exists()
             for r in claim_rows(g.name, scale, out=out) if r['claim'].kind == 'paper')
     return res
 
 
 def grid_status(name, scale, *, out=None) -> str:
     "The status of grid `name` at `scale` from its claims."
-    if not (results_at(out) / scale / name).exists(): return 'not run yet'
+    if not grid_folder(results_at(out), scale, name).exists(): return 'not run yet'
     return status(r['verdict'] for r in claim_rows(name, scale, out=out)
                   if r['claim'].kind == 'paper')  # the book's checks are not the paper's claims
 
@@ -608,7 +609,7 @@ def verdict_summary(grids, scales=None, *, out=None) -> str:
     found = {}
     for g in grids:
         for s in (s for s in scales if s in get_grid(g).scales):
-            for r in claim_rows(g, s, out=out) if (Path(out) / s / g).exists() else []:
+            for r in claim_rows(g, s, out=out) if grid_folder(out, s, g).exists() else []:
                 if r['claim'].kind == 'paper':
                     found.setdefault(r['claim'].id, {'claim': r['claim']})[s] = r['verdict']
     def says(v):
@@ -637,7 +638,7 @@ def show_grid(name, scale, *, out=None, bars=True) -> dict:
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
     out = results_at(out)
-    if not (out / scale / name).exists():
+    if not grid_folder(out, scale, name).exists():
         display(Markdown(f"*{get_grid(name).title}, {scale} scale: not run yet.*"))
         return {}
     runs = grid_runs(name, scale, out=out)  # read once, for every part below

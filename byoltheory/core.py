@@ -165,6 +165,12 @@ class Predictor:
     def attach(self, optimizer):
         "Called once, with the run's optimiser, before the first step. Default: nothing."
 
+    @classmethod
+    def describe(cls, **opts) -> str:
+        """A few words for a page on what options `opts` (fixed by a scale) mean. Default: the
+        class and the options."""
+        return f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in opts.items())})"
+
 # %% ../nbs/97_core.ipynb #3dd8ea09
 PAGE_PX, FIGURE_DPI = 612, 100  # a cell output's width at a 1200 px window (measured); their dpi
 MIN_FONT_PT, MAX_FIGURE_IN, MIN_TEXT_PX = 9, 8.0, 9

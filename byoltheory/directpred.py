@@ -142,6 +142,16 @@ class DirectPredictor(nn.Module, Predictor):
         self._state_buffers(shape, seed)
         self._stepping = None  # how steps end: 'hook' (attach(optimizer)), 'manual' (step())
 
+# %% ../nbs/05_directpred.ipynb #x05desc1
+FORMS = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}
+
+
+@patch(cls_method=True)
+def describe(cls: DirectPredictor, form='official', **opts) -> str:
+    "DirectPred and its rule (`form`), as a scale's standing line names them (chapter 11)."
+    return f"DirectPred by {FORMS[form]}" + (f" ({', '.join(f'{k}={v}' for k, v in opts.items())})"
+                                             if opts else '')
+
 # %% ../nbs/05_directpred.ipynb #7a23e97e
 _STATS = ('F', 'partition_center')  # float32 or wider whatever the module is cast to
 _SUMS = ('S_step', 'n_step', 'center_step', 'center_n')  # the step's rank-local sums: not buffers

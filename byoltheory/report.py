@@ -9,6 +9,7 @@ import numpy as np
 from scipy import stats
 from .paper import Reported
 from .core import results_dir
+from .models import PREDICTORS
 from .runs import grid_folder
 from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, read_run,
                                   results_at, baselines_path, scale_status, RUN_METRICS,
@@ -554,7 +555,8 @@ def grid_status(name, scale, *, out=None) -> str:
 # %% ../nbs/11_report.ipynb #11stand2
 def standing(scale, grids=None, *, out=None) -> dict:
     """What `scale`'s evidence (its `grids`, default all) stands on: runs on disk and planned,
-    commits, seeds a cell (fewest, most), precisions, DirectPred's rule, and `final`."""
+    commits, seeds a cell (fewest, most), precisions, the options the scale fixes for a predictor
+    (`predictors`: {name: options}), and `final`."""
     st = {g: r for g, r in scale_status(scale, out=out).items() if grids is None or g in grids}
     runs = {g: grid_runs(g, scale, out=out) for g, r in st.items() if r['done']}
     seeds = [len(rs) for g in runs.values() for rs in g.values()]
@@ -565,13 +567,10 @@ def standing(scale, grids=None, *, out=None) -> dict:
                 commits=sorted({r['git_commit'][:7] for g in runs.values() for rs in g.values()
                                 for r in rs if r.get('git_commit')}),
                 precision=sorted({p for r in st.values() for p in r['precision']}),
-                directpred=SCALES[scale].predictor_opts.get('directpred', {}).get('form'),
+                predictors=dict(SCALES[scale].predictor_opts),
                 final=done == planned and not after)
 
 # %% ../nbs/11_report.ipynb #11stand3
-_RULES = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}
-
-
 def standing_line(scale, grids=None, *, out=None) -> str:
     "`standing` as one Markdown sentence, for a chapter's opening or a page's column."
     s = standing(scale, grids, out=out)
@@ -580,7 +579,8 @@ def standing_line(scale, grids=None, *, out=None) -> str:
              if s['superseded_by'] else 'in progress')
     return (f"**`{scale}`** ({SCALES[scale].description}): {s['done']} of {s['runs']} runs, "
             f"{lo if lo == hi else f'{lo}-{hi}'} seeds a cell, {', '.join(s['precision'])}, "
-            f"DirectPred by {_RULES.get(s['directpred'], s['directpred'])}; commits "
+            + ''.join(f"{PREDICTORS[n].describe(**o)}, " for n, o in s['predictors'].items())
+            + "commits "
             f"{', '.join(s['commits']) or '--'}; **{state}**.")
 
 # %% ../nbs/11_report.ipynb #11stand5

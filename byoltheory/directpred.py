@@ -12,7 +12,8 @@ from .core import Predictor, check_int, check_real, is_torch, sym
 from .linear import simulate, Trajectory
 
 # %% auto #0
-__all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'simulate_directpred', 'moving_average', 'DirectPredictor']
+__all__ = ['FORMS', 'FORM_WORDS', 'predictor_eigenvalues', 'directpred_weight', 'simulate_directpred', 'moving_average',
+           'DirectPredictor']
 
 # %% ../nbs/05_directpred.ipynb #04d9ce9b
 #| paper: Eq 18
@@ -143,14 +144,14 @@ class DirectPredictor(nn.Module, Predictor):
         self._stepping = None  # how steps end: 'hook' (attach(optimizer)), 'manual' (step())
 
 # %% ../nbs/05_directpred.ipynb #x05desc1
-FORMS = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}
+FORM_WORDS = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}  # a page's words
 
 
 @patch(cls_method=True)
 def describe(cls: DirectPredictor, form='official', **opts) -> str:
     "DirectPred and its rule (`form`), as a scale's standing line names them (chapter 11)."
-    return f"DirectPred by {FORMS[form]}" + (f" ({', '.join(f'{k}={v}' for k, v in opts.items())})"
-                                             if opts else '')
+    more = ', '.join(f'{k}={v}' for k, v in opts.items())
+    return f"DirectPred by {FORM_WORDS[form]}" + (f" ({more})" if more else '')
 
 # %% ../nbs/05_directpred.ipynb #7a23e97e
 _STATS = ('F', 'partition_center')  # float32 or wider whatever the module is cast to

@@ -24,6 +24,7 @@ import torch
 from _baseline import plain_step_for
 from byoltheory.byol import build_model, make_optimizer, autocast_for, train
 from byoltheory.data import load_dataset, TwoViewLoader
+from byoltheory.runs import log_path
 from byoltheory.reproduce import SCALES, get_grid, run_config
 
 GPU_SCALES = [s for s in SCALES if SCALES[s].config.get('device') == 'cuda']
@@ -136,7 +137,7 @@ def epochs(scale, cfg) -> dict:
     start = time.perf_counter()
     m = train(dataclasses.replace(cfg, epochs=args.epochs), out, overwrite=True, progress=False)
     wall = time.perf_counter() - start
-    rows = [json.loads(line) for line in (out / 'log.jsonl').read_text().splitlines()]
+    rows = [json.loads(line) for line in log_path(out).read_text().splitlines()]
     secs = [r['seconds'] for r in rows]
     later = statistics.median(secs[1:])
     evaluation = wall - m['train_seconds']

@@ -2,239 +2,31 @@
 
 # %% ../nbs/09_byol.ipynb #8f1a2b05
 from __future__ import annotations
-import copy, dataclasses, functools, importlib, io, json, math, os, platform, subprocess, sys
-import time
-import warnings
-from dataclasses import dataclass, field, asdict
+import copy, os, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from . import __version__
 from .alignment import fig2_quantities
-from .data import (DATASETS, DATA_ROOT, ImageSet, dataset_spec, load_dataset,
-                             TwoViewLoader, normalized, recipe, check_subset, held_out)
-from .models import (BACKBONES, PREDICTORS, make_backbone, projector, make_predictor,
-                               predictor_matrix, predictor_options)
+from .data import DATASETS, TwoViewLoader, normalized
+from .models import make_backbone, projector, make_predictor, predictor_matrix
 from .evaluate import (evaluate_network, feature_std, features, effective_rank,
                                  spectrum_effective_rank)
-from .core import (Predictor, check_int, check_real, hold_lock, write_atomic, write_json,
-                             append_line, read_lines)
+from .core import Predictor, Progress
+# the config (chapter 9a) and the run store (chapter 9b), also importable from here as before
+from byoltheory.config import (ROLES, CONFIG_GROUPS, DataConfig, ModelConfig, OptimConfig,
+    RunConfig, TrainConfig, fields_with, check_field, config_diff, said, config_data,
+    recorded_config)
+from .runs import (RUN_FILES, BF16_FLAGS, CODE_VERSION, log_path, checkpoint_path,
+    metrics_path, read_log, append_log, write_log, lock_out, prepare_out, abandon_log,
+    save_checkpoint, read_checkpoint, write_metrics, cpu_kind, run_record, emulated_bf16)
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ROLES', 'CONFIG_GROUPS', 'RUN_FILES', 'POINT_STD', 'BF16_FLAGS', 'CODE_VERSION', 'DataConfig', 'ModelConfig',
-           'OptimConfig', 'RunConfig', 'TrainConfig', 'fields_with', 'check_field', 'config_diff', 'said',
-           'config_data', 'recorded_config', 'byol_loss', 'BYOL', 'build_model', 'read_log', 'lock_out', 'prepare_out',
-           'abandon_log', 'make_optimizer', 'save_checkpoint', 'read_checkpoint', 'restore', 'autocast_for',
-           'train_epoch', 'check_finite', 'check_weights', 'RunFailed', 'run_symptoms', 'epoch_stats', 'cpu_kind',
-           'run_record', 'run_settings', 'Progress', 'emulated_bf16', 'train', 'load_checkpoint']
-
-# %% ../nbs/09_byol.ipynb #8f1a2b08
-ROLES = {  # what a field is to a run: the resume, rerun and record rules follow from it
-    'result': 'changes what the run computes',
-    'length': 'how long it trains: may grow when a run is resumed',
-    'machine': 'where and how fast it runs: recorded, may change on resume',
-    'eval': 'how the trained network is evaluated: may change on resume',
-    'place': 'where files are: never compared',
-}
-
-
-def _opt(default, help, *, role='result', lo=None, hi=None, real=False, none_ok=False,
-         choices=None, baseline=False):
-    """A config field: its default, help (the CLI's), role (ROLES), range (integers >= lo; `real`:
-    finite numbers in [lo, hi), > lo where lo is excluded: `lo=(0, 'open')`), choices, and whether
-    it shapes the reference rows (`baseline`)."""
-    assert role in ROLES, role
-    return field(default=default, metadata=dict(help=help, role=role, lo=lo, hi=hi, real=real,
-                                                none_ok=none_ok, choices=choices,
-                                                baseline=baseline))
-
-# %% ../nbs/09_byol.ipynb #8f1a2b0a
-@dataclass
-class DataConfig:
-    "What the network is shown: the dataset and its two-view augmentation (chapter 6)."
-    dataset: str = _opt('digits', 'dataset', choices=DATASETS, baseline=True)
-    subset: int | None = _opt(None, 'pre-train on a fixed subset of N training images', lo=2,
-                              none_ok=True, baseline=True)
-    heldout: bool = _opt(False, 'evaluate on a held-out sixth of the training images, not the '
-                         'test set (for calibrating, chapter 10b)', baseline=True)
-    data_root: str = _opt(DATA_ROOT, 'folder of the downloadable datasets', role='place')
-    download: bool = _opt(False, 'download a missing cifar10 / stl10 / fashion-mnist',
-                          role='place')
-    aug: str = _opt('batch', "augment 'batch'es on the device or 'per-image' (torchvision v2)",
-                    choices=('batch', 'per-image'))
-    aug_opts: dict = _opt(None, "changes to the augmentation, e.g. {'crop_scale': [0.4, 1]}")
-    batch_size: int = _opt(128, 'batch size (per process)', lo=2)
-
-
-@dataclass
-class ModelConfig:
-    "The networks (chapter 7): backbone, projector, predictor and its options, target, loss."
-    method: str = _opt('byol', "'simsiam' = byol with --ema 0", choices=('byol', 'simsiam'))
-    predictor: str = _opt('linear', 'predictor (chapter 7)', choices=PREDICTORS)  # live: registry
-    predictor_opts: dict = _opt(None, "the predictor's own options, e.g. {'rho': 0.3}")
-    backbone: str | None = _opt(None, 'backbone (default: by dataset)', choices=BACKBONES,
-                                baseline=True)
-    width: int | None = _opt(None, "channels of a ConvNet backbone's first layer (default 32)",
-                             lo=1, none_ok=True, baseline=True)
-    proj_hidden: int = _opt(512, 'projector hidden width', lo=1)
-    proj_dim: int = _opt(128, 'projector output width = predictor width', lo=1)
-    proj_bn_affine: bool = _opt(True, "projector BatchNorm's scale and shift (off: the official)")
-    target_init: str = _opt('copy', "target at step 0: a 'copy' of the online net, or 'random'",
-                            choices=('copy', 'random'))
-    ema: float = _opt(0.996, 'EMA rate gamma_a of the target (0: no EMA)', lo=0, hi=1, real=True)
-    no_stop_grad: bool = _opt(False, 'gradient through the target too (Theorem 2; --ema 0)')
-    normalize: bool = _opt(True, 'l2-normalised (cosine) loss; --no-normalize: squared error')
-
-# %% ../nbs/09_byol.ipynb #8f1a2b0b
-@dataclass
-class OptimConfig:
-    "How it is trained: SGD's settings, the predictor's own rate and decay, epochs, seed."
-    lr: float = _opt(0.03, 'SGD learning rate alpha', lo=(0, 'open'), real=True)
-    momentum: float = _opt(0.9, 'SGD momentum, in [0, 1)', lo=0, hi=1, real=True)
-    wd: float = _opt(4e-4, 'weight decay of backbone + projector', lo=0, real=True)
-    pred_wd: float | None = _opt(None, 'predictor weight decay (default: --wd)', lo=0, real=True)
-    alpha_p: float = _opt(1.0, 'predictor learning rate = alpha_p x lr (Fig 6)', lo=(0, 'open'),
-                          real=True)
-    epochs: int = _opt(100, 'pre-training epochs', role='length', lo=1)
-    seed: int = _opt(0, 'random seed (>= 0)', lo=0)
-
-
-@dataclass
-class RunConfig:
-    "Where and how fast it runs, and how it is evaluated."
-    device: str = _opt('cpu', "'cpu' or 'cuda'", role='machine', choices=('cpu', 'cuda'))
-    threads: int | None = _opt(None, "torch's CPU threads (default: torch's); recorded",
-                               role='machine', lo=1, none_ok=True)
-    precision: str = _opt('fp32', "'fp32', 'bf16' (autocast, CPU or cuda), 'fp16' (cuda, with "
-                          "a GradScaler) or 'auto'", choices=('fp32', 'bf16', 'fp16', 'auto'))
-    channels_last: bool = _opt(False, 'channels-last memory format')
-    compile: bool = _opt(False, 'torch.compile the online network')
-    compile_mode: str = _opt('default', "torch.compile's mode ('reduce-overhead': CUDA graphs)",
-                             role='machine', choices=('default', 'reduce-overhead', 'max-autotune'))
-    sync_bn: bool = _opt(False, 'SyncBatchNorm across processes (torchrun only)')
-    probe_epochs: int = _opt(100, "epochs of the book's linear probe", role='eval', lo=1,
-                             baseline=True)
-    knn_k: int = _opt(20, 'neighbours of the kNN probe', role='eval', lo=1, baseline=True)
-
-
-@dataclass
-class TrainConfig(RunConfig, OptimConfig, ModelConfig, DataConfig):
-    "Everything one run depends on; saved in every checkpoint and metrics.json. `None`: a default."
-
-# %% ../nbs/09_byol.ipynb #8f1a2b10
-CONFIG_GROUPS = {'data': DataConfig, 'model': ModelConfig, 'optim': OptimConfig, 'run': RunConfig}
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-@patch
-def groups(self: TrainConfig) -> dict:
-    "The config as its four groups: {'data': {...}, 'model': {...}, 'optim': {...}, 'run': {...}}."
-    return {g: {f.name: getattr(self, f.name) for f in dataclasses.fields(cls)}
-            for g, cls in CONFIG_GROUPS.items()}
-
-
-def fields_with(*roles, baseline=None) -> frozenset:
-    """The names of the fields whose role is one of `roles` (all roles if none); `baseline`: only
-    those that do (True) or do not (False) shape the reference rows."""
-    return frozenset(n for n, f in _FIELDS.items()
-                     if (not roles or f.metadata['role'] in roles)
-                     and (baseline is None or f.metadata['baseline'] == baseline))
-
-
-def check_field(name, v):
-    "Raise ValueError naming field `name` unless its value is of the right kind and in range."
-    m = _FIELDS[name].metadata
-    if m['real']:
-        if v is None and m['none_ok']: return
-        lo = m['lo'][0] if isinstance(m['lo'], tuple) else m['lo']
-        check_real(name, v, lo, m['hi'], open_lo=isinstance(m['lo'], tuple))
-    elif m['lo'] is not None:
-        check_int(name, v, m['lo'], none_ok=m['none_ok'])
-    elif m['choices'] and v not in m['choices']:
-        raise ValueError(f"{name} must be one of {tuple(m['choices'])}, got {v!r}")
-
-# %% ../nbs/09_byol.ipynb #8f1a2b11
-@patch
-def resolved(self: TrainConfig, here=True) -> TrainConfig:
-    """A copy with the dataset/device defaults filled in and every field checked (ValueError names
-    the field). here=False skips what depends on this machine (is there a GPU, torchrun; 'auto'
-    precision on a GPU stays 'auto'): for reading settings recorded elsewhere."""
-    c = dataclasses.replace(self, predictor_opts=dict(self.predictor_opts or {}),
-                            aug_opts=dict(self.aug_opts or {}))
-    if c.method == 'simsiam': c.ema = 0.0
-    if c.pred_wd is None: c.pred_wd = c.wd
-    if c.backbone is None: c.backbone = dataset_spec(c.dataset).backbone
-    for f in dataclasses.fields(c):
-        check_field(f.name, getattr(c, f.name))
-    if c.backbone.startswith('resnet18'):
-        if c.width is not None:
-            raise ValueError(f"width applies to ConvNet backbones, not {c.backbone!r}")
-    elif c.width is None:
-        c.width = 32
-    make_predictor(c.predictor, 4, **c.predictor_opts)  # its options exist and are in range
-    if c.predictor == 'directpred':  # recorded runs name their rule (its default has changed)
-        c.predictor_opts.setdefault('form', predictor_options('directpred')['form'])
-    recipe(c.dataset, c.aug_opts)
-    n = dataset_spec(c.dataset).pretrain_size
-    check_subset(c.dataset, c.subset, n - held_out(n) * c.heldout, c.heldout)
-    if c.no_stop_grad and c.ema > 0:
-        raise ValueError(
-            "no_stop_grad needs ema 0: with an EMA target no gradient reaches it (--ema 0)")
-    if c.precision == 'fp16' and c.device == 'cpu':
-        raise ValueError("precision 'fp16' needs --device cuda")
-    if not here:  # settings recorded elsewhere: nothing on this machine to check them against
-        if c.precision == 'auto' and c.device == 'cpu': c.precision = 'fp32'
-        return c
-    if c.device == 'cuda' and not torch.cuda.is_available():
-        raise ValueError("device 'cuda': no CUDA device is available here; use --device cpu")
-    if c.sync_bn and int(os.environ.get('WORLD_SIZE', '1')) <= 1:
-        raise ValueError("sync_bn needs several processes: start the run with torchrun")
-    if c.precision == 'auto':
-        fast_bf16 = c.device == 'cuda' and torch.cuda.is_bf16_supported(including_emulation=False)
-        c.precision = 'fp32' if c.device == 'cpu' else 'bf16' if fast_bf16 else 'fp16'
-    return c
-
-# %% ../nbs/09_byol.ipynb #09cdiff
-def _as_recorded(predictor, opts) -> dict:
-    "A recorded predictor's options as they ran: a DirectPred config naming no rule ran Eq 18."
-    opts = dict(opts or {})
-    if predictor == 'directpred': opts.setdefault('form', 'eq18')  # the default until 2026-12
-    return opts
-
-
-def _full_predictor_opts(predictor, opts) -> dict:
-    "A predictor's options with every default filled in."
-    return {**predictor_options(predictor), **(opts or {})} if predictor in PREDICTORS else opts
-
-
-def config_diff(recorded: dict, cfg: TrainConfig, free=()) -> dict:
-    "{field: (recorded, now)} where a recorded config differs from `cfg`, fields in `free` aside."
-    now, pred = asdict(cfg), recorded.get('predictor')
-    def same(k):
-        if k != 'predictor_opts': return recorded.get(k, _FIELDS[k].default) == now[k]
-        return (_full_predictor_opts(pred, _as_recorded(pred, recorded.get(k))) ==
-                _full_predictor_opts(cfg.predictor, now[k]))
-    return {k: (recorded.get(k), now[k]) for k in now if k not in free and not same(k)}
-
-# %% ../nbs/09_byol.ipynb #09said01
-def said(diff) -> str:
-    "A config_diff as words: 'lr: 0.03 there, 0.1 now, …'."
-    return ', '.join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
-
-
-def config_data(cfg: TrainConfig, split, root=None) -> ImageSet:
-    "The images of `split` that a run of `cfg` uses: its dataset, subset and held-out choice."
-    return load_dataset(cfg.dataset, split, root=root or cfg.data_root, download=cfg.download,
-                        subset=cfg.subset, heldout=cfg.heldout)
-
-
-def recorded_config(config: dict) -> TrainConfig:
-    "The TrainConfig a recorded config ran with (the defaults of its time filled in)."
-    opts = _as_recorded(config.get('predictor'), config.get('predictor_opts'))
-    return TrainConfig(**dict(config, predictor_opts=opts))
+__all__ = ['POINT_STD', 'byol_loss', 'BYOL', 'build_model', 'make_optimizer', 'restore', 'autocast_for', 'train_epoch',
+           'check_finite', 'check_weights', 'RunFailed', 'run_symptoms', 'epoch_stats', 'run_settings', 'train',
+           'load_checkpoint']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b14
 #| paper: Eq 1, Eq 4
@@ -305,70 +97,6 @@ def build_model(cfg: TrainConfig) -> BYOL:
     return BYOL(bb, pr, pd, ema=cfg.ema, no_stop_grad=cfg.no_stop_grad, normalize=cfg.normalize,
                 target=target)
 
-# %% ../nbs/09_byol.ipynb #8f1a2b19
-RUN_FILES = ('checkpoint.pt', 'log.jsonl', 'metrics.json')
-
-
-def read_log(out, *, until=None) -> list[dict]:
-    """The per-epoch rows of run folder `out`'s log.jsonl (those of epochs <= `until`), [] if none.
-    A last line torn by a kill or a full disk is left out, with a warning naming the file."""
-    rows = read_lines(Path(out) / 'log.jsonl')
-    return [r for r in rows if until is None or r['epoch'] <= until]
-
-
-def _writable_dir(out) -> Path:
-    "The folder `out`, created; ValueError if it is a file or cannot be written."
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise ValueError(f"out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / '.write-test'
-        probe.write_text('')
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"out {out} cannot be written ({e.strerror})") from None
-    return out
-
-# %% ../nbs/09_byol.ipynb #09lockout
-def lock_out(out) -> hold_lock:
-    """The run folder's lock (`out/.lock`), taken: one writer per folder. A second run into it
-    is a ValueError naming the holder; use it as a context, or `.__exit__()` to release it."""
-    lock = hold_lock(_writable_dir(out) / '.lock', what=f"out {out}")
-    try:
-        return lock.__enter__()
-    except BlockingIOError as e:
-        raise ValueError(f"{e}: wait for it to end, or choose another --out") from None
-
-
-def prepare_out(out, *, resume=False, overwrite=False) -> Path:
-    """Create / check the run folder `out`; refuse one that holds a run unless resume or overwrite
-    is asked."""
-    out = _writable_dir(out)
-    found = [f for f in RUN_FILES if (out / f).exists()]
-    if found and overwrite:
-        for f in found + [f + '.tmp' for f in RUN_FILES]:
-            (out / f).unlink(missing_ok=True)
-    elif found == ['log.jsonl'] and not resume:
-        raise ValueError(
-            f"out {out} holds the log of a run stopped before its first checkpoint (log.jsonl, "
-            "no checkpoint.pt): pass --resume to start it again from epoch 1 (its log kept as "
-            "log.abandoned-N.jsonl), --overwrite to replace it, or choose another --out")
-    elif found and not resume:
-        raise ValueError(
-            f"out {out} already holds a run ({', '.join(found)}): pass --resume to continue it, "
-            "--overwrite to replace it, or choose another --out")
-    return out
-
-# %% ../nbs/09_byol.ipynb #09abndn1
-def abandon_log(out) -> Path:
-    """Set aside the log of run folder `out` as log.abandoned-N.jsonl (N: the first free number),
-    a rename that needs no space; returns its new path."""
-    n = 1
-    while (Path(out) / f'log.abandoned-{n}.jsonl').exists(): n += 1
-    new = Path(out) / f'log.abandoned-{n}.jsonl'
-    os.replace(Path(out) / 'log.jsonl', new)
-    return new
-
 # %% ../nbs/09_byol.ipynb #8f1a2b22
 def make_optimizer(model: BYOL, cfg: TrainConfig) -> torch.optim.SGD:
     """SGD over the trunk (lr, wd) and the predictor (alpha_p·lr, pred_wd). A predictor that moves
@@ -380,44 +108,16 @@ def make_optimizer(model: BYOL, cfg: TrainConfig) -> torch.optim.SGD:
     model.predictor.attach(opt)  # the protocol's hook: DirectPred steps with the optimiser
     return opt
 
-# %% ../nbs/09_byol.ipynb #8f1a2b25
+# %% ../nbs/09_byol.ipynb #8f1a2b26
 _RESUME_FREE = fields_with('length', 'machine', 'eval', 'place')  # all but the result's
 
 
-def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None):
-    """The model's state, the optimiser (and fp16 loss scaler), epoch and config to
-    out/checkpoint.pt, atomically."""
-    state = dict(model=model_state, optimizer=opt.state_dict(), epoch=epoch, config=asdict(cfg),
-                 scaler=scaler.state_dict() if scaler else None)
-    buf = io.BytesIO()  # in memory first: a full disk is then a DiskFull naming the bytes needed
-    torch.save(state, buf)
-    write_atomic(Path(out) / 'checkpoint.pt', buf.getvalue())
-
-
-def read_checkpoint(path, device='cpu') -> dict:
-    "A checkpoint's contents, or a ValueError saying the file is unreadable or not `train`'s."
-    try:
-        ck = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); it may be truncated -- "
-            "delete it to start over, or pass --overwrite") from None
-    lacks = [k for k in ('model', 'optimizer', 'epoch', 'config')
-             if not isinstance(ck, dict) or k not in ck]
-    if lacks:
-        raise ValueError(
-            f"checkpoint {path} is a torch file, but not one that byoltheory's train writes (it "
-            f"has no {', '.join(map(repr, lacks))}): give the checkpoint.pt of a train run, or "
-            "pass --overwrite to replace it")
-    return ck
-
-# %% ../nbs/09_byol.ipynb #8f1a2b26
 def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
-    """Load out/checkpoint.pt into model and opt (same settings only); returns its epoch. With no
+    """Load `out`'s checkpoint into model and opt (same settings only); returns its epoch. With no
     checkpoint: 0 (start from scratch) if the folder holds a log (set aside, `abandon_log`) or
     required=False, else a ValueError."""
-    path = Path(out) / 'checkpoint.pt'
-    if not path.exists() and (Path(out) / 'log.jsonl').exists():
+    path = checkpoint_path(out)
+    if not path.exists() and log_path(out).exists():
         warnings.warn(f"out {out}: no checkpoint (the run stopped before its first checkpoint): "
                       f"starting again from epoch 1, its log kept as {abandon_log(out).name}")
         return 0
@@ -439,9 +139,8 @@ def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
     model.load_state_dict(ck['model'])
     opt.load_state_dict(ck['optimizer'])
     if scaler is not None and ck.get('scaler'): scaler.load_state_dict(ck['scaler'])
-    if (Path(out) / 'log.jsonl').exists():  # the epochs after the checkpoint are run again
-        rows = read_log(out, until=ck['epoch'])
-        write_atomic(Path(out) / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in rows))
+    if log_path(out).exists():  # the epochs after the checkpoint are run again
+        write_log(out, read_log(out, until=ck['epoch']))
     return ck['epoch']
 
 # %% ../nbs/09_byol.ipynb #8f1a2b28
@@ -496,12 +195,12 @@ def check_weights(model: nn.Module, epoch, kept):
 
 class RunFailed(RuntimeError):
     """A run that finished collapsed though collapse was not expected: `symptoms` says how, and
-    `metrics` is what it recorded in `out`/metrics.json (marked 'failed')."""
+    `metrics` is what it recorded in `out`'s metrics (marked 'failed')."""
     def __init__(self, out, symptoms, metrics):
         self.symptoms, self.metrics = symptoms, metrics
         super().__init__(
             f"{out}: the run finished, but {'; and '.join(symptoms)}. Its results are kept in "
-            f"{out}/metrics.json, marked 'failed'. If collapse is what the run tests (Theorem 2's "
+            f"{metrics_path(out)}, marked 'failed'. If collapse is what the run tests (Theorem 2's "
             "no-stop-gradient, an optimal predictor), it is the result: pass --expect-collapse "
             "(expect_collapse=True; with --resume it evaluates again without training). If not, "
             "these settings do not train this network (a learning rate too high, for one).")
@@ -536,61 +235,6 @@ def epoch_stats(online: nn.Module, predictor: nn.Module, x_eval) -> dict:
     out.update({k: np.asarray(v).tolist() for k, v in q.items()})
     out['F_erank'] = spectrum_effective_rank(q['F_eigs'])
     return out
-
-# %% ../nbs/09_byol.ipynb #9098ab12
-BF16_FLAGS = ('avx512_bf16', 'amx_bf16')  # CPU flags of native bfloat16 arithmetic
-
-
-def _cpuinfo() -> tuple:
-    "(model name, set of flags) of the first CPU in /proc/cpuinfo; (None, None) where unreadable."
-    try: text = Path('/proc/cpuinfo').read_text()
-    except OSError: return None, None
-    info = dict(line.split(':', 1) for line in text.split('\n\n')[0].splitlines() if ':' in line)
-    info = {k.strip(): v.strip() for k, v in info.items()}
-    return info.get('model name'), set(info['flags'].split()) if 'flags' in info else None
-
-
-@functools.lru_cache
-def cpu_kind() -> dict:
-    """The CPU a run's numbers depend on: `model`, `capability` (the vector kernels torch
-    dispatches to) and `native_bf16` (None where the flags cannot be read)."""
-    model, flags = _cpuinfo()
-    return dict(model=model or platform.processor() or platform.machine(),
-                capability=torch.backends.cpu.get_cpu_capability(),
-                native_bf16=None if flags is None else bool(flags & set(BF16_FLAGS)))
-
-# %% ../nbs/09_byol.ipynb #8f1a2b32
-def _git(*args):
-    try:
-        r = subprocess.run(['git', *args], capture_output=True, text=True, timeout=5, cwd=Path(
-            importlib.import_module('byoltheory').__file__).resolve().parent)
-        return r.stdout.strip() if r.returncode == 0 else None
-    except Exception:
-        return None
-
-
-def _code_version():
-    commit = _git('rev-parse', 'HEAD')
-    return dict(git_commit=commit,
-                git_dirty=bool(_git('status', '--porcelain', '--', '.')) if commit else None)
-
-
-CODE_VERSION = _code_version(
-)  # read once, at import: the code this process runs, whatever is committed later
-
-
-def run_record(cfg: TrainConfig, device, world_size=1, command=None) -> dict:
-    """What a run depends on besides its data: config, code version, library versions, threads,
-    device, CPU."""
-    import torchvision
-    dev = torch.device(device)
-    return dict(config=asdict(cfg), version=__version__, **CODE_VERSION,
-                python=platform.python_version(), torch=torch.__version__,
-                torchvision=torchvision.__version__, numpy=np.__version__,
-                torch_threads=torch.get_num_threads(),
-                deterministic=torch.are_deterministic_algorithms_enabled(),
-                device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
-                cpu=cpu_kind(), world_size=world_size, command=command)
 
 # %% ../nbs/09_byol.ipynb #8f1a2b34
 class run_settings:
@@ -628,53 +272,17 @@ def _unwrapped_state(model, online, predictor):
     finally:
         model.online, model.predictor = cur
 
-# %% ../nbs/09_byol.ipynb #8f1a2b35
-class Progress:
-    """One tqdm bar on a terminal; otherwise a line at every tenth of the run (no flood in a log
-    file)."""
-    def __init__(self, total, start, enabled=None, desc='pre-training'):
-        self.tty = sys.stderr.isatty()
-        self.enabled = self.tty if enabled is None else enabled
-        self.total, self.every = total, max(1, total // 10)
-        self.bar = None
-        if self.enabled and self.tty:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, initial=start, desc=desc, unit='epoch', leave=False)
-
-    def update(self, epoch, **info):
-        if not self.enabled: return
-        if self.bar:
-            self.bar.update(1)
-            self.bar.set_postfix(info)
-        elif epoch % self.every == 0 or epoch == self.total:
-            print(f"epoch {epoch}/{self.total}: " + ', '.join(f'{k} {v}' for k, v in info.items()),
-                  flush=True)
-
-    def close(self):
-        if self.bar: self.bar.close()
-
-# %% ../nbs/09_byol.ipynb #1cfa1bd0
-def emulated_bf16(cfg: TrainConfig) -> str | None:
-    "A warning when `cfg` computes in bfloat16 on a CPU without native bfloat16 (else None)."
-    cpu = cpu_kind()
-    if cfg.device != 'cpu' or cfg.precision != 'bf16' or cpu['native_bf16'] is not False:
-        return None
-    return (f"this CPU ({cpu['model']}, {cpu['capability']} kernels) has no native bfloat16 "
-            "arithmetic (flags avx512_bf16, amx_bf16): precision='bf16' runs emulated here, "
-            "several times slower than 'fp32' (on the command line: --precision fp32, whose "
-            "numbers are not the bf16 runs' own)")
-
 # %% ../nbs/09_byol.ipynb #8f1a2b36
 def train(cfg: TrainConfig, out, *, resume=False, overwrite=False, progress=None, command=None,
           stop_after=None, expect_collapse=False) -> dict:
-    """Pre-train as configured, evaluate, and write log.jsonl, checkpoint.pt and metrics.json into
-    `out`; return the metrics. resume: True continues out/checkpoint.pt (ValueError if there is
-    none), 'auto' continues it if there is one; overwrite: replace a run in `out`; progress: None
-    (a bar on a terminal), True or False; command: recorded with the run; stop_after=k: stop
-    after k epochs of this call without evaluating (tests of resuming use it). The run holds
-    `out`'s lock throughout (`lock_out`). A run whose loss or weights stop being finite raises
-    FloatingPointError; one that finishes collapsed (`run_symptoms`) raises RunFailed, unless
-    `expect_collapse` (collapse is then its result, recorded as any other)."""
+    """Pre-train as configured, evaluate, and write the run's log, checkpoint and metrics into
+    `out` (chapter 9b); return the metrics. resume: True continues its checkpoint (ValueError if
+    there is none), 'auto' continues it if there is one; overwrite: replace a run in `out`;
+    progress: None (a bar on a terminal), True or False; command: recorded with the run;
+    stop_after=k: stop after k epochs of this call without evaluating (tests of resuming use it).
+    The run holds `out`'s lock throughout (`lock_out`). A run whose loss or weights stop being
+    finite raises FloatingPointError; one that finishes collapsed (`run_symptoms`) raises
+    RunFailed, unless `expect_collapse` (collapse is then its result, recorded as any other)."""
     if resume not in (False, True, 'auto'):
         raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
     cfg = cfg.resolved()
@@ -727,7 +335,7 @@ def _log_and_save(r, cfg, epoch, losses, seconds) -> dict:
     entry = dict(epoch=epoch, loss=float(losses.mean()), seconds=seconds,
                  loss_range=float(losses.max() - losses.min()) if len(losses) > 1 else None,
                  **epoch_stats(r.online, r.predictor, r.x_eval))
-    append_line(r.out / 'log.jsonl', json.dumps(entry))  # whole or not at all
+    append_log(r.out, entry)  # whole or not at all
     state = _unwrapped_state(r.model, r.online, r.predictor)
     save_checkpoint(r.out, state, r.opt, epoch, cfg, r.scaler)
     return entry
@@ -763,7 +371,7 @@ def _train(cfg, out, resume, overwrite, progress, command, stop_after, expect_co
 # %% ../nbs/09_byol.ipynb #8f1a2b37
 def _finish(cfg, out, online, dev, world, command, *, train_seconds, start,
             expect_collapse=False):
-    """Evaluate the trained network and write metrics.json (atomically) with everything the run
+    """Evaluate the trained network and write its metrics (atomically) with everything the run
     depends on; a collapse not expected is recorded as 'failed', then raised (RunFailed)."""
     tr, te = config_data(cfg, 'train'), config_data(cfg, 'test')
     m = evaluate_network(online[0], online[1], tr, te, device=dev,
@@ -773,13 +381,13 @@ def _finish(cfg, out, online, dev, world, command, *, train_seconds, start,
              date=time.strftime('%Y-%m-%d'), **run_record(cfg, dev, world, command))
     symptoms = [] if expect_collapse else run_symptoms(m, read_log(out))
     if symptoms: m['failed'] = symptoms
-    write_json(out / 'metrics.json', m)
+    write_metrics(out, m)
     if symptoms: raise RunFailed(out, symptoms, m)
     return m
 
 
 def load_checkpoint(path, device='cpu') -> tuple[BYOL, TrainConfig]:
-    "Rebuild the model and its config from a checkpoint.pt written by `train`."
+    "Rebuild the model and its config from a checkpoint written by `train`."
     ck = read_checkpoint(path, device)
     cfg = recorded_config(ck['config'])
     model = build_model(cfg).to(device)

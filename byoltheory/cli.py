@@ -2,21 +2,16 @@
 
 # %% ../nbs/96_cli.ipynb #b937b971
 from __future__ import annotations
-import argparse, contextlib, dataclasses, json, math, shlex, signal, sys, threading, typing
+import argparse, contextlib, dataclasses, json, math, shlex, signal, sys, threading
 from pathlib import Path
 import byoltheory
 from .core import write_json
 
 # %% auto #0
-__all__ = ['COMMANDS', 'RUNS', 'train_config', 'Stopped', 'stop_on_signals', 'build_parser', 'main']
+__all__ = ['TRAIN_OPTIONS', 'COMMANDS', 'RUNS', 'shadowed_flags', 'train_config', 'Stopped', 'stop_on_signals', 'build_parser',
+           'main']
 
 # %% ../nbs/96_cli.ipynb #96000002
-def _scalar_type(t):
-    "int / float / str / bool from an annotation such as `int | None`."
-    args = [a for a in typing.get_args(t) if a is not type(None)] or [t]
-    return args[0]
-
-
 def _predictor_flags() -> dict:
     """{option: (default, predictors having it)} over chapter 7's registry (a predictor's
     `internal` options left out: the protocol, chapter 97)."""
@@ -28,69 +23,76 @@ def _predictor_flags() -> dict:
             flags.setdefault(k, (v, []))[1].append(name)
     return flags
 
+
+def _add_predictor_flag(sp, option, default, names):
+    "The flag of a predictor option (a yes/no one: --x and --no-x); None unless given."
+    typ = type(default) if default is not None else str
+    kw = dict(action=argparse.BooleanOptionalAction) if typ is bool else dict(type=typ)
+    sp.add_argument('--' + option.replace('_', '-'), dest=f'popt_{option}', default=None,
+                    help=f"predictor option of {', '.join(names)} (default {default})", **kw)
+
 # %% ../nbs/96_cli.ipynb #96000003
-def _add_field(g, f, t):
-    "The flag of TrainConfig field `f` (scalar type `t`) in argument group `g`."
-    flag = '--' + f.name.replace('_', '-')
-    kw = dict(dest=f.name, help=f.metadata['help'], default=f.default)
-    if t is bool:  # --flag for a default-False field (--no-stop-grad); --x / --no-x else
-        act = argparse.BooleanOptionalAction if f.default else 'store_true'
-        return g.add_argument(flag, action=act, **kw)
-    if t is dict: kw.update(type=json.loads, metavar='JSON')
-    else: kw['type'] = t
-    if f.metadata['choices']: kw['choices'] = f.metadata['choices']
-    g.add_argument(flag, **kw)
+TRAIN_OPTIONS = {  # train's own options: no config field's, no predictor's
+    'out': dict(default=None, help='run folder (default: {})'),
+    'resume': dict(action='store_true', help='continue the run in --out from its last checkpoint'),
+    'overwrite': dict(action='store_true', help='replace a run already in --out'),
+    'expect_collapse': dict(action='store_true', help="collapse is this run's result (Theorem 2's "
+                            "--no-stop-grad, an optimal predictor): record it and exit 0, not 1"),
+    'quiet': dict(action='store_true', help='no progress display'),
+}
 
 
-def _add_train_options(sp):
-    from byoltheory.byol import TrainConfig, CONFIG_GROUPS
-    hints = typing.get_type_hints(TrainConfig)
-    for group, cls in CONFIG_GROUPS.items():  # --help lists them by group
-        g = sp.add_argument_group(f'{group} options')
-        for f in dataclasses.fields(cls):
-            _add_field(g, f, _scalar_type(hints[f.name]))
-    for k, (v, names) in _predictor_flags().items():
-        typ = type(v) if v is not None else str
-        kw = dict(action=argparse.BooleanOptionalAction) if typ is bool else dict(type=typ)
-        sp.add_argument('--' + k.replace('_', '-'), dest=f'popt_{k}', default=None,
-                        help=f"predictor option of {', '.join(names)} (default {v})", **kw)
-    sp.add_argument('--out', default=None,
-                    help='run folder (default: runs/DATASET-METHOD-PREDICTOR-seedSEED)')
-    sp.add_argument('--resume', action='store_true',
-                    help='continue the run in --out from its last checkpoint')
-    sp.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
-    sp.add_argument('--expect-collapse', action='store_true',
-                    help="collapse is this run's result (Theorem 2's --no-stop-grad, an optimal "
-                         "predictor): record it and exit 0, not 1")
-    sp.add_argument('--quiet', action='store_true', help='no progress display')
+def _add_train_options(sp, predictor_flags=True):
+    "`train`'s options: every config field's (chapter 9a), the predictors' (unless not), its own."
+    from byoltheory.config import add_config_options
+    from byoltheory.runs import default_out
+    add_config_options(sp)  # from the declarations, one argument group per config group
+    for k, (v, names) in (_predictor_flags() if predictor_flags else {}).items():
+        _add_predictor_flag(sp, k, v, names)
+    where = default_out(argparse.Namespace(dataset='DATASET', method='METHOD',
+                                           predictor='PREDICTOR', seed='SEED'))
+    for k, kw in TRAIN_OPTIONS.items():
+        sp.add_argument('--' + k.replace('_', '-'), **dict(kw, help=kw['help'].format(where)))
+
+# %% ../nbs/96_cli.ipynb #d71f1686
+def shadowed_flags(options: dict) -> list[tuple]:
+    """(option, flag, whose) for each of a new predictor's options {name: default} whose flag
+    `train` has already, a config field's or its own: argparse would refuse the second flag, and
+    with it every command (chapter 7's `register_predictor` refuses such an option first)."""
+    from byoltheory.config import fields_with
+    sp, shadowed = argparse.ArgumentParser(prog='byoltheory train'), []
+    _add_train_options(sp, predictor_flags=False)
+    for k, v in options.items():
+        try: _add_predictor_flag(sp, k, v, [])
+        except argparse.ArgumentError:
+            taken = {s: a.dest for a in sp._actions for s in a.option_strings}
+            flag = next(s for s in ('--' + k.replace('_', '-'), '--no-' + k.replace('_', '-'))
+                        if s in taken)
+            whose = f"the config field {taken[flag]!r}" if taken[flag] in fields_with() else None
+            shadowed.append((k, flag, whose or 'train itself'))
+    return shadowed
 
 # %% ../nbs/96_cli.ipynb #96000004
 def train_config(args, sp):
     """The TrainConfig of parsed `train` arguments, checked (a mistake: the subcommand's usage
     error, exit 2)."""
-    from byoltheory.byol import TrainConfig
+    from byoltheory.config import config_from, fields_with
     from byoltheory.models import predictor_options
-    vals = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    for k in ('predictor_opts', 'aug_opts'):
-        if vals[k] is not None and not isinstance(vals[k], dict):
-            sp.error(
-                f"argument --{k.replace('_', '-')}: must be a JSON object, e.g. '{{\"rho\": 0.3}}'")
-    opts = dict(vals['predictor_opts'] or {})
-    have = predictor_options(vals['predictor'])
+    opts, have = dict(args.predictor_opts or {}), predictor_options(args.predictor)
     for k, (_, names) in _predictor_flags().items():
         v = getattr(args, f'popt_{k}')
         if v is None: continue
         if k not in have:
             sp.error(
                 f"argument --{k.replace('_', '-')}: an option of --predictor {' or '.join(names)}, "
-                f"not of {vals['predictor']!r}")
+                f"not of {args.predictor!r}")
         opts[k] = v
-    cfg = TrainConfig(**{**vals, 'predictor_opts': opts})
+    cfg = config_from(args, predictor_opts=opts)
     try:
         cfg.resolved()
     except ValueError as e:
         name = str(e).split()[0]
-        flag = f"--{name.replace('_', '-')}" if name in vals or name in have else None
+        flag = f"--{name.replace('_', '-')}" if name in fields_with() or name in have else None
         sp.error(f"argument {flag}: {e}" if flag else str(e))
     return cfg
 
@@ -143,10 +145,8 @@ def _again():
 
 def _train_kept(out, epochs) -> str:
     "What a stopped `train` kept in `out`, and the command that goes on from there."
-    from byoltheory.byol import read_checkpoint
-    ck, again = out / 'checkpoint.pt', _again()
-    try: done = read_checkpoint(ck)['epoch'] if ck.exists() else 0
-    except ValueError: done = 0
+    from byoltheory.runs import checkpoint_epoch, checkpoint_path, log_path
+    ck, again, done = checkpoint_path(out), _again(), checkpoint_epoch(out)
     if done == epochs:
         return (f"pre-training had finished (epoch {done} of {epochs} is in {ck}) and the "
                 f"evaluation was interrupted. Finish it with: {again} --resume (it evaluates "
@@ -155,7 +155,7 @@ def _train_kept(out, epochs) -> str:
         return (f"epoch {done + 1} was abandoned and the checkpoint of epoch {done} is kept in "
                 f"{ck}. Continue with: {again} --resume")
     return ("no epoch had finished, so no checkpoint was written. Start again with: " + again +
-            (' --resume (the log so far is kept aside)' if (out / 'log.jsonl').exists() else ''))
+            (' --resume (the log so far is kept aside)' if log_path(out).exists() else ''))
 
 
 def _say_results(cfg, m):
@@ -168,8 +168,9 @@ def _say_results(cfg, m):
 def _cmd_train(args, sp):
     from byoltheory.byol import train, RunFailed
     from byoltheory.core import DiskFull
+    from byoltheory.runs import checkpoint_path, default_out, log_path, metrics_path
     cfg = train_config(args, sp)
-    out = Path(args.out or f"runs/{cfg.dataset}-{cfg.method}-{cfg.predictor}-seed{cfg.seed}")
+    out = Path(args.out) if args.out else default_out(cfg)
     try:
         m = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
                   progress=False if args.quiet else None, command=_command(),
@@ -189,16 +190,30 @@ def _cmd_train(args, sp):
         _stopped(e, ('train', _train_kept(out, cfg.epochs)))
     if m:
         _say_results(cfg, m)
-        print(f"results: {out}/metrics.json (per-epoch log: {out}/log.jsonl). Next: byoltheory "
-              f"eval --checkpoint {shlex.quote(str(out / 'checkpoint.pt'))}, or compare with "
+        print(f"results: {metrics_path(out)} (per-epoch log: {log_path(out)}). Next: byoltheory "
+              f"eval --checkpoint {shlex.quote(str(checkpoint_path(out)))}, or compare with "
               "the baselines of chapter 8.")
     return m
 
 # %% ../nbs/96_cli.ipynb #96000006
+def _eval_options(sp):
+    "`eval`'s options: the checkpoint, the fields eval offers (chapter 9a), the file to write."
+    from byoltheory.config import add_field_options, fields_for, fields_with
+    from byoltheory.runs import EVAL, checkpoint_path
+    sp.add_argument('--checkpoint', required=True,
+                    help=f"a training run's checkpoint ({checkpoint_path('OUT')})")
+    for n in fields_for('eval'):  # where files are: the run's own, unless told
+        add_field_options(sp, [n], **(dict(default=None, note="default: the run's")
+                                      if n in fields_with('place') else {}))
+    sp.add_argument('--out', default=None,
+                    help=f'the JSON to write (default: {EVAL} beside the checkpoint)')
+
+
 def _cmd_eval(args, sp):
     import torch
     from byoltheory.byol import load_checkpoint, config_data
     from byoltheory.evaluate import evaluate_network
+    from byoltheory.runs import eval_path
     path = Path(args.checkpoint)
     if not path.is_file(): sp.error(f"argument --checkpoint: {path} is not a file")
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -213,7 +228,7 @@ def _cmd_eval(args, sp):
         raise SystemExit(f"byoltheory eval: {e}")
     m = evaluate_network(model.backbone, model.projector, tr, te, device=args.device,
                          probe_epochs=args.probe_epochs, knn_k=cfg.knn_k, seed=cfg.seed)
-    out = Path(args.out) if args.out else path.with_name('eval.json')
+    out = Path(args.out) if args.out else eval_path(path)
     try:
         write_json(out, dict(m, checkpoint=str(path), config=dataclasses.asdict(cfg)))
     except OSError as e:  # a full disk (DiskFull), a folder that cannot be written
@@ -222,33 +237,51 @@ def _cmd_eval(args, sp):
           f"{m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}  -> {out}")
     return m
 
+# %% ../nbs/96_cli.ipynb #96000010
+def _reproduce_options(sp):
+    from byoltheory.config import add_field_options, fields_for, fields_with
+    from byoltheory.reproduce import SCALES
+    from byoltheory.runs import SMOKE_OUT
+    sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
+    sp.add_argument('--scale', default='digits', choices=tuple(SCALES), help='where it runs')
+    sp.add_argument('--seeds', type=int, default=None,
+                    help="seeds per cell (default: the scale's; 10 for a cell a collapse claim "
+                         "judges)")
+    sp.add_argument('--cell', action='append', help='run only this cell (repeatable)')
+    for n in fields_for('reproduce'):  # what it computes (a smoke test), or where it runs
+        note = f"default: the scale's; another value makes a smoke run, into {SMOKE_OUT}"
+        if n in fields_with('machine'): note = "default: the scale's"  # the grid itself
+        if n in fields_with('place'): note = None  # where files are
+        add_field_options(sp, [n], default=None, note=note)
+    sp.add_argument('--out', default=None,
+                    help='results folder (default: results/; with --verify, the committed ones)')
+    sp.add_argument('--verify', type=int, default=0, metavar='N',
+                    help='re-run N committed runs and compare: an error when one made on this '
+                    'kind of CPU does not repeat bit for bit, or one made on another (or an '
+                    'unrecorded) kind lands beyond CPU_TOLERANCE, or there is no run')
+    sp.add_argument('--keep', default=None, metavar='FILE',
+                    help='with --verify: add each re-run (its CPU, every difference) to FILE')
+    sp.add_argument('--wait', action='store_true',
+                    help='wait for runs another process holds (default: leave them to it, and '
+                         'exit 3: not complete)')
+
 # %% ../nbs/96_cli.ipynb #96000007
-def _overrides(args, sp) -> dict:
-    "The run settings a reproduce command changes, checked (a changed run is a different run)."
-    from byoltheory.byol import check_field
-    o = {
-        k: getattr(args, k)
-        for k in ('epochs', 'probe_epochs', 'threads', 'device', 'precision', 'data_root')
-        if getattr(args, k) is not None
-    }
-    if args.download: o['download'] = True
-    for k, v in o.items():  # each against its declared range (chapter 9)
-        try:
-            check_field(k, v)
-        except ValueError as e:
-            sp.error(f"argument --{k.replace('_', '-')}: {e}")
-    return o
+def _overrides(args) -> dict:
+    "The run settings a reproduce command changes (each checked as it was read, chapter 9a)."
+    from byoltheory.config import fields_for
+    return {n: getattr(args, n) for n in fields_for('reproduce') if getattr(args, n) is not None}
 
 # %% ../nbs/96_cli.ipynb #00fe0c69
 def _smoke(over) -> bool:
     "Whether reproduce's changed settings change what is computed (a smoke run, not the grid)."
-    from byoltheory.byol import fields_with
+    from byoltheory.config import fields_with
     return bool(set(over) - fields_with('machine', 'place'))
 
 
 def _reproduce_plan(args, sp):
     "Check a reproduce command before any work: (grid, output folder, changed settings, cells)."
     from byoltheory.reproduce import load_grids, run_config
+    from byoltheory.runs import SMOKE_OUT
     grids = load_grids()
     if args.grid not in grids:
         sp.error(f"argument grid: must be one of {', '.join(sorted(grids))}, got {args.grid!r}")
@@ -256,8 +289,8 @@ def _reproduce_plan(args, sp):
     if args.scale not in grid.scales:
         sp.error(f"argument --scale: grid {args.grid} runs at {', '.join(grid.scales)}, "
                  f"not {args.scale!r}")
-    over = _overrides(args, sp)
-    out = args.out or ('runs/smoke' if _smoke(over) else 'results')  # never into results/
+    over = _overrides(args)
+    out = args.out or (str(SMOKE_OUT) if _smoke(over) else 'results')  # never into results/
     if args.seeds is not None and args.seeds < 1:
         sp.error(f"argument --seeds: must be >= 1, got {args.seeds}")
     if args.keep and not args.verify: sp.error("argument --keep: only with --verify N")
@@ -273,6 +306,7 @@ def _reproduce_plan(args, sp):
 def _cmd_reproduce(args, sp):
     from byoltheory.reproduce import run_grid, verify, Incomplete
     from byoltheory.report import grid_table
+    from byoltheory.runs import grid_folder
     grid, out, over, cells = _reproduce_plan(args, sp)
     try:
         if args.verify:  # default: the committed results, wherever they are
@@ -288,7 +322,8 @@ def _cmd_reproduce(args, sp):
         print(f"byoltheory reproduce: {e}", file=sys.stderr)
         raise SystemExit(3)
     except KeyboardInterrupt as e:
-        _stopped(e, ('reproduce', f"finished runs are kept in {out}/{args.scale}/{args.grid}/ and "
+        _stopped(e, ('reproduce', f"finished runs are kept in "
+                     f"{grid_folder(out, args.scale, args.grid)}/ and "
                      "the run in progress resumes from its checkpoint: run the same command again"))
     except (ValueError, OSError) as e: raise SystemExit(f"byoltheory reproduce: {e}")
     if not _smoke(over): print(grid_table(args.grid, args.scale, out=out))
@@ -296,17 +331,32 @@ def _cmd_reproduce(args, sp):
     print(f"results in {res}" + (note if _smoke(over) else ''))
     return res
 
+# %% ../nbs/96_cli.ipynb #96curvop
+def _curve_options(sp):
+    from byoltheory.config import add_field_options, fields_for, fields_with
+    from byoltheory.reproduce import MAIN_SCALE
+    from byoltheory.experiments.fashion_scale import CURVE_EPOCHS, CURVES
+    sp.add_argument('name', help=f"{' or '.join(CURVES)} (the predictor)")
+    sp.add_argument('--every', type=int, default=5, help='evaluate every N epochs')
+    sp.add_argument('--scale', default=MAIN_SCALE, choices=CURVE_EPOCHS,
+                    help='the Fashion-MNIST scale whose recipe the curve follows')
+    for n in fields_for('curve'):
+        add_field_options(sp, [n], default=None, note="default: the recipe's at --scale" + (
+            "; another value is another curve: give it another --out"
+            if n in fields_with('result') else ''))
+    sp.add_argument('--out', default='results', help='results folder')
+
 # %% ../nbs/96_cli.ipynb #96000008
 def _cmd_curve(args, sp):
-    from byoltheory.experiments.fashion_scale import (CURVES, curve_config, curve_path,
-                                                      learning_curve)
+    from byoltheory.config import fields_for
+    from byoltheory.experiments.fashion_scale import CURVES, curve_config, learning_curve
+    from byoltheory.runs import curve_path
     if args.name not in CURVES:
         sp.error(f"argument name: must be one of {', '.join(CURVES)}, got {args.name!r}")
-    if (args.epochs is not None and args.epochs < 1) or args.every < 1:
-        sp.error("arguments --epochs and --every: must be >= 1")
+    if args.every < 1: sp.error("argument --every: must be >= 1")
     path = curve_path(args.out, args.scale, args.name)
-    cfg = curve_config(args.name, args.scale, args.epochs)
-    if args.precision: cfg = dataclasses.replace(cfg, precision=args.precision)
+    over = {n: getattr(args, n) for n in fields_for('curve') if getattr(args, n) is not None}
+    cfg = dataclasses.replace(curve_config(args.name, args.scale), **over)
     try:
         rows = learning_curve(cfg, path, every=args.every)
     except (ValueError, OSError) as e: raise SystemExit(f"byoltheory curve: {e}")
@@ -372,10 +422,10 @@ def _status_options(sp):
 
 # %% ../nbs/96_cli.ipynb #96000009
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    "Show each option's default, unless its help already says what it is."
+    "Show each option's default, unless its help already says what it is or it has none."
     def _get_help_string(self, action):
         h = action.help or ''
-        return h if '(default' in h else super()._get_help_string(action)
+        return h if '(default' in h or action.default is None else super()._get_help_string(action)
 
 
 def _subcommand(sub, name, fn, help):
@@ -383,66 +433,6 @@ def _subcommand(sub, name, fn, help):
     sp = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
     sp.set_defaults(func=fn, sub=sp)
     return sp
-
-
-def _eval_options(sp):
-    sp.add_argument('--checkpoint', required=True, help='OUT/checkpoint.pt of a training run')
-    sp.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help='where to evaluate')
-    sp.add_argument('--data-root', default=None, help='dataset folder (default: the run\'s)')
-    sp.add_argument('--probe-epochs', type=int, default=100, help="epochs of the book's probe")
-    sp.add_argument('--out', default=None, help='the JSON to write (default: eval.json by the run)')
-
-# %% ../nbs/96_cli.ipynb #c12097e5
-def _choices(name) -> tuple:
-    "The values TrainConfig's field `name` allows (chapter 9 declares them)."
-    from byoltheory.byol import TrainConfig
-    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata['choices']
-
-# %% ../nbs/96_cli.ipynb #96000010
-def _reproduce_options(sp):
-    from byoltheory.reproduce import SCALES
-    sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
-    sp.add_argument('--scale', default='digits', choices=tuple(SCALES), help='where it runs')
-    sp.add_argument('--seeds', type=int, default=None,
-                    help="seeds per cell (default: the scale's; 10 for a cell a collapse claim "
-                         "judges)")
-    sp.add_argument('--cell', action='append', help='run only this cell (repeatable)')
-    sp.add_argument('--threads', type=int, default=None, help="CPU threads (default: the scale's)")
-    sp.add_argument('--device', default=None, choices=_choices('device'),
-                    help="default: the scale's")
-    sp.add_argument('--epochs', type=int, default=None, help='change every run (a smoke test)')
-    sp.add_argument('--precision', default=None, choices=_choices('precision'),
-                    help="change every run's arithmetic, a smoke test (default: the scale's)")
-    sp.add_argument('--probe-epochs', type=int, default=None,
-                    help='change the probe (a smoke test)')
-    sp.add_argument('--data-root', default=None, help='folder of the downloadable datasets')
-    sp.add_argument('--download', action='store_true', help='download a missing dataset')
-    sp.add_argument('--out', default=None,
-                    help='results folder (default: results/; with --verify, the committed ones)')
-    sp.add_argument('--verify', type=int, default=0, metavar='N',
-                    help='re-run N committed runs and compare: an error when one made on this '
-                    'kind of CPU does not repeat bit for bit, or one made on another (or an '
-                    'unrecorded) kind lands beyond CPU_TOLERANCE, or there is no run')
-    sp.add_argument('--keep', default=None, metavar='FILE',
-                    help='with --verify: add each re-run (its CPU, every difference) to FILE')
-    sp.add_argument('--wait', action='store_true',
-                    help='wait for runs another process holds (default: leave them to it, and '
-                         'exit 3: not complete)')
-
-# %% ../nbs/96_cli.ipynb #96curvop
-def _curve_options(sp):
-    from byoltheory.reproduce import MAIN_SCALE
-    from byoltheory.experiments.fashion_scale import CURVE_EPOCHS
-    sp.add_argument('name', help='linear or directpred (the predictor)')
-    sp.add_argument('--epochs', type=int, default=None,
-                    help="train this long (default: the scale's committed curves' length)")
-    sp.add_argument('--every', type=int, default=5, help='evaluate every N epochs')
-    sp.add_argument('--scale', default=MAIN_SCALE, choices=CURVE_EPOCHS,
-                    help='the Fashion-MNIST scale whose recipe the curve follows')
-    sp.add_argument('--precision', default=None, choices=_choices('precision'),
-                    help="the recipe's arithmetic (default: the scale's; another one makes "
-                         "another curve, so give it another --out)")
-    sp.add_argument('--out', default='results', help='results folder')
 
 # %% ../nbs/96_cli.ipynb #96000011
 def _fixed_points_options(sp):
@@ -517,15 +507,12 @@ def _refuse_busy_out(argv):
     if '-h' in argv or '--help' in argv: return
     out = next((a.split('=', 1)[1] for a in argv if a.startswith('--out=')), None)
     if out is None and '--out' in argv[:-1]: out = argv[argv.index('--out') + 1]
-    if out is None or not (Path(out) / '.lock').is_file(): return
-    from byoltheory.core import hold_lock
-    try:
-        with hold_lock(Path(out) / '.lock', what=f"out {out}"): pass
-    except BlockingIOError as e:
-        print(f"byoltheory train: {e}: wait for it to end, or choose another --out",
+    if out is None: return
+    from byoltheory.runs import lock_holder  # the run store's, without torch
+    if held := lock_holder(out):
+        print(f"byoltheory train: {held}: wait for it to end, or choose another --out",
               file=sys.stderr)
         raise SystemExit(2)
-    except OSError: return
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import numpy as np
 __all__ = ['PAGE_PX', 'FIGURE_DPI', 'MIN_FONT_PT', 'MAX_FIGURE_IN', 'MIN_TEXT_PX', 'is_torch', 'check_params', 'check_symmetric',
            'check_int', 'check_real', 'sym', 'odeint', 'random_spd', 'Predictor', 'rendered_text_px', 'book_style',
            'results_dir', 'nbs_dir', 'DiskFull', 'write_atomic', 'write_json', 'read_json', 'append_line', 'read_lines',
-           'hold_lock']
+           'hold_lock', 'Progress']
 
 # %% ../nbs/97_core.ipynb #8caad465
 def is_torch(a) -> bool:
@@ -147,11 +147,15 @@ class Predictor:
     """The protocol of a predictor (mix it into an `nn.Module`): constructed as `cls(dim, **opts)`
     with its options keyword-only, with defaults (the registry and the CLI read them from the
     signature; names in `internal` are set by the trainer, not by flags), `forward(f)` maps (N, d)
-    to (N, d), and three hooks:"""
+    to (N, d), an option whose default has changed since runs were recorded is named in
+    `changed_defaults` with its old default (a resolved config names it; a record that does not
+    ran with the old one: chapter 9a), and three hooks:"""
     internal = ()  # constructor options the command line does not offer
+    changed_defaults = {}  # option: the default it had before, for options whose default changed
 
     def matrix(self):
-        "The (d, d) map W_p that the next forward uses, or None when the map is not linear."
+        """The (d, d) map W_p that the next forward uses (one with several maps: their average),
+        or None when the map is not linear."""
         return None
 
     def observe(self, f, f_a):
@@ -160,6 +164,12 @@ class Predictor:
 
     def attach(self, optimizer):
         "Called once, with the run's optimiser, before the first step. Default: nothing."
+
+    @classmethod
+    def describe(cls, **opts) -> str:
+        """A few words for a page on what options `opts` (fixed by a scale) mean. Default: the
+        class and the options."""
+        return f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in opts.items())})"
 
 # %% ../nbs/97_core.ipynb #3dd8ea09
 PAGE_PX, FIGURE_DPI = 612, 100  # a cell output's width at a 1200 px window (measured); their dpi
@@ -352,3 +362,28 @@ class hold_lock:
         self.path.unlink(missing_ok=True)   # removed while still held: no one can take it half-way
         self.file.close()
         self.file = None
+
+# %% ../nbs/97_core.ipynb #36320974
+class Progress:
+    """One tqdm bar on a terminal; otherwise a line at every tenth of the run (no flood in a log
+    file)."""
+    def __init__(self, total, start, enabled=None, desc='pre-training'):
+        self.tty = sys.stderr.isatty()
+        self.enabled = self.tty if enabled is None else enabled
+        self.total, self.every = total, max(1, total // 10)
+        self.bar = None
+        if self.enabled and self.tty:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=start, desc=desc, unit='epoch', leave=False)
+
+    def update(self, epoch, **info):
+        if not self.enabled: return
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(info)
+        elif epoch % self.every == 0 or epoch == self.total:
+            print(f"epoch {epoch}/{self.total}: " + ', '.join(f'{k} {v}' for k, v in info.items()),
+                  flush=True)
+
+    def close(self):
+        if self.bar: self.bar.close()

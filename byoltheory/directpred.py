@@ -12,7 +12,8 @@ from .core import Predictor, check_int, check_real, is_torch, sym
 from .linear import simulate, Trajectory
 
 # %% auto #0
-__all__ = ['FORMS', 'predictor_eigenvalues', 'directpred_weight', 'simulate_directpred', 'moving_average', 'DirectPredictor']
+__all__ = ['FORMS', 'FORM_WORDS', 'predictor_eigenvalues', 'directpred_weight', 'simulate_directpred', 'moving_average',
+           'DirectPredictor']
 
 # %% ../nbs/05_directpred.ipynb #04d9ce9b
 #| paper: Eq 18
@@ -120,6 +121,7 @@ class DirectPredictor(nn.Module, Predictor):
     the partitions' directions (None: torch's global generator). A training call after the step
     boundary went stale (an optimiser re-created, no step in `max_calls_per_step`) is an error."""
     internal = ('seed',)  # not a command-line option
+    changed_defaults = {'form': 'eq18'}  # the rule until 2026-12: a record naming none ran it
     max_calls_per_step = 256  # training calls one step may have (8 views × 32 micro-batches)
     _hook = _opt = _stale = None  # the step hook, the attached optimiser (a weakref), stood in for
     _calls = 0  # training calls since the last step
@@ -140,6 +142,16 @@ class DirectPredictor(nn.Module, Predictor):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
         self._state_buffers(shape, seed)
         self._stepping = None  # how steps end: 'hook' (attach(optimizer)), 'manual' (step())
+
+# %% ../nbs/05_directpred.ipynb #x05desc1
+FORM_WORDS = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}  # a page's words
+
+
+@patch(cls_method=True)
+def describe(cls: DirectPredictor, form='official', **opts) -> str:
+    "DirectPred and its rule (`form`), as a scale's standing line names them (chapter 11)."
+    more = ', '.join(f'{k}={v}' for k, v in opts.items())
+    return f"DirectPred by {FORM_WORDS[form]}" + (f" ({more})" if more else '')
 
 # %% ../nbs/05_directpred.ipynb #7a23e97e
 _STATS = ('F', 'partition_center')  # float32 or wider whatever the module is cast to
@@ -337,8 +349,10 @@ def step(self: DirectPredictor):
 
 @patch
 def matrix(self: DirectPredictor) -> torch.Tensor:
-    "W_p for diagnostics (the trainer's Fig 2 log): the next step's, (d, d) or (k, 2, d, d)."
-    return self.weight.detach()
+    """W_p for diagnostics (the trainer's Fig 2 log): the next step's (d, d) map; partitioned, the
+    average of its k × 2 maps (chapter 97's protocol: one map, whatever the predictor)."""
+    W = self.weight.detach()
+    return W if W.ndim == 2 else W.mean((0, 1))
 
 # %% ../nbs/05_directpred.ipynb #b1c4e2a2
 #| paper: Eq 19

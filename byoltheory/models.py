@@ -196,20 +196,29 @@ def make_predictor(name, dim, **options) -> nn.Module:
 
 
 def predictor_matrix(p):
-    "The (d, d) map W_p a predictor will use next (partitioned DirectPred: the average), or None."
+    "The (d, d) map W_p predictor `p` will use next (its `matrix()`, chapter 97), or None."
     W = p.matrix()
-    return None if W is None else (W if W.ndim == 2 else W.mean((0, 1)))
+    if W is not None and (W.ndim != 2 or W.shape[0] != W.shape[1]):
+        raise ValueError(f"{type(p).__name__}.matrix() must give one (d, d) map (the protocol, "
+                         f"chapter 97), not shape {tuple(W.shape)}")
+    return W
 
 # %% ../nbs/07_models.ipynb #07regprd
 def register_predictor(name, cls):
     """Add predictor class `cls` to the registry as `name` (then `--predictor NAME`, TrainConfig
     and the grids accept it). It must follow the protocol: an `nn.Module` mixing in
-    `byoltheory.core.Predictor`, its options keyword-only with defaults."""
+    `byoltheory.core.Predictor`, its options keyword-only with defaults, and none of them (but its
+    `internal` ones) a flag that `byoltheory train` has already (a config field's, or its own)."""
     if not (isinstance(cls, type) and issubclass(cls, nn.Module) and issubclass(cls, Predictor)):
         raise TypeError(f"predictor {name!r}: {cls!r} must be an nn.Module subclass that mixes "
                         "in byoltheory.core.Predictor")
     params = list(inspect.signature(cls).parameters.values())[1:]
     if bad := [p.name for p in params if p.kind != p.KEYWORD_ONLY or p.default is p.empty]:
         raise TypeError(f"predictor {name!r}: options {bad} must be keyword-only, with defaults")
+    from byoltheory.cli import shadowed_flags  # the command line's flags (chapter 96)
+    if taken := shadowed_flags({p.name: p.default for p in params if p.name not in cls.internal}):
+        raise ValueError(f"predictor {name!r}: " + '; '.join(
+            f"option {k!r} would give `byoltheory train` a second {flag} ({whose} has it)"
+            for k, flag, whose in taken) + ": give it another name")
     PREDICTORS[name] = cls
     return cls

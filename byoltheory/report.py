@@ -9,6 +9,8 @@ import numpy as np
 from scipy import stats
 from .paper import Reported
 from .core import results_dir
+from .models import PREDICTORS
+from .runs import grid_folder
 from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, read_run,
                                   results_at, baselines_path, scale_status, RUN_METRICS,
                                   TRACE_METRICS)
@@ -539,21 +541,22 @@ def grid_statuses(item, results=None) -> dict:
     for scale in SCALES:
         here = [g for g in grids if scale in g.scales]
         if here: res[scale] = 'not run yet' if out is None else status(
-            r['verdict'] for g in here if (out / scale / g.name).exists()
+            r['verdict'] for g in here if grid_folder(out, scale, g.name).exists()
             for r in claim_rows(g.name, scale, out=out) if r['claim'].kind == 'paper')
     return res
 
 
 def grid_status(name, scale, *, out=None) -> str:
     "The status of grid `name` at `scale` from its claims."
-    if not (results_at(out) / scale / name).exists(): return 'not run yet'
+    if not grid_folder(results_at(out), scale, name).exists(): return 'not run yet'
     return status(r['verdict'] for r in claim_rows(name, scale, out=out)
                   if r['claim'].kind == 'paper')  # the book's checks are not the paper's claims
 
 # %% ../nbs/11_report.ipynb #11stand2
 def standing(scale, grids=None, *, out=None) -> dict:
     """What `scale`'s evidence (its `grids`, default all) stands on: runs on disk and planned,
-    commits, seeds a cell (fewest, most), precisions, DirectPred's rule, and `final`."""
+    commits, seeds a cell (fewest, most), precisions, the options the scale fixes for a predictor
+    (`predictors`: {name: options}), and `final`."""
     st = {g: r for g, r in scale_status(scale, out=out).items() if grids is None or g in grids}
     runs = {g: grid_runs(g, scale, out=out) for g, r in st.items() if r['done']}
     seeds = [len(rs) for g in runs.values() for rs in g.values()]
@@ -564,13 +567,10 @@ def standing(scale, grids=None, *, out=None) -> dict:
                 commits=sorted({r['git_commit'][:7] for g in runs.values() for rs in g.values()
                                 for r in rs if r.get('git_commit')}),
                 precision=sorted({p for r in st.values() for p in r['precision']}),
-                directpred=SCALES[scale].predictor_opts.get('directpred', {}).get('form'),
+                predictors=dict(SCALES[scale].predictor_opts),
                 final=done == planned and not after)
 
 # %% ../nbs/11_report.ipynb #11stand3
-_RULES = {'eq18': 'the printed Eq 18', 'official': "the official code's rule"}
-
-
 def standing_line(scale, grids=None, *, out=None) -> str:
     "`standing` as one Markdown sentence, for a chapter's opening or a page's column."
     s = standing(scale, grids, out=out)
@@ -579,7 +579,8 @@ def standing_line(scale, grids=None, *, out=None) -> str:
              if s['superseded_by'] else 'in progress')
     return (f"**`{scale}`** ({SCALES[scale].description}): {s['done']} of {s['runs']} runs, "
             f"{lo if lo == hi else f'{lo}-{hi}'} seeds a cell, {', '.join(s['precision'])}, "
-            f"DirectPred by {_RULES.get(s['directpred'], s['directpred'])}; commits "
+            + ''.join(f"{PREDICTORS[n].describe(**o)}, " for n, o in s['predictors'].items())
+            + "commits "
             f"{', '.join(s['commits']) or '--'}; **{state}**.")
 
 # %% ../nbs/11_report.ipynb #11stand5
@@ -608,7 +609,7 @@ def verdict_summary(grids, scales=None, *, out=None) -> str:
     found = {}
     for g in grids:
         for s in (s for s in scales if s in get_grid(g).scales):
-            for r in claim_rows(g, s, out=out) if (Path(out) / s / g).exists() else []:
+            for r in claim_rows(g, s, out=out) if grid_folder(out, s, g).exists() else []:
                 if r['claim'].kind == 'paper':
                     found.setdefault(r['claim'].id, {'claim': r['claim']})[s] = r['verdict']
     def says(v):
@@ -637,7 +638,7 @@ def show_grid(name, scale, *, out=None, bars=True) -> dict:
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
     out = results_at(out)
-    if not (out / scale / name).exists():
+    if not grid_folder(out, scale, name).exists():
         display(Markdown(f"*{get_grid(name).title}, {scale} scale: not run yet.*"))
         return {}
     runs = grid_runs(name, scale, out=out)  # read once, for every part below

@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses, functools, importlib, json, os, pkgutil, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .byol import (TrainConfig, train, run_record, run_settings, CODE_VERSION, cpu_kind,
-                             config_diff, recorded_config, said, config_data, fields_with, read_log)
+from .byol import train, run_settings
+from .config import (TrainConfig, config_diff, recorded_config, said, config_data,
+                               fields_with)
 from .core import check_int, hold_lock, read_json, results_dir, write_json
 from .data import DATASETS
 from .evaluate import baseline_probes
 from .models import make_backbone
 from .paper import Reported, Verdict
+# the run store (chapter 9b) names every file; run_path & co. are importable from here as before
+from .runs import (CODE_VERSION, cpu_kind, run_record, read_log, read_run, run_path,
+                             trace_path, work_path, run_lock_path, baselines_path, grid_folder,
+                             grid_folders, parse_run_name, run_files, run_seeds, scale_runs,
+                             other_grid_runs, gpu_measurements)
 
 # %% auto #0
 __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'CHAPTER_SCALES', 'GPU_SCALES',
            'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'CPU_TOLERANCE', 'T4_SUSTAINED',
            'DRIVE', 'Scale', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'off', 'register', 'load_grids',
-           'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings', 'read_run', 'run_path',
-           'trace_path', 'work_path', 'baselines_path', 'parse_run_name', 'run_seeds', 'run_done', 'run_one',
+           'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings', 'run_done', 'run_one',
            'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs', 'Incomplete', 'run_grid', 'results_at',
            'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'same_cpu', 'judge_rerun', 'verify',
            'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path', 't4_hours', 'gpu_out',
@@ -235,7 +240,7 @@ def _sig(x, digits=4):
 
 
 def compact_trace(rows, *, spectra=False) -> dict:
-    """A run's per-epoch trace from its log.jsonl rows: `epoch`, the logged scalars (4 significant
+    """A run's per-epoch trace from its log's rows: `epoch`, the logged scalars (4 significant
     digits), from W_p's eigenvalues `Wp_max`, `Wp_min` and `Wp_neg` (how many are negative), from
     F's `F_max`; with spectra=True the full `F_eigs`, `Wp_eigs` and `alignment`. Columns a run
     did not log are left out."""
@@ -278,48 +283,6 @@ def same_settings(recorded: dict, cfg: TrainConfig) -> dict:
     skip = _UNCHECKED | ({'precision'} if now.precision == 'auto' else set())
     return config_diff(recorded, now, free=skip)
 
-# %% ../nbs/10_reproduce.ipynb #0a000017
-def read_run(path) -> dict:
-    "A run or trace file, or a ValueError naming it when it cannot be read."
-    return read_json(path, "delete it and run the grid again to redo that run")
-
-
-_RUN_NAME = re.compile(r'(?P<slug>.+)-seed(?P<seed>\d+)(?P<trace>\.trace)?\.json')
-
-
-def run_path(out, scale, grid, cell, seed) -> Path:
-    """The file of run (cell, seed) of `grid` at `scale`: <out>/<scale>/<grid>/<slug>-seed<k>.json
-    (with `trace_path`, `work_path`, `baselines_path` and `parse_run_name`, the one place that
-    names a run's files)."""
-    return Path(out) / scale / grid.name / f"{cell.slug}-seed{seed}.json"
-
-# %% ../nbs/10_reproduce.ipynb #10trpath
-def trace_path(path) -> Path:
-    "The per-epoch trace beside run file `path` (<slug>-seed<k>.trace.json)."
-    return Path(path).with_name(Path(path).stem + '.trace.json')
-
-
-def work_path(path) -> Path:
-    "The run folder in which run file `path` is trained (removed when it is written)."
-    return Path(path).parent / '.work' / Path(path).stem
-
-
-def baselines_path(out, scale) -> Path:
-    "The reference rows of `scale`."
-    return Path(out) / scale / 'baselines.json'
-
-
-def parse_run_name(path) -> tuple | None:
-    "(slug, seed, is it a trace) of a run or trace file, None for any other file."
-    m = _RUN_NAME.fullmatch(Path(path).name)
-    return (m['slug'], int(m['seed']), bool(m['trace'])) if m else None
-
-
-def run_seeds(folder, slug, *, trace=False) -> list:
-    "The seeds of `slug`'s run files (trace=True: trace files) in `folder`, in order."
-    names = [parse_run_name(p) for p in Path(folder).glob(f'{slug}-seed*.json')]
-    return sorted(n[1] for n in names if n and n[0] == slug and n[2] == trace)
-
 # %% ../nbs/10_reproduce.ipynb #10rundn1
 def run_done(path, cfg) -> bool:
     """True if `path` holds this run (same settings); False if absent; ValueError if it holds
@@ -335,8 +298,7 @@ def run_done(path, cfg) -> bool:
 def _twin(path, cfg, spectra) -> Path | None:
     """A run file of another grid at the same scale with these settings and seed (and spectra if
     needed)."""
-    for other in sorted(path.parent.parent.glob(f'*/*-seed{cfg.seed}.json')):
-        if other.parent == path.parent or parse_run_name(other)[2]: continue
+    for other in other_grid_runs(path, cfg.seed):
         try:
             rec = read_run(other)
         except ValueError:
@@ -358,7 +320,7 @@ def run_one(grid: Grid, cell: Cell, scale: str, seed: int, *, out='results', com
     if run_done(path, cfg): return read_run(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        lock = hold_lock(Path(str(path) + '.lock'), wait=wait).__enter__()
+        lock = hold_lock(run_lock_path(path), wait=wait).__enter__()
     except BlockingIOError as e:                      # another process runs it
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: running in {e.holder}")
         return None
@@ -384,7 +346,6 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
         m = train(cfg, work, resume='auto', progress=False, command=command,
                   expect_collapse=True)  # in a grid, collapse is a result the claims read
     except FloatingPointError as e:
-        from byoltheory.byol import run_record
         rec = dict(head, diverged=str(e), **run_record(cfg, cfg.device, command=command))
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: diverged ({e})")
     else:
@@ -444,9 +405,7 @@ def other_cpu(rec) -> dict | None:
 def other_cpu_runs(out, scale) -> list:
     """The run files under `out`/`scale` made on another kind of CPU than this one (GPU runs, and
     runs that do not record their CPU, are not counted)."""
-    files = [p for p in sorted((Path(out) / scale).glob('*/*-seed*.json'))
-             if (n := parse_run_name(p)) and not n[2]]  # runs, not their traces
-    return [p for p in files if other_cpu(read_run(p))]
+    return [p for p in scale_runs(out, scale) if other_cpu(read_run(p))]
 
 # %% ../nbs/10_reproduce.ipynb #0a000022
 class Incomplete(RuntimeError):
@@ -477,7 +436,7 @@ def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, com
         raise Incomplete(f"grid {name} at {scale} is not complete: another process is running "
                          f"{len(busy)} of its runs ({', '.join(busy)}); run the same command again "
                          "once it ends, or pass --wait to wait for it", busy)
-    return Path(out) / scale / name
+    return grid_folder(out, scale, name)
 
 # %% ../nbs/10_reproduce.ipynb #0a000024
 def results_at(out=None) -> Path:
@@ -489,7 +448,7 @@ def grid_runs(name, scale, *, out=None) -> dict:
     """{cell name: [run records, by seed]} of grid `name` at `scale` under `out` (`results_at`);
     cells with no file are absent."""
     out = results_at(out)
-    grid, res = get_grid(name), out / scale / name
+    grid, res = get_grid(name), grid_folder(out, scale, name)
     runs = {}
     for cell in grid.cells_at(scale):
         for seed in run_seeds(res, cell.slug):
@@ -503,7 +462,7 @@ def grid_runs(name, scale, *, out=None) -> dict:
 def load_traces(name, scale, cell, *, out=None) -> list:
     "The per-epoch traces of every seed of `cell` of grid `name` at `scale`, in seed order."
     grid, out = get_grid(name), results_at(out)
-    c, res = grid.cell(cell), out / scale / name
+    c, res = grid.cell(cell), grid_folder(out, scale, name)
     return [read_run(trace_path(run_path(out, scale, grid, c, k)))
             for k in run_seeds(res, c.slug, trace=True)]
 
@@ -513,12 +472,12 @@ def orphan_runs(out=None) -> list:
     whose grid no longer exists)."""
     grids, orphans, out = load_grids(), [], results_at(out)
     for scale in SCALES:
-        for res in sorted(p for p in (Path(out) / scale).glob('[!.]*') if p.is_dir()):
+        for res in grid_folders(out, scale):
             grid = grids.get(res.name)
             owned = ({c.slug for c in grid.cells_at(scale)}
                      if grid is not None and scale in grid.scales else set())
-            orphans += [p for p in sorted(res.glob('*-seed*.json'))
-                        if (n := parse_run_name(p)) and n[0] not in owned]
+            orphans += [p for p in run_files(res, trace=None)
+                        if parse_run_name(p)[0] not in owned]
     return orphans
 
 # %% ../nbs/10_reproduce.ipynb #d8007222
@@ -574,7 +533,8 @@ def verify(name, scale, n=1, *, out=None, log=print, keep=None, strict=False) ->
     runs = [(c, r) for c, rs in grid_runs(name, scale, out=out).items() for r in rs
             if 'diverged' not in r][:n]
     if not runs:
-        raise ValueError(f"verify: {out / scale / name} holds no finished run of grid {name}: "
+        raise ValueError(f"verify: {grid_folder(out, scale, name)} holds no finished run of grid "
+                         f"{name}: "
                          "nothing to compare (--out: the results folder that holds its runs)")
     with tempfile.TemporaryDirectory() as tmp:
         for cell, rec in runs:
@@ -641,8 +601,7 @@ def train_rate(scale, precision, *, out=None) -> float | None:
     """Seconds of training per image-epoch of `scale`'s trained runs in `precision` made on this
     kind of CPU (as they ran: two workers side by side), None if there is none."""
     seconds = work = 0.0
-    for p in sorted((results_at(out) / scale).glob('*/*-seed*.json')):
-        if (n := parse_run_name(p)) is None or n[2]: continue
+    for p in scale_runs(results_at(out), scale):
         r = read_run(p)
         if r.get('copied_from') or 'train_seconds' not in r or not same_cpu(r): continue
         cfg = recorded_config(r['config'])
@@ -726,7 +685,7 @@ def key_comparison(name, cells, *, scale='colab', out=None, drive=DRIVE, **overr
 def h200_hours_per_run(results=None) -> float:
     "The median projected hours of one full-scale run over the committed H200 measurements."
     from byoltheory.core import results_dir
-    files = sorted((Path(results or results_dir()) / 'gpu').glob('*.json'))
+    files = gpu_measurements(results or results_dir())
     hours = [r['scales']['full']['projected_hours_per_run']
              for r in map(read_run, files) if 'full' in r['scales']]
     return float(sorted(hours)[len(hours) // 2]) if hours else float('nan')

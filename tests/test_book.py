@@ -70,6 +70,26 @@ def test_export_cells_are_short(root):
            if re.search(r'(?m)^#\|\s*export\b', src) and len(src.splitlines()) > 42]
     assert not big, f"export cells over 42 lines: {big}"
 
+def test_an_example_after_each_export(root):
+    """fastcore's rhythm: an exported cell is followed, before the next export, by a code cell that uses or tests
+    it -- at least 80 % of export cells overall and 60 % in every chapter (issue 48)."""
+    is_export = lambda c: c['cell_type'] == 'code' and re.match(r'#\|\s*export\b', ''.join(c['source']))
+    counts = {}
+    for p in _notebooks(root):
+        cells = json.loads(p.read_text())['cells']
+        n = k = 0
+        for i, c in enumerate(cells):
+            if not is_export(c): continue
+            n += 1
+            for d in cells[i + 1:]:
+                if is_export(d): break
+                if d['cell_type'] == 'code' and ''.join(d['source']).strip(): k += 1; break
+        if n: counts[p.name] = (k, n)
+    low = {nb: f"{k}/{n}" for nb, (k, n) in counts.items() if k < 0.6 * n}
+    assert not low, f"chapters with fewer than 60 % of export cells followed by an example: {low}"
+    k, n = (sum(v[i] for v in counts.values()) for i in (0, 1))
+    assert k >= 0.8 * n, f"{k} of {n} export cells followed by an example (< 80 %)"
+
 def test_figures_fit_the_page(root):
     """No figure wider than the book's MAX_FIGURE_IN and no text smaller than MIN_FONT_PT in the notebooks or the
     library (chapter 97's rule: then every figure's text renders >= 9 px at the page's width; the browser check

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 from byoltheory.cli import main
+from byoltheory.runs import (SMOKE_OUT, checkpoint_path, curve_path, grid_folder, lock_path, log_path,
+                             metrics_path, run_path, trace_path)
 
 TINY = ['--subset', '64', '--batch-size', '32', '--probe-epochs', '2', '--quiet', '--threads', '1']
 
@@ -53,10 +55,10 @@ def test_second_run_into_the_same_out_is_refused_and_resume_past_epochs(tmp_path
     out = tmp_path / 'run'
     code, text, _ = run_main(['train', '--out', str(out), '--epochs', '3', *TINY], capsys)
     assert code == 0 and f'results: {out}/metrics.json' in text and 'Next: byoltheory eval' in text
-    before = (out / 'metrics.json').read_text()
+    before = metrics_path(out).read_text()
     code, _, err = run_main(['train', '--out', str(out), '--epochs', '3', *TINY], capsys)
     assert code == 2 and 'already holds a run' in err and '--overwrite' in err
-    assert (out / 'metrics.json').read_text() == before                 # nothing overwritten
+    assert metrics_path(out).read_text() == before                 # nothing overwritten
     code, _, err = run_main(['train', '--out', str(out), '--epochs', '2', '--resume', *TINY], capsys)
     assert code == 2 and 'is at epoch 3, past --epochs 2' in err
     code, _, _ = run_main(['train', '--out', str(out), '--epochs', '3', '--overwrite', *TINY], capsys)
@@ -65,12 +67,12 @@ def test_second_run_into_the_same_out_is_refused_and_resume_past_epochs(tmp_path
 def test_truncated_checkpoint_and_duplicate_log_lines(tmp_path, capsys):
     out = tmp_path / 'run'
     run_main(['train', '--out', str(out), '--epochs', '2', *TINY], capsys)
-    log = out / 'log.jsonl'
+    log = log_path(out)
     lines = log.read_text().splitlines()
     log.write_text('\n'.join(lines + [lines[-1].replace('"epoch": 2', '"epoch": 3')]) + '\n')  # killed after logging
     code, _, _ = run_main(['train', '--out', str(out), '--epochs', '4', '--resume', *TINY], capsys)
     assert code == 0 and [json.loads(l)['epoch'] for l in log.read_text().splitlines()] == [1, 2, 3, 4]
-    ck = out / 'checkpoint.pt'; ck.write_bytes(ck.read_bytes()[:500])
+    ck = checkpoint_path(out); ck.write_bytes(ck.read_bytes()[:500])
     code, _, err = run_main(['train', '--out', str(out), '--epochs', '5', '--resume', *TINY], capsys)
     assert code == 2 and 'cannot be read' in err and 'truncated' in err
 
@@ -105,13 +107,15 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
     code, out, _ = run_main(args, capsys)
     assert code == 0 and 'runs/smoke/digits/table6' in out and not (tmp_path / 'results').exists()
     assert "(changed settings: a smoke run, not the scale's grid)" in out
-    f = tmp_path / 'runs/smoke/digits/table6/sgd-trained-linear-w-p-baseline-seed0.json'
+    from byoltheory.reproduce import get_grid
+    t6 = get_grid('table6')
+    f = run_path(tmp_path / SMOKE_OUT, 'digits', t6, t6.cell('SGD-trained linear W_p (baseline)'), 0)
     f.write_text(f.read_text()[:50])                                     # a truncated run file
     code, _, err = run_main(args, capsys)
     assert code != 0 and 'cannot be read' in err and 'sgd-trained-linear-w-p-baseline-seed0.json' in err
     f.unlink()
     run_main(args, capsys)
-    trace = f.with_name(f.stem + '.trace.json')                            # a truncated trace file:
+    trace = trace_path(f)                                                  # a truncated trace file:
     trace.write_text(trace.read_text()[:40])                               # the same clear message
     from byoltheory.reproduce import load_traces
     with pytest.raises(ValueError, match=r'seed0\.trace\.json cannot be read .*run the grid again'):
@@ -126,7 +130,7 @@ def test_threads_alone_is_the_grid_not_a_smoke_run(tmp_path, capsys, monkeypatch
     seen = {}
     def run_grid(name, **kw):
         seen.update(kw)
-        return Path(kw['out']) / 'digits' / name
+        return grid_folder(kw['out'], 'digits', name)
     monkeypatch.setattr(R, 'run_grid', run_grid)
     monkeypatch.setattr(rep, 'grid_table', lambda *a, **kw: 'THE GRID TABLE')
     _, out, _ = run_main(['reproduce', 'table6', '--threads', '1'], capsys)
@@ -148,9 +152,9 @@ def _start(out, inherited=signal.SIG_DFL, epochs='1000000'):
 
 def _wait_for_checkpoint(out, proc, timeout=120):
     deadline = time.time() + timeout
-    while not (out / 'checkpoint.pt').exists() and time.time() < deadline and proc.poll() is None:
+    while not checkpoint_path(out).exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    assert (out / 'checkpoint.pt').exists(), proc.communicate()[1]
+    assert checkpoint_path(out).exists(), proc.communicate()[1]
 
 
 @pytest.mark.parametrize('sig, inherited', [
@@ -177,8 +181,8 @@ def test_a_signal_says_what_is_kept(tmp_path, sig, inherited):
     said = 'Ctrl-C (SIGINT)' if sig == signal.SIGINT else 'SIGTERM'
     assert proc.returncode == 128 + sig and f'interrupted by {said}' in err, err
     assert 'checkpoint' in err and '--resume' in err and 'Traceback' not in err, err
-    assert torch.load(out / 'checkpoint.pt', weights_only=False)['epoch'] >= 1
-    assert not (out / '.lock').exists()                      # the lock went with the run
+    assert torch.load(checkpoint_path(out), weights_only=False)['epoch'] >= 1
+    assert not lock_path(out).exists()                      # the lock went with the run
 
 
 def test_one_writer_per_run_folder(tmp_path, capsys):
@@ -198,8 +202,8 @@ def test_one_writer_per_run_folder(tmp_path, capsys):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
-    ck = torch.load(out / 'checkpoint.pt', weights_only=False)   # its files are intact
-    lines = (out / 'log.jsonl').read_text().splitlines()
+    ck = torch.load(checkpoint_path(out), weights_only=False)   # its files are intact
+    lines = log_path(out).read_text().splitlines()
     assert [json.loads(l)['epoch'] for l in lines] == list(range(1, len(lines) + 1))
     assert ck['epoch'] in (len(lines), len(lines) - 1)
     # a killed run's lock does not block --resume: the kernel dropped it with the process
@@ -212,7 +216,7 @@ def test_resume_needs_something_to_resume(tmp_path, capsys):
     code, _, err = run_main(['train', '--out', str(tmp_path / 'misspelt'), '--resume', *TINY],
                             capsys)
     assert code == 2 and 'holds no checkpoint to resume' in err, err
-    assert not (tmp_path / 'misspelt' / 'log.jsonl').exists()
+    assert not log_path(tmp_path / 'misspelt').exists()
 
 
 def test_data_root_must_exist_and_the_folder_read_is_recorded(tmp_path, capsys):
@@ -224,7 +228,7 @@ def test_data_root_must_exist_and_the_folder_read_is_recorded(tmp_path, capsys):
     if not FASHION_MNIST_SYSTEM.is_dir(): pytest.skip("Debian's Fashion-MNIST is not installed")
     code, _, err = run_main([*args, '--out', str(tmp_path / 'b'), '--data-root', str(tmp_path)],
                             capsys)
-    m = json.loads((tmp_path / 'b' / 'metrics.json').read_text())
+    m = json.loads(metrics_path(tmp_path / 'b').read_text())
     assert code == 0 and m['data_read'] == str(FASHION_MNIST_SYSTEM), err
 
 
@@ -237,7 +241,7 @@ def test_no_progress_flood_in_a_log_file(tmp_path):
 
 @pytest.mark.parametrize('args, words', [
     (['simclr'], 'argument name: must be one of linear, directpred'),
-    (['linear', '--epochs', '0'], 'must be >= 1'),
+    (['linear', '--epochs', '0'], '--epochs: epochs must be an integer >= 1, got 0'),
     (['linear', '--every', '0'], 'must be >= 1')])
 def test_curve_refuses_bad_arguments(args, words, capsys, tmp_path):
     code, _, err = run_main(['curve', *args, '--out', str(tmp_path)], capsys)
@@ -246,7 +250,7 @@ def test_curve_refuses_bad_arguments(args, words, capsys, tmp_path):
 
 def test_curve_refuses_to_mix_two_runs(capsys, tmp_path):
     "A committed-looking curve file of another config is not extended: the message says why."
-    path = tmp_path / 'fashion-mnist' / 'curve-linear.json'
+    path = curve_path(tmp_path, 'fashion-mnist', 'linear')
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(dict(config=dict(lr=9.0), points=[dict(epoch=5)])))
     code, _, err = run_main(['curve', 'linear', '--out', str(tmp_path), '--epochs', '10'], capsys)
@@ -273,4 +277,40 @@ def test_precision_changes_every_run_so_it_is_a_smoke_run():
     from byoltheory.cli import build_parser, _reproduce_plan
     args = build_parser({'reproduce'}).parse_args(['reproduce', 'table6', '--precision', 'bf16'])
     _, out, over, _ = _reproduce_plan(args, args.sub)
-    assert over == {'precision': 'bf16'} and out == 'runs/smoke'
+    assert over == {'precision': 'bf16'} and out == str(SMOKE_OUT)
+
+
+def test_a_predictor_option_named_like_a_flag_is_refused_and_every_command_still_works(capsys):
+    "Issue 48: an option `lr` would give `train` a second --lr; argparse would then refuse every command."
+    from torch import nn
+    from byoltheory.cli import COMMANDS, build_parser
+    from byoltheory.core import Predictor
+    from byoltheory.models import PREDICTORS, register_predictor
+    class WithLr(nn.Module, Predictor):
+        def __init__(self, dim, *, lr=0.1, resume=False): super().__init__()
+    with pytest.raises(ValueError) as e:
+        register_predictor('with-lr', WithLr)
+    assert "option 'lr' would give `byoltheory train` a second --lr (the config field 'lr' has it)" in str(e.value)
+    assert "option 'resume' would give `byoltheory train` a second --resume (train itself has it)" in str(e.value)
+    assert 'with-lr' not in PREDICTORS
+    build_parser()                                                       # every subcommand builds
+    for name in COMMANDS:
+        code, out, _ = run_main([name, '--help'], capsys)
+        assert code == 0 and f'usage: byoltheory {name}' in out, name
+
+
+def test_field_options_come_from_the_declarations(capsys):
+    "Every option that sets a config field is made from its declaration: the same help, range and check everywhere."
+    from byoltheory.config import fields_for, field_range
+    helps = {}
+    for name in ('train', 'eval', 'reproduce', 'curve'):
+        _, out, _ = run_main([name, '--help'], capsys)
+        helps[name] = ' '.join(out.split())
+    for cmd in ('eval', 'reproduce', 'curve'):
+        for f in fields_for(cmd):
+            flag = '--' + f.replace('_', '-')
+            assert flag in helps[cmd], (cmd, flag)
+            if field_range(f): assert field_range(f) in helps[cmd], (cmd, f)
+    for cmd, args in [('eval', ['--checkpoint', 'x']), ('reproduce', ['table6']), ('curve', ['linear'])]:
+        code, _, err = run_main([cmd, *args, '--probe-epochs' if cmd != 'curve' else '--epochs', '0'], capsys)
+        assert code == 2 and 'must be an integer >= 1, got 0' in err, (cmd, err)

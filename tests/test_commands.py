@@ -5,6 +5,7 @@ import json, os, re, subprocess, sys, time
 from pathlib import Path
 import pytest
 from byoltheory.cli import COMMANDS
+from byoltheory.runs import curve_path, metrics_path
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
@@ -50,7 +51,7 @@ def test_command_help(command, place):
 
 def test_train(place, tmp_path):
     out = cli('train', '--out', str(tmp_path / 'r'), '--epochs', '1', *TINY, cwd=place)
-    assert 'linear top-1' in out and (tmp_path / 'r' / 'metrics.json').exists()
+    assert 'linear top-1' in out and metrics_path(tmp_path / 'r').exists()
 
 
 def test_eval(place, checkpoint, tmp_path):
@@ -79,7 +80,7 @@ def test_curve(tmp_path):
     out = cli('curve', 'linear', '--epochs', '1', '--every', '1', '--out', str(tmp_path), *fast,
               cwd=tmp_path, timeout=600)
     assert '1 points in' in out
-    assert json.loads((tmp_path / 'fashion-mnist/curve-linear.json').read_text())['points']
+    assert json.loads(curve_path(tmp_path, 'fashion-mnist', 'linear').read_text())['points']
 
 
 def test_fixed_points(place):

@@ -10,6 +10,7 @@ import byoltheory.byol as B
 import byoltheory.core as C
 import byoltheory.reproduce as R
 from byoltheory.cli import main
+from byoltheory.runs import checkpoint_path, grid_folder, log_path, metrics_path, run_lock_path
 
 TINY = ['--subset', '64', '--batch-size', '32', '--probe-epochs', '2', '--quiet', '--threads', '1']
 KEYS = ('top1', 'top5', 'top1_official', 'best_top1_official', 'knn_top1', 'feature_std', 'effective_rank')
@@ -29,12 +30,12 @@ def train_cli(out, capsys, *extra, epochs=3):
 
 
 def metrics(out):
-    m = json.loads((Path(out) / 'metrics.json').read_text())
+    m = json.loads(metrics_path(out).read_text())
     return [m[k] for k in KEYS]
 
 
 def epochs_logged(out):
-    return [json.loads(l)['epoch'] for l in (Path(out) / 'log.jsonl').read_text().splitlines()]
+    return [json.loads(l)['epoch'] for l in log_path(out).read_text().splitlines()]
 
 
 @pytest.fixture(scope='module')
@@ -71,7 +72,7 @@ def test_disk_full_writing_the_checkpoint(tmp_path, capsys, monkeypatch, uninter
     assert 'free some space and run again with: byoltheory train' in err and 'Traceback' not in err
     assert '--resume (it goes on from the last checkpoint)' in err
     assert sorted(p.name for p in out.iterdir()) == ['checkpoint.pt', 'log.jsonl']   # no .tmp left, no lock
-    assert torch.load(out / 'checkpoint.pt', weights_only=False)['epoch'] == 1
+    assert torch.load(checkpoint_path(out), weights_only=False)['epoch'] == 1
     code, _, err = train_cli(out, capsys, '--resume')                                # space freed
     assert code == 0, err
     assert metrics(out) == uninterrupted and epochs_logged(out) == [1, 2, 3]
@@ -84,7 +85,7 @@ def test_disk_full_appending_the_log(tmp_path, capsys, monkeypatch, uninterrupte
     code, _, err = train_cli(out, capsys)
     monkeypatch.undo()
     assert code == 1 and f'no space left in {out} to write log.jsonl (' in err, err
-    text = (out / 'log.jsonl').read_text()
+    text = log_path(out).read_text()
     assert text.endswith('\n') and epochs_logged(out) == [1]                       # cut back: no half line
     code, _, err = train_cli(out, capsys, '--resume')
     assert code == 0 and 'cut off' not in err, err
@@ -128,12 +129,12 @@ def test_a_real_full_disk(tmpfs, capsys, uninterrupted):
     _resize(tmpfs, '16m')
     code, _, err = train_cli(out, capsys, '--resume')          # the log of epoch 1 is kept aside
     assert code == 0 and metrics(out) == uninterrupted, err
-    size = (out / 'checkpoint.pt').stat().st_size
+    size = checkpoint_path(out).stat().st_size
     shutil.rmtree(out)
     _resize(tmpfs, f'{int(1.5 * size) // 1024}k')            # one checkpoint and a log, not two checkpoints
     code, _, err = train_cli(out, capsys)
     assert code == 1 and 'to write checkpoint.pt' in err and not list(out.glob('*.tmp')), err
-    assert torch.load(out / 'checkpoint.pt', weights_only=False)['epoch'] == 1
+    assert torch.load(checkpoint_path(out), weights_only=False)['epoch'] == 1
     _resize(tmpfs, '16m')
     code, _, err = train_cli(out, capsys, '--resume')
     assert code == 0 and metrics(out) == uninterrupted and epochs_logged(out) == [1, 2, 3], err
@@ -146,9 +147,9 @@ def test_a_diverged_run_is_a_failure(tmp_path, capsys):
     code, text, err = train_cli(out, capsys, '--lr', '1e4')
     assert code == 1 and 'collapsed to a point (feature_std' in err and '--expect-collapse' in err, err
     assert 'linear top-1' in text                                      # what it got, said once
-    assert json.loads((out / 'metrics.json').read_text())['failed']
+    assert json.loads(metrics_path(out).read_text())['failed']
     code, _, err = train_cli(out, capsys, '--resume', '--expect-collapse', '--lr', '1e4')
-    assert code == 0 and 'failed' not in json.loads((out / 'metrics.json').read_text()), err
+    assert code == 0 and 'failed' not in json.loads(metrics_path(out).read_text()), err
 
 
 def test_a_loss_stuck_at_one_value_is_named():
@@ -169,7 +170,7 @@ def test_weights_that_overflow_stop_the_run(tmp_path, capsys, monkeypatch):
     out = tmp_path / 'run'
     code, _, err = train_cli(out, capsys)
     assert code == 1 and 'the weights overflowed at epoch 1: backbone.net.1.running_var is no longer finite' in err
-    assert 'no checkpoint was written' in err and not (out / 'checkpoint.pt').exists()
+    assert 'no checkpoint was written' in err and not checkpoint_path(out).exists()
 
 
 def test_collapse_by_design_stays_a_result_in_a_grid(tmp_path):
@@ -188,7 +189,7 @@ def test_collapse_by_design_stays_a_result_in_a_grid(tmp_path):
 def test_killed_in_the_first_epoch_is_recoverable_from_the_messages(tmp_path, capsys, recwarn, uninterrupted):
     out = tmp_path / 'run'
     out.mkdir()
-    (out / 'log.jsonl').write_text('{"epoch": 1, "loss": 3.6}\n')      # logged, killed before its checkpoint
+    log_path(out).write_text('{"epoch": 1, "loss": 3.6}\n')      # logged, killed before its checkpoint
     code, _, err = train_cli(out, capsys)
     assert code == 2 and 'pass --resume to start it again from epoch 1' in err and '--overwrite' in err, err
     code, _, err = train_cli(out, capsys, '--resume')
@@ -201,25 +202,25 @@ def test_killed_in_the_first_epoch_is_recoverable_from_the_messages(tmp_path, ca
 def test_a_torch_file_that_is_not_a_checkpoint(tmp_path, capsys):
     out = tmp_path / 'run'
     out.mkdir()
-    torch.save({'weights': torch.zeros(2)}, out / 'checkpoint.pt')
+    torch.save({'weights': torch.zeros(2)}, checkpoint_path(out))
     code, _, err = train_cli(out, capsys, '--resume')
     assert code == 2 and "is a torch file, but not one that byoltheory's train writes" in err, err
-    code, _, err = run_main(['eval', '--checkpoint', out / 'checkpoint.pt'], capsys)
+    code, _, err = run_main(['eval', '--checkpoint', checkpoint_path(out)], capsys)
     assert code == 2 and "not one that byoltheory's train writes (it has no 'model'" in err, err
 
 
 def test_a_log_line_cut_off_by_a_kill(tmp_path, capsys, uninterrupted):
     out = tmp_path / 'run'
     assert train_cli(out, capsys, epochs=2)[0] == 0
-    with open(out / 'log.jsonl', 'a') as f: f.write('{"epoch": 3, "loss": 1.8, "feat')
+    with open(log_path(out), 'a') as f: f.write('{"epoch": 3, "loss": 1.8, "feat')
     r = subprocess.run([sys.executable, '-m', 'byoltheory.cli', 'train', '--out', str(out), '--epochs', '3',
                         '--resume', *TINY], capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert r.returncode == 0 and f'byoltheory: warning: {out}/log.jsonl: its last line is cut off' in r.stderr
     assert 'Traceback' not in r.stderr and 'warnings.warn' not in r.stderr, r.stderr
     assert metrics(out) == uninterrupted and epochs_logged(out) == [1, 2, 3]
-    lines = (out / 'log.jsonl').read_text().splitlines()
-    (out / 'log.jsonl').write_text('\n'.join([lines[0], lines[1][:30], lines[2]]) + '\n')   # damage inside
+    lines = log_path(out).read_text().splitlines()
+    log_path(out).write_text('\n'.join([lines[0], lines[1][:30], lines[2]]) + '\n')   # damage inside
     code, _, err = train_cli(out, capsys, '--resume')
     assert code == 2 and 'log.jsonl, line 2, cannot be read' in err, err
 
@@ -238,7 +239,7 @@ def test_the_signal_message_says_what_was_kept(tmp_path, monkeypatch):
     assert said.startswith('pre-training had finished (epoch 2 of 2') and 'evaluates without training' in said
     (tmp_path / 'b').mkdir()                                                   # nothing there yet
     assert 'Start again with' in _train_kept(tmp_path / 'b', 2) and '--resume' not in _train_kept(tmp_path / 'b', 2)
-    (tmp_path / 'b' / 'log.jsonl').write_text('{"epoch": 1}\n')                # a log, no checkpoint
+    log_path(tmp_path / 'b').write_text('{"epoch": 1}\n')                # a log, no checkpoint
     assert _train_kept(tmp_path / 'b', 2).endswith('--resume (the log so far is kept aside)')
 
 
@@ -292,7 +293,7 @@ def test_verify_with_no_run_is_an_error(tmp_path, capsys, monkeypatch):
 def test_make_books_check_fails_on_an_edited_copy(tmp_path):
     "The exact check of `make book`, on a copy of results/digits/table6 with one number edited (trains 50 epochs)."
     copy = tmp_path / 'results'
-    shutil.copytree(C.results_dir() / 'digits' / 'table6', copy / 'digits' / 'table6')
+    shutil.copytree(grid_folder(C.results_dir(), 'digits', 'table6'), grid_folder(copy, 'digits', 'table6'))
     runs = R.grid_runs('table6', 'digits', out=copy)
     cell, rec = next(iter(runs.items()))[0], next(iter(runs.values()))[0]
     path = R.run_path(copy, 'digits', R.get_grid('table6'), R.get_grid('table6').cell(cell), rec['seed'])
@@ -309,7 +310,7 @@ def test_make_books_check_fails_on_an_edited_copy(tmp_path):
 def test_a_grid_another_process_runs(tmp_path, capsys):
     grid = R.register(R.Grid('faults-busy', 'a grid two processes share', [R.Cell('EMA', {})],
                              scales={'digits': dict(epochs=1, probe_epochs=1, subset=64, batch_size=32)}))
-    lock = Path(str(R.run_path(tmp_path, 'digits', grid, grid.cell('EMA'), 0)) + '.lock')
+    lock = run_lock_path(R.run_path(tmp_path, 'digits', grid, grid.cell('EMA'), 0))
     lock.parent.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from byoltheory.core import hold_lock\n'
                                'h = hold_lock(sys.argv[1]).__enter__(); print("held", flush=True)\n'
@@ -370,4 +371,4 @@ def test_the_next_hint_is_shell_quoted(tmp_path, capsys):
     out = tmp_path / 'my run'
     code, text, _ = train_cli(out, capsys, epochs=1)
     hint = text.split('Next: ')[1].split(', or compare')[0]
-    assert code == 0 and shlex.split(hint) == ['byoltheory', 'eval', '--checkpoint', str(out / 'checkpoint.pt')]
+    assert code == 0 and shlex.split(hint) == ['byoltheory', 'eval', '--checkpoint', str(checkpoint_path(out))]

@@ -12,6 +12,7 @@ import dataclasses, json, os, pickle, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
+from byoltheory.runs import grid_folder, metrics_path, run_files
 
 SMOKE = ['--device', 'cpu', '--epochs', '1', '--probe-epochs', '1', '--threads', '1']
 
@@ -62,8 +63,7 @@ def test_reproduce_at_a_gpu_scale_renders(scale, dataset, backbone, data, tmp_pa
     out = tmp_path / 'results'
     _cli('reproduce', 'table6', '--scale', scale, '--cell', cell.name, '--seeds', '1',
          '--data-root', str(data), '--out', str(out), *SMOKE, cwd=tmp_path)
-    runs = [p for p in (out / scale / 'table6').glob('*.json')
-            if not p.name.endswith('.trace.json')]
+    runs = run_files(grid_folder(out, scale, 'table6'))
     assert len(runs) == 1
     run = json.loads(runs[0].read_text())
     assert run['config']['dataset'] == dataset and run['config']['backbone'] == backbone
@@ -84,7 +84,7 @@ def test_train_with_the_gpu_settings_on_cpu(data, tmp_path):
     _cli('train', '--dataset', 'stl10', '--data-root', str(data), '--precision', 'bf16',
          '--channels-last', '--compile', '--compile-mode', 'reduce-overhead', '--out', str(out), *SMOKE,
          cwd=tmp_path)
-    m = json.loads((out / 'metrics.json').read_text())
+    m = json.loads(metrics_path(out).read_text())
     assert m['config']['backbone'] == 'resnet18-imagenet' and m['config']['compile']
     assert m['config']['compile_mode'] == 'reduce-overhead'  # the CUDA-graph path runs on a CPU too
     assert all(np.isfinite(m[k]) for k in ('knn_top1', 'top1', 'feature_std'))

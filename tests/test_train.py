@@ -4,6 +4,7 @@ torchrun with two gloo processes trains with DDP."""
 import json, os, signal, socket, subprocess, sys, time
 import pytest
 import torch
+from byoltheory.runs import checkpoint_path, log_path, metrics_path
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 TINY = ['--subset', '256', '--batch-size', '32', '--probe-epochs', '3', '--quiet', '--threads', '1']
@@ -17,7 +18,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     subprocess.run(_train(full), check=True, capture_output=True, timeout=600, env=ENV)
     proc = subprocess.Popen(_train(cut), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    ckpt, deadline, killed_at = cut / 'checkpoint.pt', time.time() + 300, None
+    ckpt, deadline, killed_at = checkpoint_path(cut), time.time() + 300, None
     while time.time() < deadline and proc.poll() is None:
         if ckpt.exists():
             try: epoch = torch.load(ckpt, weights_only=False)['epoch']
@@ -26,11 +27,11 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
                 proc.send_signal(signal.SIGKILL); proc.wait(); killed_at = epoch; break
         time.sleep(0.02)
     assert killed_at is not None and killed_at < 30, 'the run was not killed mid-way'
-    assert not (cut / 'metrics.json').exists()
+    assert not metrics_path(cut).exists()
     subprocess.run(_train(cut, '--resume'), check=True, capture_output=True, timeout=600, env=ENV)
-    a, b = json.loads((full / 'metrics.json').read_text()), json.loads((cut / 'metrics.json').read_text())
+    a, b = json.loads(metrics_path(full).read_text()), json.loads(metrics_path(cut).read_text())
     assert {k: a[k] for k in KEYS} == {k: b[k] for k in KEYS}
-    assert [json.loads(l)['epoch'] for l in (cut / 'log.jsonl').read_text().splitlines()] == list(range(1, 31))
+    assert [json.loads(l)['epoch'] for l in log_path(cut).read_text().splitlines()] == list(range(1, 31))
 
 def test_missing_dataset_names_the_flag(tmp_path):
     r = subprocess.run(_train(tmp_path / 'x', '--dataset', 'cifar10', '--data-root', str(tmp_path / 'none'), epochs=1),
@@ -45,5 +46,5 @@ def test_torchrun_two_gloo_processes(tmp_path):
            '-m', 'byoltheory.cli', 'train', '--epochs', '2', *TINY, '--predictor', 'directpred', '--out', str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((out / 'metrics.json').read_text())
+    m = json.loads(metrics_path(out).read_text())
     assert m['world_size'] == 2 and m['epochs'] == 2 and all(k in m for k in KEYS)

@@ -9,6 +9,7 @@ bit for bit. The children start with SIGINT ignored, as a job started with `&` b
 harder case). --busy keeps the other core busy with a spinning process while it runs."""
 import argparse, json, multiprocessing, os, signal, subprocess, sys, tempfile, time
 from pathlib import Path
+from byoltheory.runs import checkpoint_path, metrics_path
 
 ARGS = ['--subset', '256', '--batch-size', '32', '--probe-epochs', '3', '--quiet', '--threads', '1',
         '--epochs', '12']
@@ -29,7 +30,7 @@ def spin():
 def one(tmp, sig, reference):
     out = tmp / f'{sig.name}-{time.time_ns()}'
     proc = train(out)
-    while not (out / 'checkpoint.pt').exists():
+    while not checkpoint_path(out).exists():
         if proc.poll() is not None: raise SystemExit(f"finished before the signal: {proc.stderr.read()}")
         time.sleep(0.02)
     time.sleep(0.5)
@@ -40,10 +41,10 @@ def one(tmp, sig, reference):
     ok = (proc.returncode == 128 + sig and 'interrupted' in err and '--resume' in err
           and 'Traceback' not in err and took < 30)
     import torch
-    epoch = torch.load(out / 'checkpoint.pt', weights_only=False)['epoch']
+    epoch = torch.load(checkpoint_path(out), weights_only=False)['epoch']
     r = train(out, '--resume')
     r.communicate(timeout=600)
-    m = json.loads((out / 'metrics.json').read_text())
+    m = json.loads(metrics_path(out).read_text())
     same = r.returncode == 0 and all(m[k] == reference[k] for k in KEYS)
     return ok and same, took, epoch
 
@@ -60,7 +61,7 @@ def main():
             tmp = Path(d)
             ref = train(tmp / 'reference')
             ref.communicate(timeout=600)
-            reference = json.loads((tmp / 'reference' / 'metrics.json').read_text())
+            reference = json.loads(metrics_path(tmp / 'reference').read_text())
             results = []
             for i in range(a.loops):
                 for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,24 +2,26 @@
 
 # %% ../../nbs/10b_fashion_scale.ipynb #45d520c0
 from __future__ import annotations
-import dataclasses, json, re, shutil
+import dataclasses, json, shutil
 from pathlib import Path
-from ..byol import (TrainConfig, train, config_data, config_diff, said, run_settings,
-                             run_record, fields_with)
+from ..byol import train, run_settings
+from ..config import TrainConfig, config_data, config_diff, said, fields_with
 from ..core import hold_lock, read_json, write_json
-from ..reproduce import (SCALES, MAIN_SCALE, results_at, RUN_METRICS, CODE_VERSION,
-                                  Cell, Grid,
-                                  register, read_run, same_settings, baselines_path, reference_rows,
-                                  grid_runs)
+from ..reproduce import (SCALES, MAIN_SCALE, results_at, RUN_METRICS, Cell, Grid,
+                                  register, same_settings, reference_rows, grid_runs)
+# the run store (chapter 9b): curve_path and calibration_path are importable from here as before
+from ..runs import (CODE_VERSION, run_record, read_run, baselines_path, curve_path,
+                             curve_work_path, calibration_path, point_work_path, point_lock_path,
+                             speed_path)
 from ..report import cell_values, claim_rows, difference, verdict, REFERENCES
 from .stopgrad import TABLE1_CELLS
 
 # %% auto #0
 __all__ = ['CURVES', 'CURVE_EPOCHS', 'CALIBRATION_BASE', 'CALIBRATION_MINUTES', 'CALIBRATION_TARGET', 'CALIBRATION_POINTS',
            'PAPER_SETTINGS', 'CALIBRATION_NOISE', 'PRECISION_CHECK', 'PRECISION_METRICS', 'learning_curve',
-           'curve_config', 'curve_path', 'curve_epochs_done', 'calibration_config', 'calibration_path',
-           'calibration_point', 'calibrate', 'image_epochs', 'measure_speed', 'idle_minutes', 'calibration_records',
-           'calibration_choice', 'first_seeds', 'compare_precisions', 'precision_check']
+           'curve_config', 'curve_epochs_done', 'calibration_config', 'calibration_point', 'calibrate', 'image_epochs',
+           'measure_speed', 'idle_minutes', 'calibration_records', 'calibration_choice', 'first_seeds',
+           'compare_precisions', 'precision_check']
 
 # %% ../../nbs/10b_fashion_scale.ipynb #052e4fe8
 def _same_curve(rec, cfg, path):
@@ -42,7 +44,7 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
     one run); writes and returns the list of {epoch, metrics…} at `path` (a JSON
     file), resuming a curve that is already partly there."""
     cfg, path = cfg.resolved(), Path(path)
-    work = path.with_suffix('') / 'work'
+    work = curve_work_path(path)
     rec = read_run(path) if path.exists() else {}
     rows = rec.get('points', [])
     todo = [e for e in range(every, cfg.epochs + 1, every) if e not in {r['epoch'] for r in rows}]
@@ -56,7 +58,7 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {k: v for k, v in m.items() if k not in RUN_METRICS and k != 'config'}
         write_json(path, dict(config=dataclasses.asdict(cfg), points=rows, **record))
-    shutil.rmtree(path.with_suffix(''), ignore_errors=True)
+    shutil.rmtree(work.parent, ignore_errors=True)
     return rows
 
 # %% ../../nbs/10b_fashion_scale.ipynb #0a000034
@@ -73,11 +75,6 @@ def curve_config(name, scale=MAIN_SCALE, epochs=None) -> TrainConfig:
     pred, s = CURVES[name].get('predictor', 'linear'), SCALES[scale]
     return TrainConfig(**{**s.config, **CURVES[name], 'epochs': epochs or CURVE_EPOCHS[scale],
                           'predictor_opts': s.predictor_opts.get(pred, {})})
-
-
-def curve_path(out, scale, name) -> Path:
-    "Where learning curve `name` of `scale` lives: <out>/<scale>/curve-<name>.json."
-    return Path(out) / scale / f'curve-{name}.json'
 
 
 def curve_epochs_done(scale, *, out=None) -> dict:
@@ -130,12 +127,6 @@ def calibration_config(name) -> TrainConfig:
                          f"got {name!r}")
     return TrainConfig(**{**CALIBRATION_BASE, **CALIBRATION_POINTS[name]}).resolved()
 
-
-def calibration_path(out, name) -> Path:
-    "Where point `name`'s record lives: <out>/fashion-mnist/calibration/<slug>.json."
-    slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
-    return Path(out) / 'fashion-mnist' / 'calibration' / f'{slug}.json'
-
 # %% ../../nbs/10b_fashion_scale.ipynb #e10fac4b
 def _random_backbone(cfg) -> dict:
     "The two reference rows of `cfg`'s images and backbone shape (seed cfg.seed)."
@@ -151,13 +142,13 @@ def _read_point(path, cfg) -> dict:
 
 
 def _run_point(name, cfg, path, log) -> dict:
-    m = train(cfg, path.with_suffix(''), resume='auto', progress=False, expect_collapse=True)
+    m = train(cfg, point_work_path(path), resume='auto', progress=False, expect_collapse=True)
     ref = _random_backbone(cfg)
     rec = dict(m, name=name, random_backbone=ref['random backbone'],
                raw_pixels=ref['raw pixels'],
                separation=m['knn_top1'] - ref['random backbone']['knn_top1'])
     write_json(path, rec)
-    shutil.rmtree(path.with_suffix(''), ignore_errors=True)
+    shutil.rmtree(point_work_path(path), ignore_errors=True)
     log(f"{name}: kNN {m['knn_top1']:.2f}, random backbone "
         f"{ref['random backbone']['knn_top1']:.2f}, {m['train_seconds'] / 60:.1f} min")
     return rec
@@ -171,7 +162,7 @@ def calibration_point(name, out='results', *, log=print) -> dict | None:
     if path.exists(): return _read_point(path, cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with hold_lock(path.with_suffix('.lock'), what=f'calibration point {name!r}'):
+        with hold_lock(point_lock_path(path), what=f'calibration point {name!r}'):
             if path.exists(): return _read_point(path, cfg)  # finished meanwhile
             return _run_point(name, cfg, path, log)
     except BlockingIOError:
@@ -193,7 +184,7 @@ def image_epochs(rec) -> int:
 
 def measure_speed(out='results', *, subset=5_000, epochs=2) -> dict:
     """Training seconds per image-epoch of each backbone of the calibration (bf16, one thread), two
-    runs side by side as the grids run them; written to <out>/fashion-mnist/calibration/speed.json.
+    runs side by side as the grids run them; written to `speed_path(out)` (chapter 9b).
     Run it on an otherwise idle machine."""
     import os, subprocess, sys, tempfile
     backbones = sorted({r.get('backbone', CALIBRATION_BASE['backbone'])
@@ -212,7 +203,7 @@ def measure_speed(out='results', *, subset=5_000, epochs=2) -> dict:
                               'probe_epochs': 1}).resolved()  # each backbone's run, as recorded
     rec = dict(seconds_per_image_epoch={b: s / (subset * epochs) for b, s in secs.items()},
                load_before=os.getloadavg()[0], **run_record(measured, 'cpu'))
-    write_json(Path(out) / 'fashion-mnist' / 'calibration' / 'speed.json', rec)
+    write_json(speed_path(out), rec)
     return rec
 
 

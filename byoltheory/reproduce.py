@@ -538,8 +538,8 @@ def verify(name, scale, n=1, *, out=None, log=print, keep=None, strict=False) ->
                          "nothing to compare (--out: the results folder that holds its runs)")
     with tempfile.TemporaryDirectory() as tmp:
         for cell, rec in runs:
-            again = train(recorded_config(rec['config']), Path(tmp) /
-                          f"{grid.cell(cell).slug}-{rec['seed']}", progress=False,
+            where = work_path(run_path(tmp, scale, grid, grid.cell(cell), rec['seed']))
+            again = train(recorded_config(rec['config']), where, progress=False,
                           expect_collapse=True)
             diff, beyond = judge_rerun(rec, again)
             log(f"{name} {scale} | {cell} | seed {rec['seed']}: re-run at {rec['torch_threads']} "

@@ -526,6 +526,8 @@ def status(verdicts) -> str:
     if n['holds'] == 0 and against and against + n['within noise'] + n[UNTESTABLE] == len(vs):
         return 'not reproduced'
     holds, noise, cannot = n['holds'], n['within noise'], n[UNTESTABLE]
+    if holds == 0 and against == 0:
+        return f"not shown ({noise} within noise, {cannot} untestable at this scale)"
     return (f"partly ({holds} of {len(vs)} claims hold, {against} against, {noise} within noise"
             + (f", {cannot} untestable at this scale)" if cannot else ')'))
 

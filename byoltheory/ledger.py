@@ -56,12 +56,16 @@ def paper_items() -> list[dict]:
             'weight decay and EMA over time', 'relative predictor rate alpha_p',
             'proportional-EMA assumption', 'asymmetric part of W_p vanishes',
             'commutator norm', 'low-dimensional BYOL flows']
-    items += [row(f'Fig {i}', '', w) for i, w in enumerate(figs, 1)]
+    fig_at = ['§1', '§3', '§3.2', '§3.2', '§3.2', '§3.3', 'App. B', 'App. B.1', 'App. B.1',
+              'App. D.4']
+    items += [row(f'Fig {i}', s, w) for i, (s, w) in enumerate(zip(fig_at, figs), 1)]
     tabs = ['plugging in the optimal predictor', 'no weight decay',
             'symmetric W_p x EMA x bias', 'effects of hyper-parameters',
             'separate weight decay', 'DirectPred rho x eps',
-            'DirectPred c_j and freq', 'longer training', 'ImageNet']
-    items += [row(f'Table {i}', '', w) for i, w in enumerate(tabs, 1)]
+            'DirectPred c_j and freq', 'longer training',
+            "ImageNet (needs ImageNet and GPUs: the paper's numbers only, chapter 15)"]
+    tab_at = ['§1', '§2', '§3.1', '§3.2', '§3.3', '§4', '§4', '§4', '§4']
+    items += [row(f'Table {i}', s, w) for i, (s, w) in enumerate(zip(tab_at, tabs), 1)]
     return items
 
 # %% ../nbs/90_ledger.ipynb #9c8296ce

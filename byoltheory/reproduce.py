@@ -599,14 +599,16 @@ def scale_status(scale, *, out=None) -> dict:
 # %% ../nbs/10_reproduce.ipynb #10stat04
 def train_rate(scale, precision, *, out=None) -> float | None:
     """Seconds of training per image-epoch of `scale`'s trained runs in `precision` made on this
-    kind of CPU (as they ran: two workers side by side), None if there is none."""
+    kind of CPU (as they ran: two workers side by side), None if there is none. A resumed run
+    records the seconds of its last stretch only, so it counts the epochs of that stretch."""
     seconds = work = 0.0
     for p in scale_runs(results_at(out), scale):
         r = read_run(p)
         if r.get('copied_from') or 'train_seconds' not in r or not same_cpu(r): continue
         cfg = recorded_config(r['config'])
         if cfg.precision == precision:
-            seconds, work = seconds + r['train_seconds'], work + run_work(cfg)
+            done = (cfg.epochs - (r.get('resumed_from') or 0)) / cfg.epochs
+            seconds, work = seconds + r['train_seconds'], work + run_work(cfg) * done
     return seconds / work if work else None
 
 

@@ -50,7 +50,12 @@ def paper_items() -> list[dict]:
     for lo, hi, sec in _EQ_SECTIONS:
         items += [row(f'Eq {i}', sec, _EQ_WHAT.get(i, 'derivation step'))
                   for i in range(lo, hi + 1)]
-    items += [row(f'Obs {i}', '§3.2', '') for i in range(1, 11)]
+    obs = ['faster predictor, smaller collapse basin', 'too fast a predictor stalls s_j',
+           'weight decay ties s_j to p_j', 'weight decay enlarges the collapse basin',
+           'strong weight decay: collapse unavoidable', 'faster predictor eases Eq 17',
+           'weight decay eases Eq 17', 'EMA as automatic curriculum', 'EMA costs speed',
+           'small tau traps more modes']
+    items += [row(f'Obs {i}', '§3.2', w) for i, w in enumerate(obs, 1)]
     figs = ['architecture', 'F and W_p during STL-10 training',
             'phase portraits, eta = 0, 0.01, 1', 'fixed points of Eq 16',
             'weight decay and EMA over time', 'relative predictor rate alpha_p',
@@ -167,7 +172,19 @@ def item_status(item, where, results=None, statuses=None) -> str:
         st = statuses(item, results)
         if st: return next((st[s] for s in CPU_SCALES if st.get(s)), None)
     if not checks: return 'implemented' if where else 'open'
-    return 'checked' if any(w['asserts'] for w in checks) else 'reproduced'
+    return 'checked' if any(w['asserts'] for w in checks) else 'redrawn'
+
+# %% ../nbs/90_ledger.ipynb #x90shown1
+def _shown(name) -> bool:
+    """An implementing name worth a reader's look (`module.name`): a function or class, not an
+    argument check or a constant. A module the library lacks (a toy chapter's) shows all."""
+    mod, *path = name.split('.')
+    try:
+        obj = importlib.import_module(f'byoltheory.{mod}')
+    except ImportError:
+        return True
+    for p in path: obj = getattr(obj, p, None)
+    return callable(obj) and not path[-1].startswith('check_')
 
 # %% ../nbs/90_ledger.ipynb #9634bb92
 def ledger_table(nbs_path, results=None, statuses=None) -> list[dict]:
@@ -185,16 +202,19 @@ def ledger_table(nbs_path, results=None, statuses=None) -> list[dict]:
     ]
 
 
-def ledger_markdown(rows) -> str:
-    "The ledger rows as a MyST table: item | paper | what | implemented by | checked in | status."
-    link = lambda w: (f"[{w['chapter'].split(' · ')[0] or w['notebook']}]({w['notebook']})"
-                      f" · {w['section']}")
+def ledger_markdown(rows, links=True) -> str:
+    """The ledger rows as a MyST table: item | paper | what | implemented by | checked in | status
+    (`links=False`: chapter numbers without links, for chapters outside the book)."""
+    def link(w):
+        ch = w['chapter'].split(' · ')[0] or w['notebook']
+        return (f"[{ch}]({w['notebook']})" if links else ch) + f" · {w['section']}"
     lines = [
-        '| Item | Paper | What | Implemented by | Checked / reproduced in | Status |',
+        '| Item | Paper | What | Implemented by | Checked / redrawn in | Status |',
         '|---|---|---|---|---|---|'
     ]
     for r in rows:
-        impl = sorted({n for w in r['where'] if w['kind'] == 'implements' for n in w['names']})
+        impl = sorted({n for w in r['where'] if w['kind'] == 'implements'
+                       for n in w['names'] if _shown(n)})
         chk = sorted({link(w) for w in r['where'] if w['kind'] == 'check'})
         st = r['status']
         lines.append(

@@ -136,6 +136,12 @@ def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
         )
     if ck['epoch'] > cfg.epochs:
         raise ValueError(f"resume: {path} is at epoch {ck['epoch']}, past --epochs {cfg.epochs}")
+    made_by, now = ck.get('git_commit'), CODE_VERSION['git_commit']
+    if made_by and now and made_by != now:
+        raise ValueError(
+            f"resume: {path} was written by commit {made_by[:10]} and this code is {now[:10]}: "
+            "a run is made by one commit. Resume it with that commit's code (a git worktree of "
+            "it), or start it again with --overwrite")
     model.load_state_dict(ck['model'])
     opt.load_state_dict(ck['optimizer'])
     if scaler is not None and ck.get('scaler'): scaler.load_state_dict(ck['scaler'])
@@ -337,7 +343,7 @@ def _log_and_save(r, cfg, epoch, losses, seconds) -> dict:
                  **epoch_stats(r.online, r.predictor, r.x_eval))
     append_log(r.out, entry)  # whole or not at all
     state = _unwrapped_state(r.model, r.online, r.predictor)
-    save_checkpoint(r.out, state, r.opt, epoch, cfg, r.scaler)
+    save_checkpoint(r.out, state, r.opt, epoch, cfg, r.scaler, CODE_VERSION['git_commit'])
     return entry
 
 def _train(cfg, out, resume, overwrite, progress, command, stop_after, expect_collapse):

@@ -13,11 +13,11 @@ from .core import (append_line, hold_lock, read_json, read_lines, write_atomic,
 __all__ = ['LOG', 'CHECKPOINT', 'METRICS', 'LOCK', 'RUN_FILES', 'EVAL', 'BF16_FLAGS', 'CODE_VERSION', 'SMOKE_OUT', 'log_path',
            'checkpoint_path', 'metrics_path', 'lock_path', 'eval_path', 'default_out', 'read_log', 'append_log',
            'write_log', 'lock_out', 'lock_holder', 'prepare_out', 'abandon_log', 'save_checkpoint', 'read_checkpoint',
-           'checkpoint_epoch', 'write_metrics', 'read_metrics', 'cpu_kind', 'emulated_bf16', 'run_record',
-           'grid_folder', 'run_path', 'trace_path', 'work_path', 'run_lock_path', 'baselines_path', 'parse_run_name',
-           'run_files', 'run_seeds', 'grid_folders', 'scale_runs', 'other_grid_runs', 'read_run', 'gpu_measurements',
-           'repeat_path', 'curve_path', 'curve_work_path', 'calibration_folder', 'calibration_path', 'point_work_path',
-           'point_lock_path', 'speed_path']
+           'checkpoint_epoch', 'checkpoint_commit', 'write_metrics', 'read_metrics', 'cpu_kind', 'emulated_bf16',
+           'run_record', 'grid_folder', 'run_path', 'trace_path', 'work_path', 'run_lock_path', 'baselines_path',
+           'parse_run_name', 'run_files', 'run_seeds', 'grid_folders', 'scale_runs', 'other_grid_runs', 'read_run',
+           'gpu_measurements', 'repeat_path', 'curve_path', 'curve_work_path', 'calibration_folder', 'calibration_path',
+           'point_work_path', 'point_lock_path', 'speed_path']
 
 # %% ../nbs/09b_run_store.ipynb #92b2ddcf
 LOG, CHECKPOINT, METRICS, LOCK = 'log.jsonl', 'checkpoint.pt', 'metrics.json', '.lock'
@@ -136,12 +136,12 @@ def abandon_log(out) -> Path:
     return new
 
 # %% ../nbs/09b_run_store.ipynb #aa804cef
-def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None):
-    """The model's state, the optimiser (and fp16 loss scaler), epoch and config to `out`'s
-    checkpoint, atomically."""
+def save_checkpoint(out, model_state, opt, epoch, cfg, scaler=None, commit=None):
+    """The model's state, the optimiser (and fp16 loss scaler), epoch, config and the commit of
+    the code that trained it to `out`'s checkpoint, atomically."""
     import torch
     state = dict(model=model_state, optimizer=opt.state_dict(), epoch=epoch, config=asdict(cfg),
-                 scaler=scaler.state_dict() if scaler else None)
+                 scaler=scaler.state_dict() if scaler else None, git_commit=commit)
     buf = io.BytesIO()  # in memory first: a full disk is then a DiskFull naming the bytes needed
     torch.save(state, buf)
     write_atomic(checkpoint_path(out), buf.getvalue())
@@ -171,6 +171,15 @@ def checkpoint_epoch(out) -> int:
     path = checkpoint_path(out)
     try: return read_checkpoint(path)['epoch'] if path.exists() else 0
     except ValueError: return 0
+
+
+# %% ../nbs/09b_run_store.ipynb #x09bckc1
+def checkpoint_commit(out) -> str | None:
+    """The commit that wrote run folder `out`'s checkpoint: None if it has no readable
+    checkpoint, or one from before checkpoints recorded it."""
+    path = checkpoint_path(out)
+    try: return read_checkpoint(path).get('git_commit') if path.exists() else None
+    except ValueError: return None
 
 # %% ../nbs/09b_run_store.ipynb #b6ff6053
 def write_metrics(out, m: dict):

@@ -33,6 +33,12 @@ def test_notebook_committed_without_outputs(root, nb):
     cells = json.loads((root / 'nbs' / nb).read_text())['cells']
     assert not any(c.get('outputs') for c in cells if c['cell_type'] == 'code'), f'{nb} has outputs: the book executes it'
 
+def test_cell_ids_unique(root):
+    "Cell ids are unique in each notebook (nbformat would silently renumber a duplicate on every build)."
+    for p in _notebooks(root):
+        ids = [c.get('id') for c in json.loads(p.read_text())['cells']]
+        assert len(ids) == len(set(ids)), f"{p.name}: duplicate cell ids {sorted({i for i in ids if ids.count(i) > 1})}"
+
 def test_gpu_cells_skip_execution(root):
     "A cell flagged `#| gpu` for nbdev must also carry Jupyter Book's skip-execution tag."
     for p in _notebooks(root):

@@ -221,7 +221,8 @@ def test_resume_needs_something_to_resume(tmp_path, capsys):
 
 def test_data_root_must_exist_and_the_folder_read_is_recorded(tmp_path, capsys):
     from byoltheory.data import FASHION_MNIST_SYSTEM
-    args = ['train', '--dataset', 'fashion-mnist', '--epochs', '1', *TINY]
+    # a narrow network (--width 4): what is checked is the folder read, not what is learnt
+    args = ['train', '--dataset', 'fashion-mnist', '--epochs', '1', '--width', '4', *TINY]
     code, _, err = run_main([*args, '--out', str(tmp_path / 'a'), '--data-root', '/nonexistent'],
                             capsys)
     assert code != 0 and 'data_root /nonexistent does not exist' in err, err

@@ -6,8 +6,8 @@ import importlib, json, re
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['INDEX', 'paper_items', 'parse_ledger_line', 'scan_notebooks', 'item_status', 'ledger_table', 'ledger_markdown',
-           'ledger_summary', 'compact_items', 'ledger_index', 'paper_code_box', 'collect_errata']
+__all__ = ['OUT_OF_SCOPE', 'INDEX', 'paper_items', 'parse_ledger_line', 'scan_notebooks', 'item_status', 'ledger_table',
+           'ledger_markdown', 'ledger_summary', 'compact_items', 'ledger_index', 'paper_code_box', 'collect_errata']
 
 # %% ../nbs/90_ledger.ipynb #041f55ca
 _EQ_SECTIONS = [(1, 6, '§2'), (7, 10, '§3.1'), (11, 17, '§3.1-3.2'), (18, 19, '§4'),
@@ -187,6 +187,9 @@ def _shown(name) -> bool:
     return callable(obj) and not path[-1].startswith('check_')
 
 # %% ../nbs/90_ledger.ipynb #9634bb92
+OUT_OF_SCOPE = ('Table 9',)  # ImageNet and GPUs: the paper's numbers only (chapter 15)
+
+
 def ledger_table(nbs_path, results=None, statuses=None) -> list[dict]:
     """One row per paper item: paper_items' fields, `where` (the marks covering it) and `status`
     (`statuses`: the grids' statuses of an item, chapter 11's `grid_statuses`)."""
@@ -197,7 +200,8 @@ def ledger_table(nbs_path, results=None, statuses=None) -> list[dict]:
     if unknown: raise ValueError(f"ledger marks name items the paper does not have: {unknown}")
     return [
         dict(i, where=found.get(i['item'], []),
-             status=item_status(i['item'], found.get(i['item'], []), results, statuses))
+             status='out of scope' if i['item'] in OUT_OF_SCOPE and not found.get(i['item'])
+             else item_status(i['item'], found.get(i['item'], []), results, statuses))
         for i in paper_items()
     ]
 

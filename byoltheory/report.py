@@ -616,11 +616,11 @@ def verdict_summary(grids, scales=None, *, out=None) -> str:
                     found.setdefault(r['claim'].id, {'claim': r['claim']})[s] = r['verdict']
     def says(v):
         s = next(s for s in scales if s in v)
-        said = _SAYS[v[s]] + ('' if s == scales[0] else f' (on `{s}`)')
+        where = '' if s == scales[0] else f' (on `{s}`)'
         given = getattr(v['claim'], 'given', None)
         if v[s] == 'holds' and given and found.get(given, {}).get(s) != 'holds':
-            said = 'an accuracy cost without the collapse' + said[len('supported'):]
-        return said
+            return 'an accuracy cost without the collapse' + where
+        return _SAYS[v[s]] + where
     lines = ["| the paper's claim | this book says | " + ' | '.join(f'`{s}`' for s in scales) +
              ' |', '|---' * (2 + len(scales)) + '|']
     for v in found.values():

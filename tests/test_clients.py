@@ -108,6 +108,15 @@ def _two_view_loss(online, target, dp, x1, x2):
     return _cos(dp(online(x1)), target(x2)) + _cos(dp(online(x2)), target(x1))
 
 
+def multi_crop_loss(online, target, pred, x):
+    "solo-learn's multi-crop loss on a batch x: 2 large and 6 small crops, the predictor on each."
+    large = [x[..., :20, :20], x[..., 4:, 4:]]
+    small = [x[..., i:i + 10, j:j + 10] for i in (0, 7, 14) for j in (0, 14)]
+    with torch.no_grad(): z = [target(c) for c in large]
+    p = [pred(online(c)) for c in large + small]
+    return sum(_cos(pi, z[1 - i if i < 2 else 0]) for i, pi in enumerate(p)) / len(p)
+
+
 def _momentum(target, online, m=0.99):
     with torch.no_grad():
         for pt, po in zip(target.parameters(), online.parameters()): pt.lerp_(po, 1 - m)
@@ -148,13 +157,7 @@ def test_multi_crop(amp):
     "solo-learn's multi-crop: 2 large and 6 small crops, the predictor called on each (8 a step)."
     online, target, dp, opt, rec = _loop(2, freq=2, lr=0.05)
     for step in range(10):
-        x = torch.rand(6, 3, 24, 24)
-        large = [x[..., :20, :20], x[..., 4:, 4:]]
-        small = [x[..., i:i + 10, j:j + 10] for i in (0, 7, 14) for j in (0, 14)]
-        with _amp(amp):
-            with torch.no_grad(): z = [target(c) for c in large]
-            p = [dp(online(c)) for c in large + small]
-            loss = sum(_cos(pi, z[1 - i if i < 2 else 0]) for i, pi in enumerate(p)) / len(p)
+        with _amp(amp): loss = multi_crop_loss(online, target, dp, torch.rand(6, 3, 24, 24))
         opt.zero_grad()
         loss.backward()
         opt.step()

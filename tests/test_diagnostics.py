@@ -17,7 +17,7 @@ from byoltheory.diagnostics import (Monitor, RunHint, CollapseHint, CollapseBasi
                                     load_history)
 from byoltheory.directpred import DirectPredictor
 from byoltheory.report import COLLAPSE_STD
-from test_clients import small_net, _cos, _two_view_loss, _momentum
+from test_clients import small_net, _two_view_loss, _momentum, multi_crop_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 RHO, EVERY, ROWS = 0.9, 2, 64
@@ -161,12 +161,7 @@ def test_multi_crop():
     "solo-learn's multi-crop: 2 large and 6 small crops, the predictor called on each (8 a step)."
     online, target, pred, opt, mon, wit = _client(2, lr=0.05)
     for step in range(10):
-        x = torch.rand(6, 3, 24, 24)
-        large = [x[..., :20, :20], x[..., 4:, 4:]]
-        small = [x[..., i:i + 10, j:j + 10] for i in (0, 7, 14) for j in (0, 14)]
-        with torch.no_grad(): z = [target(c) for c in large]
-        p = [pred(online(c)) for c in large + small]
-        loss = sum(_cos(pi, z[1 - i if i < 2 else 0]) for i, pi in enumerate(p)) / len(p)
+        loss = multi_crop_loss(online, target, pred, torch.rand(6, 3, 24, 24))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -9,7 +9,11 @@
 # by the commit that began it, so start it where it can finish.
 set -euo pipefail
 main() {  # read whole before it runs: editing this file meanwhile cannot change a running worker
-  renice -n -5 -p $$ >/dev/null 2>&1 || true  # the grids first: work beside them gets what is left
+  # the grids yield to anything else run on the machine (tests, book builds, timings), and take every idle cycle:
+  # nice 19, and the same for the worker's autogroup (with the kernel's autogroup scheduling, on by default, a
+  # process's nice orders it only within its own session; across sessions each autogroup's nice counts)
+  renice -n 19 -p $$ >/dev/null 2>&1 || true
+  echo 19 > /proc/self/autogroup 2>/dev/null || true
   here=$(cd "$(dirname "$0")/.." && pwd)
   scale=${1:?usage: tools/run_grids.sh SCALE [--curve NAME]}
   commit=$(git -C "$here" rev-parse HEAD)

@@ -211,6 +211,9 @@ def verdict(claim, values: dict, ranges: dict | None = None) -> tuple:
             continue
         ivs[p.id] = (level(a, p.threshold) if p.b is None else difference(a, b, log=p.log))
         rng = (ranges or {}).get(p.metric) if ranged(p) else None
+        lift = values.get('random backbone', {}).get(p.metric, {})
+        if rng is not None and min(len(a), len(lift)) >= MIN_SEEDS:  # the claim's own range
+            rng = max(rng, difference(a, lift), key=lambda r: r.low)
         vs.append(_judge(p, ivs[p.id], rng))
     return (vs[0] if isinstance(claim, Claim) else combine(vs)), ivs
 

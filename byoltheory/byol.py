@@ -18,9 +18,10 @@ from .core import Predictor, Progress
 from byoltheory.config import (ROLES, CONFIG_GROUPS, DataConfig, ModelConfig, OptimConfig,
     RunConfig, TrainConfig, fields_with, check_field, config_diff, said, config_data,
     recorded_config)
-from .runs import (RUN_FILES, BF16_FLAGS, CODE_VERSION, log_path, checkpoint_path,
+from byoltheory.runs import (RUN_FILES, BF16_FLAGS, CODE_VERSION, log_path, checkpoint_path,
     metrics_path, read_log, append_log, write_log, lock_out, prepare_out, abandon_log,
-    save_checkpoint, read_checkpoint, write_metrics, cpu_kind, run_record, emulated_bf16)
+    save_checkpoint, read_checkpoint, other_commit, write_metrics, cpu_kind, run_record,
+    emulated_bf16)
 from fastcore.basics import patch
 
 # %% auto #0
@@ -137,7 +138,7 @@ def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
     if ck['epoch'] > cfg.epochs:
         raise ValueError(f"resume: {path} is at epoch {ck['epoch']}, past --epochs {cfg.epochs}")
     made_by, now = ck.get('git_commit'), CODE_VERSION['git_commit']
-    if made_by and now and made_by != now:
+    if other_commit(made_by, now):
         raise ValueError(
             f"resume: {path} was written by commit {made_by[:10]} and this code is {now[:10]}: "
             "a run is made by one commit. Resume it with that commit's code (a git worktree of "

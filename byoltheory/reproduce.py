@@ -14,7 +14,8 @@ from .evaluate import baseline_probes
 from .models import make_backbone
 from .paper import Reported, Verdict
 # the run store (chapter 9b) names every file; run_path & co. are importable from here as before
-from .runs import (CODE_VERSION, checkpoint_commit, cpu_kind, run_record, read_log,
+from .runs import (CODE_VERSION, checkpoint_commit, other_commit, cpu_kind, run_record,
+                             read_log,
                              read_run, run_path,
                              trace_path, work_path, run_lock_path, baselines_path, grid_folder,
                              grid_folders, parse_run_name, run_files, run_seeds, scale_runs,
@@ -343,7 +344,7 @@ def _run_one(grid, cell, scale, seed, cfg, path, command, log):
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: copied from {twin.name}")
         return rec
     work, t0 = work_path(path), time.time()
-    if (made_by := checkpoint_commit(work)) not in (None, CODE_VERSION['git_commit']):
+    if other_commit(made_by := checkpoint_commit(work), CODE_VERSION['git_commit']):
         shutil.rmtree(work)  # a run is made by one commit: this code starts it again
         log(f"{grid.name} {scale} | {cell.name} | seed {seed}: its checkpoint was written by "
             f"commit {made_by[:10]}: started again")

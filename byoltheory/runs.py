@@ -13,11 +13,11 @@ from .core import (append_line, hold_lock, read_json, read_lines, write_atomic,
 __all__ = ['LOG', 'CHECKPOINT', 'METRICS', 'LOCK', 'RUN_FILES', 'EVAL', 'BF16_FLAGS', 'CODE_VERSION', 'SMOKE_OUT', 'log_path',
            'checkpoint_path', 'metrics_path', 'lock_path', 'eval_path', 'default_out', 'read_log', 'append_log',
            'write_log', 'lock_out', 'lock_holder', 'prepare_out', 'abandon_log', 'save_checkpoint', 'read_checkpoint',
-           'checkpoint_epoch', 'checkpoint_commit', 'write_metrics', 'read_metrics', 'cpu_kind', 'emulated_bf16',
-           'run_record', 'grid_folder', 'run_path', 'trace_path', 'work_path', 'run_lock_path', 'baselines_path',
-           'parse_run_name', 'run_files', 'run_seeds', 'grid_folders', 'scale_runs', 'other_grid_runs', 'read_run',
-           'gpu_measurements', 'repeat_path', 'curve_path', 'curve_work_path', 'calibration_folder', 'calibration_path',
-           'point_work_path', 'point_lock_path', 'speed_path']
+           'checkpoint_epoch', 'checkpoint_commit', 'other_commit', 'write_metrics', 'read_metrics', 'cpu_kind',
+           'emulated_bf16', 'run_record', 'grid_folder', 'run_path', 'trace_path', 'work_path', 'run_lock_path',
+           'baselines_path', 'parse_run_name', 'run_files', 'run_seeds', 'grid_folders', 'scale_runs',
+           'other_grid_runs', 'read_run', 'gpu_measurements', 'repeat_path', 'curve_path', 'curve_work_path',
+           'calibration_folder', 'calibration_path', 'point_work_path', 'point_lock_path', 'speed_path']
 
 # %% ../nbs/09b_run_store.ipynb #92b2ddcf
 LOG, CHECKPOINT, METRICS, LOCK = 'log.jsonl', 'checkpoint.pt', 'metrics.json', '.lock'
@@ -180,6 +180,11 @@ def checkpoint_commit(out) -> str | None:
     path = checkpoint_path(out)
     try: return read_checkpoint(path).get('git_commit') if path.exists() else None
     except ValueError: return None
+
+
+def other_commit(made_by, now) -> bool:
+    "Whether a checkpoint written by commit `made_by` is another's than `now` (both known)."
+    return bool(made_by and now and made_by != now)
 
 # %% ../nbs/09b_run_store.ipynb #b6ff6053
 def write_metrics(out, m: dict):

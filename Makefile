@@ -25,8 +25,12 @@ help:
 $(STAMP): constraints.txt settings.ini setup.py pyproject.toml
 	@echo "== setting up $(VENV) (python3 -m venv, pinned tool set, editable byoltheory)"
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "pip==$$(sed -n 's/^pip==//p' constraints.txt)"
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt pip uv
+	@# uv installs the same pinned set as pip, in parallel (the CUDA build of torch is 6 GB to unpack);
+	@# pip is the fallback where uv cannot reach an index
+	$(BIN)/uv pip install -q --python $(PY) -c constraints.txt -e ".[dev]" || { \
+	  echo "== uv could not install the set; pip instead"; \
+	  $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"; }
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium chromium-driver"; \
 	  [ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
@@ -75,7 +79,7 @@ book:
 	echo "== executing the notebooks and building the book"; \
 	stage $(BIN)/jupyter-book build . $(JB_FLAGS); \
 	echo "== a committed run, re-run: bit for bit where this kind of CPU made it (else the difference is reported)"; \
-	stage $(BIN)/byoltheory reproduce table6 --scale digits --verify 1; \
+	stage $(BIN)/byoltheory reproduce table6 --scale digits-small --verify 1; \
 	echo "== slow tests: the book in headless Chromium, Colab, the full-scale path, torchrun"; \
 	BYOLTHEORY_SLOW=1 OMP_NUM_THREADS=1 stage $(BIN)/pytest -q -s -m slow -n 2 tests; \
 	end=$$(date +%s); echo -e "stage times:$$times"; \

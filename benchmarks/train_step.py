@@ -3,8 +3,8 @@ bfloat16 autocast side by side, against the machine's rate of torch.mm in each p
 measured here (a practical reference, not a hardware ceiling), and against a plain-PyTorch step
 written here (run in the same precision).
 
-For each scale (digits, fashion-mnist: the settings `byoltheory reproduce --scale S` trains with,
-BYOL with a linear predictor and EMA target):
+For each CPU scale (digits-small, fashion-mnist-10k, fashion-mnist-20k: the settings
+`byoltheory reproduce --scale S` trains with, BYOL with a linear predictor and EMA target):
   * FLOPs of one step (online forward + backward of both views, target forward of both views),
     counted by torch.utils.flop_counter.FlopCounterMode;
   * the step's time as `byoltheory.byol.train_epoch` runs it (BYOL.loss, SGD step,
@@ -18,7 +18,7 @@ BYOL with a linear predictor and EMA target):
 Steps are timed interleaved, best of --reps. Run it on an idle machine. The first line names the
 CPU (`byoltheory.byol.cpu_kind`): without native bfloat16 (no avx512_bf16 / amx_bf16 flag) the
 bf16 step is emulated and slower than the fp32 one.
-Usage: python benchmarks/train_step.py [--scale digits fashion-mnist] [--reps 20]"""
+Usage: python benchmarks/train_step.py [--scale digits-small fashion-mnist-10k] [--reps 20]"""
 import argparse, time
 import torch
 from torch.utils.flop_counter import FlopCounterMode

@@ -14,14 +14,13 @@ from .models import make_backbone, projector, make_predictor, predictor_matrix
 from .evaluate import (evaluate_network, feature_std, features, effective_rank,
                                  spectrum_effective_rank)
 from .core import Predictor, Progress
-# the config (chapter 9a) and the run store (chapter 9b), also importable from here as before
-from byoltheory.config import (ROLES, CONFIG_GROUPS, DataConfig, ModelConfig, OptimConfig,
-    RunConfig, TrainConfig, fields_with, check_field, config_diff, said, config_data,
+# the config (chapter 9a) and the run store (chapter 9b); TrainConfig, config_data and cpu_kind
+# stay importable from here, as before the split
+from byoltheory.config import (TrainConfig, fields_with, config_diff, said, config_data,
     recorded_config)
-from byoltheory.runs import (RUN_FILES, BF16_FLAGS, CODE_VERSION, log_path, checkpoint_path,
-    metrics_path, read_log, append_log, write_log, lock_out, prepare_out, abandon_log,
-    save_checkpoint, read_checkpoint, other_commit, write_metrics, cpu_kind, run_record,
-    emulated_bf16)
+from .runs import (CODE_VERSION, log_path, checkpoint_path, metrics_path, read_log,
+    append_log, write_log, lock_out, prepare_out, abandon_log, save_checkpoint, read_checkpoint,
+    other_commit, write_metrics, cpu_kind, run_record, emulated_bf16)
 from fastcore.basics import patch
 
 # %% auto #0
@@ -131,10 +130,9 @@ def restore(out, model, opt, cfg, device, scaler=None, *, required=True) -> int:
     diff = config_diff(ck['config'], cfg, free=_RESUME_FREE)
     if diff:
         raise ValueError(
-            f"resume: {path} was written with other settings ({said(diff)}); use the same options "
-            "(only --epochs, --device, --threads and the evaluation options may change) or another "
-            "--out"
-        )
+            f"resume: {path} was written with other settings ({said(diff)}); use the same "
+            "options (only --epochs, --device, --threads and the evaluation options may change) "
+            "or another --out")
     if ck['epoch'] > cfg.epochs:
         raise ValueError(f"resume: {path} is at epoch {ck['epoch']}, past --epochs {cfg.epochs}")
     made_by, now = ck.get('git_commit'), CODE_VERSION['git_commit']
@@ -184,9 +182,8 @@ def check_finite(losses, epoch, kept):
     bad = (~torch.isfinite(losses)).nonzero()
     if len(bad):
         i = int(bad[0])
-        raise FloatingPointError(
-            f"the loss became non-finite ({float(losses[i])}) at epoch {epoch}, "
-            f"step {i + 1}; {kept}")
+        raise FloatingPointError(f"the loss became non-finite ({float(losses[i])}) at epoch "
+                                 f"{epoch}, step {i + 1}; {kept}")
 
 # %% ../nbs/09_byol.ipynb #09health
 def check_weights(model: nn.Module, epoch, kept):

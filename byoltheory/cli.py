@@ -237,13 +237,21 @@ def _cmd_eval(args, sp):
           f"{m['feature_std']:.3f}, effective rank {m['effective_rank']:.2f}  -> {out}")
     return m
 
+# %% ../nbs/96_cli.ipynb #96scale2
+def _scale(name):
+    "A --scale value: a scale's former name reads as its name now; argparse names the choices."
+    from byoltheory.reproduce import scale_name
+    try: return scale_name(name)
+    except ValueError: return name
+
 # %% ../nbs/96_cli.ipynb #96000010
 def _reproduce_options(sp):
     from byoltheory.config import add_field_options, fields_for, fields_with
     from byoltheory.reproduce import SCALES
     from byoltheory.runs import SMOKE_OUT
     sp.add_argument('grid', help='a grid of the experiment chapters (table1, table3, …)')
-    sp.add_argument('--scale', default='digits', choices=tuple(SCALES), help='where it runs')
+    sp.add_argument('--scale', default='digits-small', type=_scale, choices=tuple(SCALES),
+                    help='where it runs')
     sp.add_argument('--seeds', type=int, default=None,
                     help="seeds per cell (default: the scale's; 10 for a cell a collapse claim "
                          "judges)")
@@ -338,7 +346,7 @@ def _curve_options(sp):
     from byoltheory.experiments.fashion_scale import CURVE_EPOCHS, CURVES
     sp.add_argument('name', help=f"{' or '.join(CURVES)} (the predictor)")
     sp.add_argument('--every', type=int, default=5, help='evaluate every N epochs')
-    sp.add_argument('--scale', default=MAIN_SCALE, choices=CURVE_EPOCHS,
+    sp.add_argument('--scale', default=MAIN_SCALE, type=_scale, choices=CURVE_EPOCHS,
                     help='the Fashion-MNIST scale whose recipe the curve follows')
     for n in fields_for('curve'):
         add_field_options(sp, [n], default=None, note="default: the recipe's at --scale" + (
@@ -415,7 +423,7 @@ def _cmd_status(args, sp):
 
 def _status_options(sp):
     from byoltheory.reproduce import SCALES, MAIN_SCALE
-    sp.add_argument('scale', nargs='?', default=MAIN_SCALE, choices=tuple(SCALES),
+    sp.add_argument('scale', nargs='?', default=MAIN_SCALE, type=_scale, choices=tuple(SCALES),
                     help="the scale (default: the book's main one)")
     sp.add_argument('--out', default=None,
                     help="results folder (default: the committed results, wherever they are)")

@@ -212,7 +212,8 @@ def _shipped(name, found) -> Path:
 
 def results_dir() -> Path:
     "The committed results: $BYOLTHEORY_RESULTS, the repository's results/, or the packaged copy."
-    return _shipped('results', lambda p: (p / 'digits').is_dir() or (p / 'fashion-mnist').is_dir())
+    return _shipped('results', lambda p: any((p / s).is_dir() for s in
+                                             ('digits-small', 'fashion-mnist-10k')))
 
 
 def nbs_dir() -> Path:

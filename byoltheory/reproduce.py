@@ -24,11 +24,11 @@ from .runs import (CODE_VERSION, checkpoint_commit, other_commit, cpu_kind, run_
 # %% auto #0
 __all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'CHAPTER_SCALES', 'GPU_SCALES',
            'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'CPU_TOLERANCE', 'T4_SUSTAINED',
-           'DRIVE', 'Scale', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'off', 'register', 'load_grids',
-           'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings', 'run_done', 'run_one',
-           'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs', 'Incomplete', 'run_grid', 'results_at',
-           'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'same_cpu', 'judge_rerun', 'verify',
-           'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path', 't4_hours', 'gpu_out',
+           'DRIVE', 'Scale', 'scale_name', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'off', 'register',
+           'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings', 'run_done',
+           'run_one', 'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs', 'Incomplete', 'run_grid',
+           'results_at', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'same_cpu', 'judge_rerun',
+           'verify', 'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path', 't4_hours', 'gpu_out',
            'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
@@ -44,21 +44,22 @@ class Scale:
     description: str = ''
     grids: dict = field(default_factory=dict)
     supersedes: str | None = None  # the scale this one replaces once its grids are complete
+    formerly: tuple = ()  # names it had before (its runs' records and commands may say them)
 
 # %% ../nbs/10_reproduce.ipynb #10scales
 COLLAPSE_SEEDS = 10  # at least, for a cell a collapse claim judges (chapter 11): a fraction
-MAIN_SCALE = 'fashion-mnist'  # the book's main evidence
+MAIN_SCALE = 'fashion-mnist-10k'  # the book's main evidence
 SCALES = {s.name: s for s in [
-    Scale('digits', dict(dataset='digits', epochs=50, threads=1),
+    Scale('digits-small', dict(dataset='digits', epochs=50, threads=1),
           {'directpred': dict(form='official')}, 5,
-          "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU"),
+          "scikit-learn's 8×8 digits, small ConvNet, 50 epochs, CPU", formerly=('digits',)),
     # the printed Eq 18, as its committed runs were made
-    Scale('fashion-mnist',
+    Scale('fashion-mnist-10k',
           dict(dataset='fashion-mnist', subset=10_000, backbone='convnet28', width=16,
                batch_size=128, epochs=15, channels_last=True, threads=1),
           {'directpred': dict(form='eq18')}, 5,
           'Fashion-MNIST (10,000-image subset), convnet28 width 16 with 2×2 pooling, 15 epochs, '
-          'CPU'),
+          'CPU', formerly=('fashion-mnist',)),
     # the point chapter 10b's held-out calibration chose (calibration_choice); float32, but for
     # the three grids run first, in bfloat16 on a CPU with native bfloat16
     Scale('fashion-mnist-20k',
@@ -68,7 +69,7 @@ SCALES = {s.name: s for s in [
           'Fashion-MNIST (20,000-image subset), convnet28 width 16 with global pooling, '
           '15 epochs, CPU',
           grids={g: dict(precision='bf16') for g in ('table1', 'table6', 'table8')},
-          supersedes='fashion-mnist'),
+          supersedes='fashion-mnist-10k'),
     Scale('colab',
           dict(dataset='cifar10', device='cuda', precision='auto', channels_last=True,
                epochs=30), {'directpred': dict(form='official')}, 5,
@@ -81,13 +82,21 @@ SCALES = {s.name: s for s in [
           "setting)")]}
 
 # %% ../nbs/10_reproduce.ipynb #10scale2
-FASHION_SCALES = ('fashion-mnist', 'fashion-mnist-20k')  # every cell runs at both or neither
+FASHION_SCALES = ('fashion-mnist-10k', 'fashion-mnist-20k')  # every cell runs at both or neither
 _on_cpu = [n for n, s in SCALES.items() if s.config.get('device', 'cpu') == 'cpu']
 CPU_SCALES = tuple(sorted(_on_cpu, key=lambda n: n != MAIN_SCALE))  # the main one first
 # the CPU scales whose verdicts the experiment chapters state (a scale in progress is shown on
 # the page Paper vs this book until its grids are complete)
-CHAPTER_SCALES = (MAIN_SCALE, 'digits')
+CHAPTER_SCALES = (MAIN_SCALE, 'digits-small')
 GPU_SCALES = tuple(n for n in SCALES if n not in CPU_SCALES)
+
+# %% ../nbs/10_reproduce.ipynb #10scnm02
+def scale_name(name) -> str:
+    "The scale called `name`, or formerly called it (a run's record may use an old name)."
+    if name in SCALES: return name
+    now = [s.name for s in SCALES.values() if name in s.formerly]
+    if not now: raise ValueError(f"scale must be one of {tuple(SCALES)}, got {name!r}")
+    return now[0]
 
 # %% ../nbs/10_reproduce.ipynb #d4bb19ea
 PAPER_STEPS = 100 * (DATASETS['stl10'].pretrain_size // 128)  # batch 128, 100 epochs
@@ -214,7 +223,7 @@ def get_grid(name) -> Grid:
 def run_config(grid: Grid, cell: Cell, scale: str, seed: int, **override) -> TrainConfig:
     """The TrainConfig of one run of `cell` of `grid` at `scale` (keyword overrides last, e.g.
     epochs=1)."""
-    if scale not in SCALES: raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
+    scale = scale_name(scale)
     if scale not in grid.scales:
         raise ValueError(f"grid {grid.name!r} is not run at scale {scale!r}")
     extra = cell.scales.get(scale, {})
@@ -421,7 +430,7 @@ class Incomplete(RuntimeError):
         self.busy = busy
 
 
-def run_grid(name, *, scale='digits', seeds=None, out='results', cells=None, command=None,
+def run_grid(name, *, scale='digits-small', seeds=None, out='results', cells=None, command=None,
              log=print, wait=False, **override) -> Path:
     """Run every missing (cell, seed) of grid `name` at `scale`, then its baselines; returns the
     grid's folder. Runs another process holds are left to it, and the call then ends with
@@ -510,7 +519,7 @@ def kept_rerun(rec, again, name, scale, cell, rerun_by=None) -> dict:
     """One re-run (metrics `again`) of run record `rec`, for a verification record: which commits
     made and re-ran it (`rerun_by`: this code's by default), on which CPUs, and every metric's
     difference."""
-    return dict(grid=name, scale=scale, cell=cell, seed=rec['seed'],
+    return dict(grid=name, scale=scale_name(scale), cell=cell, seed=rec['seed'],
                 made_by=rec.get('git_commit'), made_on=rec.get('cpu'),
                 rerun_by=rerun_by or CODE_VERSION['git_commit'], rerun_on=cpu_kind(),
                 threads=rec['torch_threads'],

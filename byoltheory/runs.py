@@ -362,8 +362,8 @@ def curve_work_path(path) -> Path:
 
 
 def calibration_folder(out) -> Path:
-    "The calibration's records (chapter 10b): <out>/fashion-mnist/calibration."
-    return Path(out) / 'fashion-mnist' / 'calibration'
+    "The calibration's records (chapter 10b): <out>/fashion-mnist-10k/calibration."
+    return Path(out) / 'fashion-mnist-10k' / 'calibration'
 
 
 def calibration_path(out, name, *, repeat=False) -> Path:

@@ -90,8 +90,12 @@ def test_reproduce_refuses_before_writing(tmp_path, capsys, monkeypatch):
     assert code == 2 and '--epochs: epochs must be an integer >= 1, got 0' in err and not list(tmp_path.iterdir())
     code, _, err = run_main(['reproduce', 'table99'], capsys)
     assert code == 2 and 'must be one of fig2, fig6, table1' in err
+    code, _, err = run_main(['reproduce', 'table3-regime', '--scale', 'fashion-mnist-10k'], capsys)
+    assert code == 2 and 'runs at digits-small' in err
     code, _, err = run_main(['reproduce', 'table3-regime', '--scale', 'fashion-mnist'], capsys)
-    assert code == 2 and 'runs at digits' in err
+    assert code == 2 and "not 'fashion-mnist-10k'" in err       # an old name reads as the scale now
+    code, _, err = run_main(['reproduce', 'table6', '--scale', 'mnist'], capsys)
+    assert code == 2 and "--scale: invalid choice: 'mnist' (choose from 'digits-small'" in err
     code, _, err = run_main(['reproduce', 'table6', '--precision', 'fp16'], capsys)
     assert code == 2 and "precision 'fp16' needs --device cuda" in err and not list(tmp_path.iterdir())
     code, _, err = run_main(['reproduce', 'table6', '--keep', 'kept.json'], capsys)
@@ -105,11 +109,11 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
     args = ['reproduce', 'table6', '--cell', 'SGD-trained linear W_p (baseline)', '--seeds', '1', '--epochs', '1',
             '--probe-epochs', '1']
     code, out, _ = run_main(args, capsys)
-    assert code == 0 and 'runs/smoke/digits/table6' in out and not (tmp_path / 'results').exists()
+    assert code == 0 and 'runs/smoke/digits-small/table6' in out and not (tmp_path / 'results').exists()
     assert "(changed settings: a smoke run, not the scale's grid)" in out
     from byoltheory.reproduce import get_grid
     t6 = get_grid('table6')
-    f = run_path(tmp_path / SMOKE_OUT, 'digits', t6, t6.cell('SGD-trained linear W_p (baseline)'), 0)
+    f = run_path(tmp_path / SMOKE_OUT, 'digits-small', t6, t6.cell('SGD-trained linear W_p (baseline)'), 0)
     f.write_text(f.read_text()[:50])                                     # a truncated run file
     code, _, err = run_main(args, capsys)
     assert code != 0 and 'cannot be read' in err and 'sgd-trained-linear-w-p-baseline-seed0.json' in err
@@ -119,7 +123,7 @@ def test_smoke_run_goes_to_runs_smoke_and_never_mixes(tmp_path, capsys, monkeypa
     trace.write_text(trace.read_text()[:40])                               # the same clear message
     from byoltheory.reproduce import load_traces
     with pytest.raises(ValueError, match=r'seed0\.trace\.json cannot be read .*run the grid again'):
-        load_traces('table6', 'digits', 'SGD-trained linear W_p (baseline)', out='runs/smoke')
+        load_traces('table6', 'digits-small', 'SGD-trained linear W_p (baseline)', out='runs/smoke')
     code, _, err = run_main(args[:-2] + ['--probe-epochs', '2'], capsys)     # other settings, same folder
     assert code != 0 and 'holds a run with other settings' in err
 
@@ -130,12 +134,12 @@ def test_threads_alone_is_the_grid_not_a_smoke_run(tmp_path, capsys, monkeypatch
     seen = {}
     def run_grid(name, **kw):
         seen.update(kw)
-        return grid_folder(kw['out'], 'digits', name)
+        return grid_folder(kw['out'], 'digits-small', name)
     monkeypatch.setattr(R, 'run_grid', run_grid)
     monkeypatch.setattr(rep, 'grid_table', lambda *a, **kw: 'THE GRID TABLE')
     _, out, _ = run_main(['reproduce', 'table6', '--threads', '1'], capsys)
     assert seen['out'] == 'results' and seen['threads'] == 1
-    assert 'THE GRID TABLE' in out and 'results in results/digits/table6' in out
+    assert 'THE GRID TABLE' in out and 'results in results/digits-small/table6' in out
     assert 'smoke run' not in out
 
 def _start(out, inherited=signal.SIG_DFL, epochs='1000000'):
@@ -251,7 +255,7 @@ def test_curve_refuses_bad_arguments(args, words, capsys, tmp_path):
 
 def test_curve_refuses_to_mix_two_runs(capsys, tmp_path):
     "A committed-looking curve file of another config is not extended: the message says why."
-    path = curve_path(tmp_path, 'fashion-mnist', 'linear')
+    path = curve_path(tmp_path, 'fashion-mnist-10k', 'linear')
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(dict(config=dict(lr=9.0), points=[dict(epoch=5)])))
     code, _, err = run_main(['curve', 'linear', '--out', str(tmp_path), '--epochs', '10'], capsys)
@@ -268,9 +272,9 @@ def test_verify_fails_when_a_run_of_this_kind_of_cpu_does_not_repeat(capsys, mon
                                     "made it: DirectPred seed 0 (0.5)")
         return 0.5
     monkeypatch.setattr(rp, 'verify', fake)
-    code, _, err = run_main(['reproduce', 'table6', '--scale', 'digits', '--verify', '1'], capsys)
+    code, _, err = run_main(['reproduce', 'table6', '--scale', 'digits-small', '--verify', '1'], capsys)
     assert seen == {'strict': True} and code == 1
-    assert 'byoltheory reproduce: table6 at digits: not bit for bit' in err and 'Traceback' not in err
+    assert 'byoltheory reproduce: table6 at digits-small: not bit for bit' in err and 'Traceback' not in err
 
 
 def test_precision_changes_every_run_so_it_is_a_smoke_run():

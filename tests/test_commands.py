@@ -65,7 +65,7 @@ def test_reproduce(place, tmp_path):
     out = cli('reproduce', 'table6', '--cell', cell, '--seeds', '1', '--epochs', '1',
               '--probe-epochs', '1', '--out', str(tmp_path / 'res'), cwd=place)
     assert 'results in' in out
-    assert (tmp_path / 'res/digits/table6/sgd-trained-linear-w-p-baseline-seed0.json').exists()
+    assert (tmp_path / 'res/digits-small/table6/sgd-trained-linear-w-p-baseline-seed0.json').exists()
 
 
 def test_curve(tmp_path):
@@ -80,7 +80,7 @@ def test_curve(tmp_path):
     out = cli('curve', 'linear', '--epochs', '1', '--every', '1', '--out', str(tmp_path), *fast,
               cwd=tmp_path, timeout=600)
     assert '1 points in' in out
-    assert json.loads(curve_path(tmp_path, 'fashion-mnist', 'linear').read_text())['points']
+    assert json.loads(curve_path(tmp_path, 'fashion-mnist-10k', 'linear').read_text())['points']
 
 
 def test_fixed_points(place):

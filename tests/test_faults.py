@@ -176,9 +176,9 @@ def test_weights_that_overflow_stop_the_run(tmp_path, capsys, monkeypatch):
 def test_collapse_by_design_stays_a_result_in_a_grid(tmp_path):
     "A grid cell that collapses (here by a huge learning rate) is recorded as any other run: not failed, not diverged."
     grid = R.register(R.Grid('faults-collapse', 'a cell that collapses', [R.Cell('huge lr', dict(lr=1e4))],
-                             scales={'digits': dict(epochs=2, probe_epochs=2, subset=64, batch_size=32)}))
+                             scales={'digits-small': dict(epochs=2, probe_epochs=2, subset=64, batch_size=32)}))
     try:
-        rec = R.run_one(grid, grid.cell('huge lr'), 'digits', 0, out=tmp_path, log=lambda *_: None)
+        rec = R.run_one(grid, grid.cell('huge lr'), 'digits-small', 0, out=tmp_path, log=lambda *_: None)
     finally:
         del R.GRIDS['faults-collapse']
     assert rec['feature_std'] < B.POINT_STD and 'failed' not in rec and 'diverged' not in rec
@@ -263,10 +263,10 @@ def test_a_signal_during_the_evaluation(tmp_path):
 def committed(tmp_path):
     "A one-run grid 'committed' into a results folder, as the digits runs are: without its CPU."
     grid = R.register(R.Grid('faults-verify', 'a grid to verify', [R.Cell('EMA', {})],
-                             scales={'digits': dict(epochs=2, probe_epochs=2, subset=64, batch_size=32)}))
+                             scales={'digits-small': dict(epochs=2, probe_epochs=2, subset=64, batch_size=32)}))
     res = tmp_path / 'results'
-    R.run_one(grid, grid.cell('EMA'), 'digits', 0, out=res, log=lambda *_: None)
-    path = R.run_path(res, 'digits', grid, grid.cell('EMA'), 0)
+    R.run_one(grid, grid.cell('EMA'), 'digits-small', 0, out=res, log=lambda *_: None)
+    path = R.run_path(res, 'digits-small', grid, grid.cell('EMA'), 0)
     C.write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if k != 'cpu'})
     yield res, path
     del R.GRIDS['faults-verify']
@@ -274,7 +274,7 @@ def committed(tmp_path):
 
 def test_verify_fails_on_an_edited_number(committed, capsys):
     res, path = committed
-    args = ['reproduce', 'faults-verify', '--scale', 'digits', '--verify', '1', '--out', res]
+    args = ['reproduce', 'faults-verify', '--scale', 'digits-small', '--verify', '1', '--out', res]
     code, out, err = run_main(args, capsys)                         # unedited: it repeats, whatever the CPU
     assert code == 0 and 'does not record its CPU: judged against CPU_TOLERANCE' in out, out + err
     rec = json.loads(path.read_text())
@@ -284,21 +284,21 @@ def test_verify_fails_on_an_edited_number(committed, capsys):
 
 
 def test_verify_with_no_run_is_an_error(tmp_path, capsys, monkeypatch):
-    code, _, err = run_main(['reproduce', 'table6', '--scale', 'digits', '--verify', '1', '--out',
+    code, _, err = run_main(['reproduce', 'table6', '--scale', 'digits-small', '--verify', '1', '--out',
                              tmp_path / 'nonexistent'], capsys)
     assert code == 1 and 'holds no finished run of grid table6' in err and 'largest difference' not in err, err
 
 
 @pytest.mark.slow
 def test_make_books_check_fails_on_an_edited_copy(tmp_path):
-    "The exact check of `make book`, on a copy of results/digits/table6 with one number edited (trains 50 epochs)."
+    "The exact check of `make book`, on a copy of results/digits-small/table6 with one number edited (trains 50 epochs)."
     copy = tmp_path / 'results'
-    shutil.copytree(grid_folder(C.results_dir(), 'digits', 'table6'), grid_folder(copy, 'digits', 'table6'))
-    runs = R.grid_runs('table6', 'digits', out=copy)
+    shutil.copytree(grid_folder(C.results_dir(), 'digits-small', 'table6'), grid_folder(copy, 'digits-small', 'table6'))
+    runs = R.grid_runs('table6', 'digits-small', out=copy)
     cell, rec = next(iter(runs.items()))[0], next(iter(runs.values()))[0]
-    path = R.run_path(copy, 'digits', R.get_grid('table6'), R.get_grid('table6').cell(cell), rec['seed'])
+    path = R.run_path(copy, 'digits-small', R.get_grid('table6'), R.get_grid('table6').cell(cell), rec['seed'])
     C.write_json(path, dict(rec, knn_top1=rec['knn_top1'] + 5))
-    r = subprocess.run([sys.executable, '-m', 'byoltheory.cli', 'reproduce', 'table6', '--scale', 'digits',
+    r = subprocess.run([sys.executable, '-m', 'byoltheory.cli', 'reproduce', 'table6', '--scale', 'digits-small',
                         '--verify', '1', '--out', str(copy)], capture_output=True, text=True, timeout=1200,
                        env=dict(os.environ, OMP_NUM_THREADS='1'))
     # 5 points off, less what this CPU moves kNN by (one test image on an AVX-512 CPU: 4.78)
@@ -309,8 +309,8 @@ def test_make_books_check_fails_on_an_edited_copy(tmp_path):
 
 def test_a_grid_another_process_runs(tmp_path, capsys):
     grid = R.register(R.Grid('faults-busy', 'a grid two processes share', [R.Cell('EMA', {})],
-                             scales={'digits': dict(epochs=1, probe_epochs=1, subset=64, batch_size=32)}))
-    lock = run_lock_path(R.run_path(tmp_path, 'digits', grid, grid.cell('EMA'), 0))
+                             scales={'digits-small': dict(epochs=1, probe_epochs=1, subset=64, batch_size=32)}))
+    lock = run_lock_path(R.run_path(tmp_path, 'digits-small', grid, grid.cell('EMA'), 0))
     lock.parent.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from byoltheory.core import hold_lock\n'
                                'h = hold_lock(sys.argv[1]).__enter__(); print("held", flush=True)\n'
@@ -318,15 +318,15 @@ def test_a_grid_another_process_runs(tmp_path, capsys):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == 'held\n'
-        args = ['reproduce', 'faults-busy', '--scale', 'digits', '--seeds', '2', '--probe-epochs', '1',
+        args = ['reproduce', 'faults-busy', '--scale', 'digits-small', '--seeds', '2', '--probe-epochs', '1',
                 '--out', tmp_path]
         code, out, err = run_main(args, capsys)
         assert code == 3 and f'seed 0: running in pid {holder.pid}, since ' in out, out + err
         assert 'another process is running 1 of its runs (EMA seed 0)' in err and '--wait' in err
-        assert R.run_path(tmp_path, 'digits', grid, grid.cell('EMA'), 1).exists()   # the rest was run
+        assert R.run_path(tmp_path, 'digits-small', grid, grid.cell('EMA'), 1).exists()   # the rest was run
         holder.stdin.write('go\n'); holder.stdin.flush()           # it lets go 2 s from now
         code, out, err = run_main(args + ['--wait'], capsys)       # waits for it, then runs the run
-        assert code == 0 and R.run_path(tmp_path, 'digits', grid, grid.cell('EMA'), 0).exists(), out + err
+        assert code == 0 and R.run_path(tmp_path, 'digits-small', grid, grid.cell('EMA'), 0).exists(), out + err
     finally:
         holder.kill()
         del R.GRIDS['faults-busy']
@@ -362,9 +362,9 @@ def test_subset_larger_than_the_dataset(tmp_path, capsys):
 def test_reports_find_the_results_from_any_folder(tmp_path, monkeypatch):
     from byoltheory import report
     monkeypatch.chdir(tmp_path)
-    assert report.grid_status('table6', 'digits') != 'not run yet'
-    assert 'not run yet' not in report.grid_table('table6', 'digits')
-    assert R.grid_runs('table6', 'digits') == R.grid_runs('table6', 'digits', out=C.results_dir())
+    assert report.grid_status('table6', 'digits-small') != 'not run yet'
+    assert 'not run yet' not in report.grid_table('table6', 'digits-small')
+    assert R.grid_runs('table6', 'digits-small') == R.grid_runs('table6', 'digits-small', out=C.results_dir())
 
 
 def test_the_next_hint_is_shell_quoted(tmp_path, capsys):

@@ -62,6 +62,6 @@ def test_pip_install_into_fresh_venv(tmp_path, root):
     assert (env_dir / 'bin' / 'byoltheory').exists(), 'console script missing from a plain install'
     # what results_dir() and nbs_dir() find outside a clone: package data, wherever pip put it
     book = next((env_dir / 'lib').glob('python3*/site-packages')) / 'byoltheory' / '_book'
-    assert (book / 'results' / 'digits' / 'baselines.json').exists()
+    assert (book / 'results' / 'digits-small' / 'baselines.json').exists()
     assert {p.name for p in (book / 'nbs').glob('*.ipynb')} == {
         p.name for p in (root / 'nbs').glob('*.ipynb')}

@@ -5,7 +5,7 @@ machine, and add the re-run -- both commits, both CPUs, every metric's differenc
 disagree, this tells the code's part from the CPU's: a run that differs even when re-run by its
 own commit differs because of the machine.
 
-  .venv/bin/python tools/verify_at.py results/fashion-mnist/table6/<run>.json --keep FILE
+  .venv/bin/python tools/verify_at.py results/fashion-mnist-10k/table6/<run>.json --keep FILE
 """
 import argparse, json, subprocess, sys, tempfile
 from pathlib import Path
@@ -50,7 +50,8 @@ if __name__ == '__main__':
     rec = read_json(a.run, 'it must be a run file')
     commit = a.commit or rec['git_commit']
     again = rerun_at(a.run, commit)
-    row = kept_rerun(rec, again, rec['grid'], rec['scale'], rec['cell'], rerun_by=commit)
+    scale = Path(a.run).resolve().parents[1].name  # its folder's: the name it records may be old
+    row = kept_rerun(rec, again, rec['grid'], scale, rec['cell'], rerun_by=commit)
     kept = read_json(a.keep, 'it must be a record of re-runs') if Path(a.keep).exists() else []
     write_json(a.keep, kept + [row])
     print(f"{a.run}: re-run by {commit[:10]}, largest difference "

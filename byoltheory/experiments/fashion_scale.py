@@ -64,7 +64,7 @@ def learning_curve(cfg: TrainConfig, path, *, every=5, log=print) -> list:
 # %% ../../nbs/10b_fashion_scale.ipynb #0a000034
 CURVES = {'linear': dict(), 'directpred': dict(predictor='directpred')}
 # each scale's curve length: at fashion-mnist-20k four times its 15 epochs
-CURVE_EPOCHS = {'fashion-mnist': 100, 'fashion-mnist-20k': 60}
+CURVE_EPOCHS = {'fashion-mnist-10k': 100, 'fashion-mnist-20k': 60}
 
 
 def curve_config(name, scale=MAIN_SCALE, epochs=None) -> TrainConfig:

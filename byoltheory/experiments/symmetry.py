@@ -26,8 +26,8 @@ def _t2_cell(e, b):
 
 TABLE2_CELLS = [*[_t2_cell(e, b) for e in ('EMA', 'no EMA') for b in ('no bias', 'bias')],
                 Cell(_BASE, {}, BASELINE),
-                Cell(_MATCHED, {}, None, scales={'digits': None, **{
-                    s: dict(wd=matched_wd(s)) for s in SCALES if s != 'digits'}})]
+                Cell(_MATCHED, {}, None, scales={'digits-small': None, **{
+                    s: dict(wd=matched_wd(s)) for s in SCALES if s != 'digits-small'}})]
 
 # %% ../../nbs/13_symmetry_ema.ipynb #13000010b
 TABLE2_CLAIMS = [
@@ -112,10 +112,10 @@ _REGIME_CELLS = [
     *[Cell(_mse(sym), dict(predictor=_pred(sym), ema=0.0, normalize=False, lr=0.001))
       for sym in (True, False)],
     Cell('no EMA, symmetric W_p, 3× the epochs', dict(predictor='sym', ema=0.0),
-         scales={'digits': dict(epochs=150)})]
+         scales={'digits-small': dict(epochs=150)})]
 TABLE3_REGIME = register(Grid(
     'table3-regime', "Table 3's symmetric no-EMA collapse: what it takes on digits", _REGIME_CELLS,
-    scales={'digits': {}}, items=('Table 3',), claims=[
+    scales={'digits-small': {}}, items=('Table 3',), claims=[
         *collapsed('regime-collapse', 'without EMA, a symmetric W_p collapses (predictor '
                    'started 10× closer to 0)', _i('no EMA', True), _i('no EMA', False)),
         *collapsed('regime-ema', 'with EMA it does not: EMA rescues the symmetric W_p',

@@ -23,9 +23,9 @@ TABLE5_GRID = register(Grid(
         Cell('η_s = 0, η_p = 4e-4', _wd(0.0, 4e-4), TABLE5[('0', '4e-4')]),
         Cell('η_s = 0, η_p = 0', _wd(0.0, 0.0), TABLE5[('0', '0')]),
         Cell('η_s = 4e-4, η_p = 0', _wd(4e-4, 0.0), scales=off(*FASHION_SCALES)),
-        Cell(_BUDGET, dict(_SYM, wd=0.0), scales={'digits': None, 'colab': None, **{
+        Cell(_BUDGET, dict(_SYM, wd=0.0), scales={'digits-small': None, 'colab': None, **{
             s: dict(pred_wd=matched_wd(s)) for s in (*FASHION_SCALES, 'full')}})],
-    scales={'digits': _DIGITS, **at(*FASHION_SCALES, 'colab', 'full')}, items=('Table 5',),
+    scales={'digits-small': _DIGITS, **at(*FASHION_SCALES, 'colab', 'full')}, items=('Table 5',),
     paper_label="paper, STL-10 (Table 5's cells are words in its caption)", claims=[
         Claim('t5-pred-wd', 'with weight decay on the predictor only, symmetric W_p works without '
               'EMA', 'η_s = 0, η_p = 4e-4', 'η_s = 4e-4, η_p = 4e-4', confirmatory=True),
@@ -45,7 +45,7 @@ _FIG6_CELLS = [
     Cell(_EMA_REF, dict(predictor='sym'), TABLE3[('one-layer', 'EMA', 'no bias', 'sym')])]
 FIG6_GRID = register(Grid(
     'fig6', 'Fig 6: a faster predictor (α_p > 1) lets a symmetric W_p train without EMA',
-    _FIG6_CELLS, scales={'digits': _DIGITS, **at(*FASHION_SCALES, 'colab', 'full')},
+    _FIG6_CELLS, scales={'digits-small': _DIGITS, **at(*FASHION_SCALES, 'colab', 'full')},
     items=('Fig 6',),
     paper_label="paper, STL-10 (Fig 6 is a plot: Table 3's number or the caption's words)",
     claims=[

@@ -209,6 +209,7 @@ def _eval_options(sp):
                     help=f'the JSON to write (default: {EVAL} beside the checkpoint)')
 
 
+# %% ../nbs/96_cli.ipynb #96eval02
 def _cmd_eval(args, sp):
     import torch
     from byoltheory.byol import load_checkpoint, config_data

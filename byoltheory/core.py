@@ -322,6 +322,17 @@ def _holder(text) -> str:
     if not isinstance(h, dict) or 'pid' not in h: return 'a process that has not said who it is'
     return f"pid {h['pid']}, since {h.get('since', '?')}: {h.get('command') or '?'}"
 
+# %% ../nbs/97_core.ipynb #97say01
+def _say_holder(f):
+    "Write into open lock file `f` who holds it, for `_holder` (a full disk leaves it unsaid)."
+    import json, time
+    try:
+        f.seek(0); f.truncate()
+        f.write(json.dumps(dict(pid=os.getpid(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
+                                command=' '.join(sys.argv))))
+        f.flush()
+    except OSError: pass
+
 # %% ../nbs/97_core.ipynb #3bbb9e39
 class hold_lock:
     """Context: an exclusive lock on the file `path` for this process (`fcntl.flock`), or a
@@ -332,7 +343,7 @@ class hold_lock:
         self.path, self.what, self.wait, self.file = Path(path), what or str(path), wait, None
 
     def __enter__(self):
-        import fcntl, json, time
+        import fcntl
         if self.file: return self  # held already (taken, then used as a context)
         while True:
             f = open(self.path, 'a+')
@@ -349,12 +360,7 @@ class hold_lock:
                 if os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino: break
             except FileNotFoundError: pass
             f.close()
-        try:  # who holds it, for another process's message (a full disk leaves it unsaid)
-            f.seek(0); f.truncate()
-            f.write(json.dumps(dict(pid=os.getpid(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
-                                    command=' '.join(sys.argv))))
-            f.flush()
-        except OSError: pass
+        _say_holder(f)
         self.file = f
         return self
 

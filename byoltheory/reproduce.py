@@ -205,6 +205,7 @@ def register(grid: Grid) -> Grid:
     return grid
 
 
+# %% ../nbs/10_reproduce.ipynb #10grid02
 def load_grids() -> dict:
     "Import every experiment module (each registers its grids); returns GRIDS."
     pkg = importlib.import_module(EXPERIMENTS)

@@ -43,10 +43,27 @@ def test_help_lists_every_command_without_torch(tmp_path):
     assert r.stdout.strip().endswith('False'), r.stdout + r.stderr
 
 
-@pytest.mark.parametrize('command', list(COMMANDS))
-def test_command_help(command, place):
-    out = ' '.join(cli(command, '--help', cwd=place).split())
-    assert out.startswith(f'usage: byoltheory {command}') and COMMANDS[command][1] in out
+HELP_OF_EACH = """import contextlib, io, json
+from byoltheory.cli import COMMANDS, main
+said = {}
+for c in COMMANDS:
+    with contextlib.redirect_stdout(io.StringIO()) as f:
+        try: main([c, '--help'])
+        except SystemExit as e: assert e.code in (0, None), (c, e.code)
+    said[c] = f.getvalue()
+print(json.dumps(said))"""
+
+
+def test_command_help(place):
+    "`COMMAND --help` of every subcommand, in one new process per place (not one each: ~4 s apiece)."
+    r = subprocess.run([sys.executable, '-c', HELP_OF_EACH], cwd=place, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stdout + r.stderr
+    said = json.loads(r.stdout.splitlines()[-1])
+    assert list(said) == list(COMMANDS)
+    for command, out in said.items():
+        out = ' '.join(out.split())
+        assert out.startswith(f'usage: byoltheory {command}') and COMMANDS[command][1] in out, out
 
 
 def test_train(place, tmp_path):

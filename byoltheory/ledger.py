@@ -163,9 +163,13 @@ def scan_notebooks(nbs_path) -> list[dict]:
     return rows
 
 # %% ../nbs/90_ledger.ipynb #9634bb91
+OUT_OF_SCOPE = ('Table 9',)  # ImageNet and GPUs: the paper's numbers only (chapter 15)
+
+
 def item_status(item, where, results=None, statuses=None) -> str:
     """An item's status from its covering rows (see the top of the page); `statuses(item, results)`
     gives {scale: status} of the grids that test it (chapter 11's `grid_statuses`)."""
+    if item in OUT_OF_SCOPE and not where: return 'out of scope'
     checks = [w for w in where if w['kind'] == 'check']
     if item.split()[0] in ('Table', 'Fig') and statuses is not None:
         from byoltheory.reproduce import CPU_SCALES  # the main scale first
@@ -187,9 +191,6 @@ def _shown(name) -> bool:
     return callable(obj) and not path[-1].startswith('check_')
 
 # %% ../nbs/90_ledger.ipynb #9634bb92
-OUT_OF_SCOPE = ('Table 9',)  # ImageNet and GPUs: the paper's numbers only (chapter 15)
-
-
 def ledger_table(nbs_path, results=None, statuses=None) -> list[dict]:
     """One row per paper item: paper_items' fields, `where` (the marks covering it) and `status`
     (`statuses`: the grids' statuses of an item, chapter 11's `grid_statuses`)."""
@@ -200,8 +201,7 @@ def ledger_table(nbs_path, results=None, statuses=None) -> list[dict]:
     if unknown: raise ValueError(f"ledger marks name items the paper does not have: {unknown}")
     return [
         dict(i, where=found.get(i['item'], []),
-             status='out of scope' if i['item'] in OUT_OF_SCOPE and not found.get(i['item'])
-             else item_status(i['item'], found.get(i['item'], []), results, statuses))
+             status=item_status(i['item'], found.get(i['item'], []), results, statuses))
         for i in paper_items()
     ]
 

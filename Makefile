@@ -1,8 +1,8 @@
 # byoltheory: two commands on a fresh machine.
 #   make test   set up .venv, then nbdev_test (skips `slow` and `gpu` cells), pytest, and a
 #               non-executing book build with warnings as errors.
-#   make book   set up .venv, check the library is in sync, execute every notebook and build
-#               the HTML book into _build/html.
+#   make book   set up .venv, check the library is in sync, execute every notebook (two at a time,
+#               tools/execute_book.py) and build the HTML book into _build/html.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -76,7 +76,9 @@ book:
 	@start=$$(date +%s); times=""; $(T); \
 	stage $(MAKE) --no-print-directory setup; \
 	stage $(PY) tools/check_sync.py; \
-	echo "== executing the notebooks and building the book"; \
+	echo "== executing the notebooks, two at a time, into the book's execution cache"; \
+	OMP_NUM_THREADS=1 stage $(PY) tools/execute_book.py; \
+	echo "== building the book (each notebook read from that cache; one that failed there runs again here and says why)"; \
 	stage $(BIN)/jupyter-book build . $(JB_FLAGS); \
 	echo "== a committed run, re-run: bit for bit where this kind of CPU made it (else the difference is reported)"; \
 	stage $(BIN)/byoltheory reproduce table6 --scale digits-small --verify 1; \

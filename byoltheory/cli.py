@@ -240,10 +240,12 @@ def _cmd_eval(args, sp):
 
 # %% ../nbs/96_cli.ipynb #96scale2
 def _scale(name):
-    "A --scale value: a scale's former name reads as its name now; argparse names the choices."
+    "A --scale value: a scale's former name reads as its name now (said); argparse lists choices."
     from byoltheory.reproduce import scale_name
-    try: return scale_name(name)
+    try: now = scale_name(name)
     except ValueError: return name
+    if now != name: print(f"byoltheory: scale {name!r} is now called {now!r}", file=sys.stderr)
+    return now
 
 # %% ../nbs/96_cli.ipynb #96000010
 def _reproduce_options(sp):

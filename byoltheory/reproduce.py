@@ -500,8 +500,8 @@ def orphan_runs(out=None) -> list:
 # How far `verify` lets a re-run land from a run made on another kind of CPU, or on one it does
 # not record: twice the largest difference of a re-run of a healthy run across kinds of CPU
 # (results/repeat, shown below), rounded up to one significant digit. Accuracies in points.
-CPU_TOLERANCE = dict(top1=0.5, top5=0.5, top1_official=0.5, best_top1_official=0.5, knn_top1=0.5,
-                     feature_std=0.02, effective_rank=2.0, output_erank=2.0)
+CPU_TOLERANCE = dict(top1=0.6, top5=0.6, top1_official=0.6, best_top1_official=0.6, knn_top1=0.6,
+                     feature_std=0.05, effective_rank=2.0, output_erank=2.0)
 
 
 def cpu_note(rec) -> str:

@@ -154,7 +154,7 @@ def scan_notebooks(nbs_path) -> list[dict]:
                 names = [f'{module}.{n}' for n in _defined(body)]
                 rows += [dict(base, item=i, kind='implements', names=names)
                          for i in parse_ledger_line(' '.join(d['paper']))]
-            first = c.source.lstrip().splitlines()[0] if c.source.strip() else ''
+            first = next((l for l in c.source.lstrip().splitlines() if not l.startswith('#|')), '')
             m = _LEDGER_RE.match(first)
             if m:
                 asserts = bool(_ASSERTS.search(c.source))

@@ -14,21 +14,14 @@ from pathlib import Path
 import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc, ProcessData
+from browser_check import toc_pages  # tools/, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toc_notebooks(root=ROOT) -> list[Path]:
-    "The notebooks of _toc.yml, in the book's order."
-    toc = yaml.safe_load((root / '_toc.yml').read_text())
-    files = [toc['root']]
-    def walk(entries):
-        for e in entries or []:
-            if 'file' in e: files.append(e['file'])
-            walk(e.get('sections'))
-    for part in toc.get('parts', []): walk(part.get('chapters'))
-    walk(toc.get('chapters'))
-    return [root / (f if f.endswith('.ipynb') else f + '.ipynb') for f in files]
+def toc_notebooks() -> list[Path]:
+    "The notebooks of _toc.yml, in the book's order (the pages browser_check.py reads)."
+    return [ROOT / f"{doc}.ipynb" for doc, _ in toc_pages()]
 
 
 def last_seconds(cache) -> dict:
@@ -47,9 +40,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.workers < 1: ap.error(f'--workers must be an integer >= 1, got {a.workers}')
     cache = get_cache(str(ROOT / cfg['cache']))
-    for nb in toc_notebooks():
-        cache.add_nb_to_project(str(nb))
-    todo = cache.list_unexecuted([str(nb) for nb in toc_notebooks()])
+    book = [str(nb) for nb in toc_notebooks()]
+    for nb in book: cache.add_nb_to_project(nb)
+    todo = cache.list_unexecuted(book)
     took = last_seconds(cache)
     todo.sort(key=lambda r: -took.get(r.uri, 0.0))  # stable: the book's order where unmeasured
     print(f"{len(todo)} notebook(s) to execute, {a.workers} at a time", flush=True)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 import inspect
 import torch
-import torchvision
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
@@ -23,6 +22,7 @@ def resnet18(*, stem='cifar', in_channels=3) -> nn.Module:
     stride-1 convolution, no max-pool."""
     if stem not in ('cifar', 'imagenet'):
         raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+    import torchvision  # here, not at the top: importing it loads torch._dynamo (2.5 s a process)
     net = torchvision.models.resnet18()
     if stem == 'cifar':
         net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)

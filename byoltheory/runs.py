@@ -2,7 +2,7 @@
 
 # %% ../nbs/09b_run_store.ipynb #7e9fcef8
 from __future__ import annotations
-import functools, importlib, io, json, os, platform, re, subprocess
+import functools, importlib, importlib.util, io, json, os, platform, re, subprocess, sys
 from dataclasses import asdict
 from pathlib import Path
 from . import __version__
@@ -250,14 +250,23 @@ CODE_VERSION = _code_version(
 )  # read once, at import: the code this process runs, whatever is committed later
 
 
+def _torchvision_version() -> str:
+    "torchvision.__version__, read from its version.py: importing it costs 2.5 s (torch._dynamo)."
+    if 'torchvision' in sys.modules: return sys.modules['torchvision'].__version__
+    spec = importlib.util.find_spec('torchvision')
+    text = (Path(spec.origin).parent / 'version.py').read_text()
+    m = re.search(r"^__version__ = '([^']+)'", text, re.M)
+    return m.group(1) if m else importlib.import_module('torchvision').__version__
+
+
 def run_record(cfg, device, world_size=1, command=None) -> dict:
     """What a run of TrainConfig `cfg` depends on besides its data: config, code version, library
     versions, threads, device, CPU."""
-    import numpy as np, torch, torchvision
+    import numpy as np, torch
     dev = torch.device(device)
     return dict(config=asdict(cfg), version=__version__, **CODE_VERSION,
                 python=platform.python_version(), torch=torch.__version__,
-                torchvision=torchvision.__version__, numpy=np.__version__,
+                torchvision=_torchvision_version(), numpy=np.__version__,
                 torch_threads=torch.get_num_threads(),
                 deterministic=torch.are_deterministic_algorithms_enabled(),
                 device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',

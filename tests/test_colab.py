@@ -172,10 +172,12 @@ def _tiny_cifar10(root: Path, n=16):
         (d / name).write_bytes(pickle.dumps(batch))
 
 
+@pytest.mark.slow
 def test_gpu_cells_run_on_cpu_into_drive(tmp_path, capsys):
     """Each experiment chapter's GPU cell (its grid and cells, read from the chapter) as a Colab reader runs it with
     Google Drive mounted (a stand-in folder): it prints its estimated cost, and -- on the CPU, one epoch of a small
-    subset of a tiny CIFAR-10, one seed -- writes every run to Drive; run again, it trains nothing."""
+    subset of a tiny CIFAR-10, one seed -- writes every run to Drive; run again, it trains nothing. Slow (a ResNet-18
+    run a cell, about 50 s in all): `make book` runs it."""
     import ast, nbformat
     from byoltheory.reproduce import key_comparison
     _tiny_cifar10(tmp_path / 'data')

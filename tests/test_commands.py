@@ -85,10 +85,11 @@ def test_reproduce(place, tmp_path):
     assert (tmp_path / 'res/digits-small/table6/sgd-trained-linear-w-p-baseline-seed0.json').exists()
 
 
+@pytest.mark.slow
 def test_curve(tmp_path):
     """A one-epoch curve of the Fashion-MNIST recipe (the scale's real data: Debian's copy), from
-    outside the clone only: about a minute, and its code path in the clone is train's and
-    reproduce's. On a CPU without native bfloat16 the recipe's bf16 is emulated, many times slower
+    outside the clone only: about a minute (so `make book` runs it), and its code path in the
+    clone is train's and reproduce's. On a CPU without native bfloat16 the recipe's bf16 is emulated, many times slower
     (chapter 9), so there the curve runs in float32 (`--precision fp32`)."""
     from byoltheory.byol import cpu_kind
     from byoltheory.data import FASHION_MNIST_SYSTEM

@@ -11,6 +11,19 @@ def test_modules_import():
     from byoltheory import cli, ledger, linear  # noqa: F401
     assert callable(linear.byol_flow) and callable(cli.main)
 
+def test_the_trainer_does_not_import_torchvision():
+    """Importing torchvision loads torch._dynamo: 2.5 s in every process (each CLI command, each
+    chapter's kernel). Only ResNet-18 and torchvision's own augmentations and datasets need it."""
+    code = ("import sys, byoltheory.byol, byoltheory.reproduce, byoltheory.evaluate\n"
+            "from byoltheory.runs import run_record\n"
+            "from byoltheory.byol import TrainConfig\n"
+            "r = run_record(TrainConfig(threads=1).resolved(), 'cpu')\n"
+            "print('torchvision' in sys.modules, r['torchvision'])")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    imported, version = out.stdout.split()
+    import torchvision
+    assert (imported, version) == ('False', torchvision.__version__), out.stdout
+
 def _console_script():
     exe = Path(sys.executable).parent / 'byoltheory'
     return str(exe) if exe.exists() else shutil.which('byoltheory')

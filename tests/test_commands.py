@@ -89,8 +89,8 @@ def test_reproduce(place, tmp_path):
 def test_curve(tmp_path):
     """A one-epoch curve of the Fashion-MNIST recipe (the scale's real data: Debian's copy), from
     outside the clone only: about a minute (so `make book` runs it), and its code path in the
-    clone is train's and reproduce's. On a CPU without native bfloat16 the recipe's bf16 is emulated, many times slower
-    (chapter 9), so there the curve runs in float32 (`--precision fp32`)."""
+    clone is train's and reproduce's. On a CPU without native bfloat16 the recipe's bf16 is
+    emulated, many times slower (chapter 9), so there the curve runs in float32 (`--precision fp32`)."""
     from byoltheory.byol import cpu_kind
     from byoltheory.data import FASHION_MNIST_SYSTEM
     if not FASHION_MNIST_SYSTEM.is_dir(): pytest.skip("Debian's Fashion-MNIST is not installed")

@@ -6,7 +6,6 @@ import json, math, textwrap
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-from scipy import stats
 from .paper import Reported
 from .core import results_dir
 from .models import PREDICTORS
@@ -17,11 +16,12 @@ from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, re
 
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
-           'COLUMNS', 'SHOWN', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_half', 'difference', 'Claim', 'AllOf', 'Level',
-           'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged', 'claim_rows', 'scale_range',
-           'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts', 'collapse_table', 'grid_table',
-           'provenance', 'above_chance', 'grid_bars', 'plot_traces', 'status', 'grid_statuses', 'grid_status',
-           'standing', 'standing_line', 'evidence', 'verdict_summary', 'fold', 'show_grid']
+           'COLUMNS', 'SHOWN', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_quantile', 't_half', 'difference', 'Claim',
+           'AllOf', 'Level', 'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged',
+           'claim_rows', 'scale_range', 'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts',
+           'collapse_table', 'grid_table', 'provenance', 'above_chance', 'grid_bars', 'plot_traces', 'status',
+           'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence', 'verdict_summary', 'fold',
+           'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -41,11 +41,17 @@ class Interval:
         return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
 
 
+def t_quantile(q, df) -> float:
+    "Student t's quantile q at df degrees of freedom (scipy.stats, imported here: 1.7 s)."
+    from scipy import stats
+    return float(stats.t.ppf(q, df))
+
+
 def t_half(x, confidence=CONFIDENCE) -> float:
     "Half the Student t interval of the mean of the values x at `confidence` (0 for one value)."
     x = np.asarray(x, float)
     if len(x) < 2: return 0.0
-    q = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1))
+    q = t_quantile(0.5 + confidence / 2, len(x) - 1)
     return q * float(x.std(ddof=1)) / math.sqrt(len(x))
 
 # %% ../nbs/11_report.ipynb #11diff01
@@ -64,7 +70,7 @@ def difference(a: dict, b: dict, *, log=False, confidence=CONFIDENCE) -> Interva
     vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
     df = (vx + vy)**2 / (vx**2 / (len(x) - 1) + vy**2 /
                          (len(y) - 1)) if vx + vy > 0 else len(x) + len(y) - 2
-    est, h = float(x.mean() - y.mean()), float(stats.t.ppf(q, df)) * math.sqrt(vx + vy)
+    est, h = float(x.mean() - y.mean()), t_quantile(q, df) * math.sqrt(vx + vy)
     return Interval(est, est - h, est + h, min(len(x), len(y)), 'Welch')
 
 # %% ../nbs/11_report.ipynb #1b000011

@@ -31,7 +31,7 @@ $(STAMP): constraints.txt settings.ini setup.py pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt pip uv
 	@# uv installs the same pinned set as pip, in parallel (the CUDA build of torch is 6 GB to unpack); pip
 	@# is the fallback where uv cannot reach an index. No bytecode is compiled here (30 s for every module
-	@# of torch): Python writes it for the modules a process imports (PYTHONDONTWRITEBYTECODE, below)
+	@# of torch): Python writes it for the modules a process imports (PYTHONDONTWRITEBYTECODE, above)
 	$(BIN)/uv pip install -q --python $(PY) -c constraints.txt -e ".[dev]" || { \
 	  echo "== uv could not install the set; pip instead"; \
 	  $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"; }

@@ -230,6 +230,15 @@ def emulated_bf16(cfg) -> str | None:
             "several times slower than 'fp32' (on the command line: --precision fp32, whose "
             "numbers are not the bf16 runs' own)")
 
+# %% ../nbs/09b_run_store.ipynb #09btv001
+def _torchvision_version() -> str:
+    "torchvision.__version__, read from its version.py: importing it costs 2.5 s (torch._dynamo)."
+    if 'torchvision' in sys.modules: return sys.modules['torchvision'].__version__
+    spec = importlib.util.find_spec('torchvision')
+    text = (Path(spec.origin).parent / 'version.py').read_text()
+    m = re.search(r"^__version__ = '([^']+)'", text, re.M)
+    return m.group(1) if m else importlib.import_module('torchvision').__version__
+
 # %% ../nbs/09b_run_store.ipynb #94cfcb52
 def _git(*args):
     try:
@@ -248,15 +257,6 @@ def _code_version():
 
 CODE_VERSION = _code_version(
 )  # read once, at import: the code this process runs, whatever is committed later
-
-
-def _torchvision_version() -> str:
-    "torchvision.__version__, read from its version.py: importing it costs 2.5 s (torch._dynamo)."
-    if 'torchvision' in sys.modules: return sys.modules['torchvision'].__version__
-    spec = importlib.util.find_spec('torchvision')
-    text = (Path(spec.origin).parent / 'version.py').read_text()
-    m = re.search(r"^__version__ = '([^']+)'", text, re.M)
-    return m.group(1) if m else importlib.import_module('torchvision').__version__
 
 
 def run_record(cfg, device, world_size=1, command=None) -> dict:

@@ -647,6 +647,7 @@ def status_table(scale, *, out=None) -> str:
             f"about {work * rate / 3600:.1f} h of training at {rate * 1e3:.2f} ms an image-epoch "
             f"(this kind of CPU's finished {p} runs), {work * rate / 7200:.1f} h with two workers"
             if rate else f"no {p} run made on this kind of CPU yet to time it"))
+    if not any(left.values()): lines.append('\nevery grid is complete: nothing left to train')
     return '\n'.join(lines)
 
 # %% ../nbs/10_reproduce.ipynb #0a000028

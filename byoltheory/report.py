@@ -18,9 +18,9 @@ from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, re
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
            'COLUMNS', 'SHOWN', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_quantile', 't_half', 'difference', 'Claim',
            'AllOf', 'Level', 'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged',
-           'claim_rows', 'scale_range', 'role', 'underpowered', 'claims_table', 'expect', 'collapse_counts',
-           'collapse_table', 'grid_table', 'provenance', 'above_chance', 'grid_bars', 'plot_traces', 'status',
-           'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence', 'verdict_summary', 'fold',
+           'claim_rows', 'claim_intervals', 'scale_range', 'role', 'underpowered', 'claims_table', 'expect',
+           'collapse_counts', 'collapse_table', 'grid_table', 'provenance', 'above_chance', 'grid_bars', 'plot_traces',
+           'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence', 'verdict_summary', 'fold',
            'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
@@ -259,6 +259,12 @@ def claim_rows(name, scale, *, out=None, runs=None, amended=True) -> list:
     ranges = {m: r for m in metrics if (r := scale_range(scale, m, out=out))}
     return [dict(claim=c, verdict=v, intervals=ivs)
             for c in claims for v, ivs in [verdict(c, vals, ranges)]]
+
+# %% ../nbs/11_report.ipynb #11civ001
+def claim_intervals(name, scale, *, out=None, runs=None) -> dict:
+    "{part id: Interval} of every claim of grid `name` at `scale`, from `claim_rows`."
+    return {k: iv for r in claim_rows(name, scale, out=out, runs=runs)
+            for k, iv in r['intervals'].items()}
 
 # %% ../nbs/11_report.ipynb #11rng002
 def scale_range(scale, metric='knn_top1', *, out=None) -> Interval | None:

@@ -9,7 +9,9 @@ from byoltheory.runs import checkpoint_path, log_path, metrics_path
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 TINY = ['--subset', '256', '--batch-size', '32', '--probe-epochs', '3', '--quiet', '--threads', '1']
 
-def _train(out, *extra, epochs=6):
+EPOCHS, KILL_FROM = 6, 3  # a 6-epoch run, killed at its 3rd epoch or later
+
+def _train(out, *extra, epochs=EPOCHS):
     return [sys.executable, '-m', 'byoltheory.cli', 'train', '--epochs', str(epochs), *TINY, '--out', str(out), *extra]
 
 KEYS = ('top1', 'top5', 'best_top1_official', 'knn_top1', 'feature_std', 'effective_rank')
@@ -23,15 +25,15 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
         if ckpt.exists():
             try: epoch = torch.load(ckpt, weights_only=False)['epoch']
             except Exception: epoch = 0                       # caught mid-rename: try again
-            if epoch >= 3:
+            if epoch >= KILL_FROM:
                 proc.send_signal(signal.SIGKILL); proc.wait(); killed_at = epoch; break
         time.sleep(0.02)
-    assert killed_at is not None and killed_at < 6, 'the run was not killed mid-way'
+    assert killed_at is not None and killed_at < EPOCHS, 'the run was not killed mid-way'
     assert not metrics_path(cut).exists()
     subprocess.run(_train(cut, '--resume'), check=True, capture_output=True, timeout=600, env=ENV)
     a, b = json.loads(metrics_path(full).read_text()), json.loads(metrics_path(cut).read_text())
     assert {k: a[k] for k in KEYS} == {k: b[k] for k in KEYS}
-    assert [json.loads(l)['epoch'] for l in log_path(cut).read_text().splitlines()] == list(range(1, 7))
+    assert [json.loads(l)['epoch'] for l in log_path(cut).read_text().splitlines()] == list(range(1, EPOCHS + 1))
 
 def test_missing_dataset_names_the_flag(tmp_path):
     r = subprocess.run(_train(tmp_path / 'x', '--dataset', 'cifar10', '--data-root', str(tmp_path / 'none'), epochs=1),

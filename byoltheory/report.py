@@ -617,30 +617,35 @@ _SAYS = {'holds': 'supported', 'does not hold': 'refuted', 'reversed': 'refuted'
          'too few seeds': 'too few seeds yet', 'not run yet': 'not run yet'}
 
 
-def verdict_summary(grids, scales=None, *, out=None) -> str:
+def verdict_summary(grids, scales=None, *, beside=None, out=None) -> str:
     """Markdown: each paper claim of `grids` in order, what the book says of it (supported,
     refuted, ...) on the first of `scales` that judges it (default: the chapters' scales), and its
-    verdict at each scale; a collapse's cost where the collapse does not hold is said so."""
-    from byoltheory.reproduce import CHAPTER_SCALES
+    verdict at each of `scales` and of the scales shown `beside` them (default: the rest of
+    SUMMARY_SCALES); a collapse's cost where the collapse does not hold is said so."""
+    from byoltheory.reproduce import CHAPTER_SCALES, SUMMARY_SCALES
     scales, out = scales or CHAPTER_SCALES, results_dir() if out is None else out
+    cols = (*scales, *(beside if beside is not None else
+                       (s for s in SUMMARY_SCALES if s not in scales)))
     found = {}
     for g in grids:
-        for s in (s for s in scales if s in get_grid(g).scales):
-            for r in claim_rows(g, s, out=out) if grid_folder(out, s, g).exists() else []:
+        for s in (s for s in cols if s in get_grid(g).scales):
+            for r in claim_rows(g, s, out=out):
                 if r['claim'].kind == 'paper':
                     found.setdefault(r['claim'].id, {'claim': r['claim']})[s] = r['verdict']
     def says(v):
-        s = next(s for s in scales if s in v)
+        here = [s for s in scales if s in v]
+        s = next((s for s in here if v[s] != 'not run yet'), here[0] if here else None)
+        if s is None: return 'not run yet'
         where = '' if s == scales[0] else f' (on `{s}`)'
         given = getattr(v['claim'], 'given', None)
         if v[s] == 'holds' and given and found.get(given, {}).get(s) != 'holds':
             return 'an accuracy cost without the collapse' + where
         return _SAYS[v[s]] + where
-    lines = ["| the paper's claim | this book says | " + ' | '.join(f'`{s}`' for s in scales) +
-             ' |', '|---' * (2 + len(scales)) + '|']
+    lines = ["| the paper's claim | this book says | " + ' | '.join(f'`{s}`' for s in cols) +
+             ' |', '|---' * (2 + len(cols)) + '|']
     for v in found.values():
         lines.append(f"| {v['claim'].statement} | **{says(v)}** | " +
-                     ' | '.join(v.get(s, '--') for s in scales) + ' |')
+                     ' | '.join(v.get(s, '--') for s in cols) + ' |')
     return '\n'.join(lines)
 
 # %% ../nbs/11_report.ipynb #11fold01

@@ -22,14 +22,14 @@ from .runs import (CODE_VERSION, checkpoint_commit, other_commit, cpu_kind, run_
                              other_grid_runs, gpu_measurements)
 
 # %% auto #0
-__all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'CHAPTER_SCALES', 'GPU_SCALES',
-           'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'CPU_TOLERANCE', 'T4_SUSTAINED',
-           'DRIVE', 'Scale', 'scale_name', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'off', 'register',
-           'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings', 'run_done',
-           'run_one', 'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs', 'Incomplete', 'run_grid',
-           'results_at', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'same_cpu', 'judge_rerun',
-           'verify', 'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path', 't4_hours', 'gpu_out',
-           'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
+__all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'CHAPTER_SCALES', 'SUMMARY_SCALES',
+           'GPU_SCALES', 'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'CPU_TOLERANCE',
+           'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_name', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'off',
+           'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings',
+           'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs', 'Incomplete',
+           'run_grid', 'results_at', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'same_cpu',
+           'judge_rerun', 'verify', 'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path', 't4_hours',
+           'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -85,9 +85,10 @@ SCALES = {s.name: s for s in [
 FASHION_SCALES = ('fashion-mnist-10k', 'fashion-mnist-20k')  # every cell runs at both or neither
 _on_cpu = [n for n, s in SCALES.items() if s.config.get('device', 'cpu') == 'cpu']
 CPU_SCALES = tuple(sorted(_on_cpu, key=lambda n: n != MAIN_SCALE))  # the main one first
-# the CPU scales whose verdicts the experiment chapters state (a scale in progress is shown on
-# the page Paper vs this book until its grids are complete)
+# the CPU scales whose verdicts the experiment chapters state; each chapter's summary shows the
+# other Fashion-MNIST scale beside them (the calibrated one while it runs, the first one after)
 CHAPTER_SCALES = (MAIN_SCALE, 'digits-small')
+SUMMARY_SCALES = (*CHAPTER_SCALES, *(s for s in FASHION_SCALES if s != MAIN_SCALE))
 GPU_SCALES = tuple(n for n in SCALES if n not in CPU_SCALES)
 
 # %% ../nbs/10_reproduce.ipynb #10scnm02

@@ -17,11 +17,11 @@ from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, re
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
            'COLUMNS', 'SHOWN', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_quantile', 't_half', 'difference', 'Claim',
-           'AllOf', 'Level', 'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged',
-           'claim_rows', 'claim_intervals', 'scale_range', 'role', 'underpowered', 'claims_table', 'expect',
+           'AllOf', 'Level', 'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'cell_mean',
+           'diverged', 'claim_rows', 'claim_intervals', 'scale_range', 'role', 'underpowered', 'claims_table', 'expect',
            'collapse_counts', 'collapse_table', 'grid_table', 'provenance', 'above_chance', 'grid_bars', 'plot_traces',
-           'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence', 'verdict_summary', 'fold',
-           'show_grid']
+           'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence', 'verdict_summary',
+           'verdict_changes', 'fold', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -240,6 +240,11 @@ def cell_values(name, scale, *, out=None, runs=None) -> dict:
     return vals
 
 
+def cell_mean(vals, cell, metric='knn_top1') -> float:
+    "The mean over seeds of `cell`'s `metric` in `vals` (from `cell_values`)."
+    return float(np.mean(list(vals[cell][metric].values())))
+
+
 def diverged(name, scale, *, out=None, runs=None) -> dict:
     "{cell: number of diverged runs} of grid `name` at `scale`."
     return {
@@ -427,7 +432,7 @@ def _ci_half(v: dict) -> float:
 def _bars(ax, cs, vals, m, label, names=True):
     "Horizontal bars of metric m per cell (mean, 95 % interval), the axis starting near the data."
     y = np.arange(len(cs))
-    means = [np.mean(list(vals[c.name][m].values())) for c in cs]
+    means = [cell_mean(vals, c.name, m) for c in cs]
     errs = [_ci_half(vals[c.name][m]) for c in cs]
     ax.barh(y, means, xerr=errs, color='C0', alpha=0.8)
     ax.set(yticks=y, xlabel=label)
@@ -480,7 +485,7 @@ def grid_bars(name, scale, *, out=None, cells=None, figsize=None, runs=None):
     ax, *side = top.subplots(1, 2, width_ratios=[2.2, 1], sharey=True) if has_paper else [
         top.subplots()]
     mean, err = _bars(ax, cs, vals, 'knn_top1', f'kNN top-1 (%), {scale}: mean, 95 % interval')
-    refs = {r: np.mean(list(vals[r]['knn_top1'].values())) for r in REFERENCES if r in vals}
+    refs = {r: cell_mean(vals, r) for r in REFERENCES if r in vals}
     for (ref, v), ls in zip(refs.items(), (':', '--')):
         ax.axvline(v, color='k', ls=ls, label=ref)
     _zoom(ax, min([*(mean - err), *refs.values()]), max([*(mean + err), *refs.values()]))
@@ -573,18 +578,20 @@ def grid_status(name, scale, *, out=None) -> str:
 def standing(scale, grids=None, *, out=None) -> dict:
     """What `scale`'s evidence (its `grids`, default all) stands on: runs on disk and planned,
     commits, seeds a cell (fewest, most), precisions, the options the scale fixes for a predictor
-    (`predictors`: {name: options}), and `final`."""
+    (`predictors`: {name: options}), `final`, and `replaced` (its successor's grids are all
+    complete, so the book states the successor's verdicts)."""
     st = {g: r for g, r in scale_status(scale, out=out).items() if grids is None or g in grids}
     runs = {g: grid_runs(g, scale, out=out) for g, r in st.items() if r['done']}
     seeds = [len(rs) for g in runs.values() for rs in g.values()]
     done, planned = (sum(r[k] for r in st.values()) for k in ('done', 'runs'))
     after = [n for n, s in SCALES.items() if s.supersedes == scale]
+    now = after and all(r['done'] == r['runs'] for r in scale_status(after[0], out=out).values())
     return dict(scale=scale, done=done, runs=planned, seeds=(min(seeds, default=0),
                 max(seeds, default=0)), superseded_by=after[0] if after else None,
                 commits=sorted({r['git_commit'][:7] for g in runs.values() for rs in g.values()
                                 for r in rs if r.get('git_commit')}),
                 precision=sorted({p for r in st.values() for p in r['precision']}),
-                predictors=dict(SCALES[scale].predictor_opts),
+                predictors=dict(SCALES[scale].predictor_opts), replaced=bool(now),
                 final=done == planned and not after)
 
 # %% ../nbs/11_report.ipynb #11stand3
@@ -592,8 +599,9 @@ def standing_line(scale, grids=None, *, out=None) -> str:
     "`standing` as one Markdown sentence, for a chapter's opening or a page's column."
     s = standing(scale, grids, out=out)
     lo, hi = s['seeds']
-    state = ('final' if s['final'] else f"provisional: `{s['superseded_by']}` replaces it"
-             if s['superseded_by'] else 'in progress')
+    nxt = s['superseded_by']
+    state = ('final' if s['final'] else f"replaced by `{nxt}`, shown beside it" if s['replaced']
+             else f"provisional: `{nxt}` replaces it" if nxt else 'in progress')
     return (f"**`{scale}`** ({SCALES[scale].description}): {s['done']} of {s['runs']} runs, "
             f"{lo if lo == hi else f'{lo}-{hi}'} seeds a cell, {', '.join(s['precision'])}, "
             + ''.join(f"{PREDICTORS[n].describe(**o)}, " for n, o in s['predictors'].items())
@@ -647,6 +655,22 @@ def verdict_summary(grids, scales=None, *, beside=None, out=None) -> str:
         lines.append(f"| {v['claim'].statement} | **{says(v)}** | " +
                      ' | '.join(v.get(s, '--') for s in cols) + ' |')
     return '\n'.join(lines)
+
+# %% ../nbs/11_report.ipynb #11chg02
+def verdict_changes(grids, old, new, *, out=None) -> list:
+    """[(grid, claim, verdict at `old`, verdict at `new`)] for each paper claim of `grids` that
+    both scales judge (a verdict, not *not run yet* or *too few seeds*) and judge differently."""
+    waiting, out = ('not run yet', 'too few seeds'), results_dir() if out is None else out
+    found = []
+    for g in grids:
+        if not {old, new} <= set(get_grid(g).scales): continue
+        a, b = ({r['claim'].id: r for r in claim_rows(g, s, out=out)} for s in (old, new))
+        for cid, r in b.items():
+            v = a.get(cid, {}).get('verdict')
+            if (r['claim'].kind == 'paper' and v not in (None, *waiting)
+                    and r['verdict'] not in waiting and v != r['verdict']):
+                found.append((g, r['claim'], v, r['verdict']))
+    return found
 
 # %% ../nbs/11_report.ipynb #11fold01
 def fold(title, markdown) -> str:

@@ -22,14 +22,14 @@ from .runs import (CODE_VERSION, checkpoint_commit, other_commit, cpu_kind, run_
                              other_grid_runs, gpu_measurements)
 
 # %% auto #0
-__all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'CHAPTER_SCALES', 'SUMMARY_SCALES',
-           'GPU_SCALES', 'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS', 'CPU_TOLERANCE',
-           'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_name', 'scale_steps', 'matched_wd', 'Cell', 'Grid', 'at', 'off',
-           'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary', 'same_settings',
-           'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs', 'Incomplete',
-           'run_grid', 'results_at', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun', 'same_cpu',
-           'judge_rerun', 'verify', 'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path', 't4_hours',
-           'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
+__all__ = ['COLLAPSE_SEEDS', 'MAIN_SCALE', 'SCALES', 'FASHION_SCALES', 'CPU_SCALES', 'CHAPTER_SCALES', 'EARLIER_SCALE',
+           'SUMMARY_SCALES', 'GPU_SCALES', 'PAPER_STEPS', 'GRIDS', 'EXPERIMENTS', 'RUN_METRICS', 'TRACE_METRICS',
+           'CPU_TOLERANCE', 'T4_SUSTAINED', 'DRIVE', 'Scale', 'scale_name', 'scale_steps', 'matched_wd', 'Cell', 'Grid',
+           'at', 'off', 'register', 'load_grids', 'get_grid', 'run_config', 'compact_trace', 'trace_summary',
+           'same_settings', 'run_done', 'run_one', 'reference_rows', 'scale_baselines', 'other_cpu', 'other_cpu_runs',
+           'Incomplete', 'run_grid', 'results_at', 'grid_runs', 'load_traces', 'orphan_runs', 'cpu_note', 'kept_rerun',
+           'same_cpu', 'judge_rerun', 'verify', 'run_work', 'scale_status', 'train_rate', 'status_table', 'code_path',
+           't4_hours', 'gpu_out', 'key_comparison', 'h200_hours_per_run', 'gpu_costs', 'gpu_costs_table']
 
 # %% ../nbs/10_reproduce.ipynb #0a000008
 @dataclass
@@ -48,7 +48,7 @@ class Scale:
 
 # %% ../nbs/10_reproduce.ipynb #10scales
 COLLAPSE_SEEDS = 10  # at least, for a cell a collapse claim judges (chapter 11): a fraction
-MAIN_SCALE = 'fashion-mnist-10k'  # the book's main evidence
+MAIN_SCALE = 'fashion-mnist-20k'  # the book's main evidence
 SCALES = {s.name: s for s in [
     Scale('digits-small', dict(dataset='digits', epochs=50, threads=1),
           {'directpred': dict(form='official')}, 5,
@@ -88,6 +88,9 @@ CPU_SCALES = tuple(sorted(_on_cpu, key=lambda n: n != MAIN_SCALE))  # the main o
 # the CPU scales whose verdicts the experiment chapters state; each chapter's summary shows the
 # other Fashion-MNIST scale beside them (the calibrated one while it runs, the first one after)
 CHAPTER_SCALES = (MAIN_SCALE, 'digits-small')
+# the scale the main one replaced: the chapters show it as a second column (which verdicts survive a
+# change of scale)
+EARLIER_SCALE = SCALES[MAIN_SCALE].supersedes
 SUMMARY_SCALES = (*CHAPTER_SCALES, *(s for s in FASHION_SCALES if s != MAIN_SCALE))
 GPU_SCALES = tuple(n for n in SCALES if n not in CPU_SCALES)
 
@@ -586,14 +589,16 @@ def _cpu_name(rec) -> str:
 
 # %% ../nbs/10_reproduce.ipynb #10stat2b
 def scale_status(scale, *, out=None) -> dict:
-    """{grid: dict(runs, done, precision, cpus, seconds, left)} at `scale`: runs planned and on
-    disk, the grid's precisions and the CPUs that made its runs, seconds its trained runs took,
-    and image-epochs still to train (a twin of a finished run, or of another missing run, is
+    """{grid: dict(runs, done, precision, cpus, seconds, trained, left)} at `scale`: runs planned
+    and on disk, the grid's precisions and the CPUs that made its runs, seconds its trained runs
+    took and their image-epochs (`trained`; a copied twin costs nothing), and image-epochs still
+    to train (a twin of a finished run, or of another missing run, is
     not counted; a run that keeps spectra, Fig 2's seed 0, has a twin only in another such run)."""
     rows, finished, missing, out = {}, set(), {}, results_at(out)
     for name, grid in load_grids().items():
         if scale not in grid.scales: continue
-        row = rows[name] = dict(runs=0, done=0, precision=set(), cpus=set(), seconds=0.0, left=0)
+        row = rows[name] = dict(runs=0, done=0, precision=set(), cpus=set(), seconds=0.0,
+                                trained=0, left=0)
         for cell in grid.cells_at(scale):
             for seed in range(grid.seeds_of(cell, scale)):
                 cfg = run_config(grid, cell, scale, seed).resolved(here=False)
@@ -608,7 +613,9 @@ def scale_status(scale, *, out=None) -> dict:
                 rec, _ = read_run(path), finished.update({key, (key[0], False)})
                 row['done'] += 1
                 row['cpus'].add(_cpu_name(rec))
-                if not rec.get('copied_from'): row['seconds'] += rec.get('train_seconds', 0.0)
+                if rec.get('copied_from'): continue
+                row['seconds'] += rec.get('train_seconds', 0.0)
+                row['trained'] += run_work(cfg)
     for key, (name, work) in missing.items():
         if key not in finished: rows[name]['left'] += work
     return rows

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from byoltheory.cli import main
+from byoltheory.reproduce import MAIN_SCALE
 from byoltheory.runs import (SMOKE_OUT, checkpoint_path, curve_path, grid_folder, lock_path, log_path,
                              metrics_path, run_path, trace_path)
 
@@ -256,7 +257,7 @@ def test_curve_refuses_bad_arguments(args, words, capsys, tmp_path):
 
 def test_curve_refuses_to_mix_two_runs(capsys, tmp_path):
     "A committed-looking curve file of another config is not extended: the message says why."
-    path = curve_path(tmp_path, 'fashion-mnist-10k', 'linear')
+    path = curve_path(tmp_path, MAIN_SCALE, 'linear')
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(dict(config=dict(lr=9.0), points=[dict(epoch=5)])))
     code, _, err = run_main(['curve', 'linear', '--out', str(tmp_path), '--epochs', '10'], capsys)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from byoltheory.cli import COMMANDS
 from byoltheory.runs import curve_path, metrics_path
+from byoltheory.reproduce import MAIN_SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
@@ -98,7 +99,7 @@ def test_curve(tmp_path):
     out = cli('curve', 'linear', '--epochs', '1', '--every', '1', '--out', str(tmp_path), *fast,
               cwd=tmp_path, timeout=600)
     assert '1 points in' in out
-    assert json.loads(curve_path(tmp_path, 'fashion-mnist-10k', 'linear').read_text())['points']
+    assert json.loads(curve_path(tmp_path, MAIN_SCALE, 'linear').read_text())['points']
 
 
 def test_fixed_points(place):

@@ -17,11 +17,11 @@ from .reproduce import (SCALES, get_grid, grid_runs, load_grids, load_traces, re
 # %% auto #0
 __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', 'UNTESTABLE', 'ACCURACIES', 'RANGE_CELL',
            'COLUMNS', 'SHOWN', 'CHANCE', 'TRACE_LABELS', 'Interval', 't_quantile', 't_half', 'difference', 'Claim',
-           'AllOf', 'Level', 'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'cell_mean',
-           'diverged', 'claim_rows', 'claim_intervals', 'scale_range', 'role', 'underpowered', 'claims_table', 'expect',
-           'collapse_counts', 'collapse_table', 'grid_table', 'provenance', 'above_chance', 'grid_bars', 'plot_traces',
-           'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence', 'verdict_summary',
-           'verdict_changes', 'fold', 'show_grid']
+           'AllOf', 'Level', 'collapsed', 'ranged', 'level', 'combine', 'verdict', 'cell_values', 'diverged',
+           'claim_rows', 'cell_mean', 'claim_intervals', 'scale_range', 'role', 'underpowered', 'claims_table',
+           'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance', 'above_chance', 'grid_bars',
+           'plot_traces', 'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence',
+           'verdict_summary', 'verdict_changes', 'fold', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -240,10 +240,6 @@ def cell_values(name, scale, *, out=None, runs=None) -> dict:
     return vals
 
 
-def cell_mean(vals, cell, metric='knn_top1') -> float:
-    "The mean over seeds of `cell`'s `metric` in `vals` (from `cell_values`)."
-    return float(np.mean(list(vals[cell][metric].values())))
-
 
 def diverged(name, scale, *, out=None, runs=None) -> dict:
     "{cell: number of diverged runs} of grid `name` at `scale`."
@@ -264,6 +260,12 @@ def claim_rows(name, scale, *, out=None, runs=None, amended=True) -> list:
     ranges = {m: r for m in metrics if (r := scale_range(scale, m, out=out))}
     return [dict(claim=c, verdict=v, intervals=ivs)
             for c in claims for v, ivs in [verdict(c, vals, ranges)]]
+
+# %% ../nbs/11_report.ipynb #11cmean1
+def cell_mean(vals, cell, metric='knn_top1') -> float:
+    "The mean over seeds of `cell`'s `metric` in `vals` (from `cell_values`)."
+    return float(np.mean(list(vals[cell][metric].values())))
+
 
 # %% ../nbs/11_report.ipynb #11civ001
 def claim_intervals(name, scale, *, out=None, runs=None) -> dict:

@@ -21,7 +21,7 @@ __all__ = ['MIN_SEEDS', 'CONFIDENCE', 'REFERENCES', 'METRICS', 'COLLAPSE_STD', '
            'claim_rows', 'cell_mean', 'claim_intervals', 'scale_range', 'role', 'underpowered', 'claims_table',
            'expect', 'collapse_counts', 'collapse_table', 'grid_table', 'provenance', 'above_chance', 'grid_bars',
            'plot_traces', 'status', 'grid_statuses', 'grid_status', 'standing', 'standing_line', 'evidence',
-           'verdict_summary', 'verdict_changes', 'fold', 'show_grid']
+           'paper_rows', 'verdict_summary', 'verdict_changes', 'fold', 'show_grid']
 
 # %% ../nbs/11_report.ipynb #1b000008
 MIN_SEEDS, CONFIDENCE = 5, 0.95
@@ -621,6 +621,15 @@ def evidence(grids, scales=None, *, out=None):
              if any(s in get_grid(g).scales for g in grids)]
     display(Markdown("**The evidence on this page.**\n\n" + '\n'.join(lines)))
 
+# %% ../nbs/11_report.ipynb #11prow01
+def paper_rows(grids, scales, *, out=None) -> dict:
+    """{(grid, scale): {claim id: row}}: the paper's claims of `grids` (not the book's checks)
+    at each of `scales` the grid runs at, their rows from `claim_rows`."""
+    out = results_dir() if out is None else out
+    return {(g, s): {r['claim'].id: r for r in claim_rows(g, s, out=out)
+                     if r['claim'].kind == 'paper'}
+            for g in grids for s in scales if s in get_grid(g).scales}
+
 # %% ../nbs/11_report.ipynb #11summ02
 _SAYS = {'holds': 'supported', 'does not hold': 'refuted', 'reversed': 'refuted',
          'within noise': 'the seeds cannot tell', UNTESTABLE: 'cannot be tested at this scale',
@@ -637,11 +646,9 @@ def verdict_summary(grids, scales=None, *, beside=None, out=None) -> str:
     cols = (*scales, *(beside if beside is not None else
                        (s for s in SUMMARY_SCALES if s not in scales)))
     found = {}
-    for g in grids:
-        for s in (s for s in cols if s in get_grid(g).scales):
-            for r in claim_rows(g, s, out=out):
-                if r['claim'].kind == 'paper':
-                    found.setdefault(r['claim'].id, {'claim': r['claim']})[s] = r['verdict']
+    for (g, s), rows in paper_rows(grids, cols, out=out).items():
+        for cid, r in rows.items():
+            found.setdefault(cid, {'claim': r['claim']})[s] = r['verdict']
     def says(v):
         here = [s for s in scales if s in v]
         s = next((s for s in here if v[s] != 'not run yet'), here[0] if here else None)
@@ -663,14 +670,12 @@ def verdict_changes(grids, old, new, *, out=None) -> list:
     """[(grid, claim, verdict at `old`, verdict at `new`)] for each paper claim of `grids` that
     both scales judge (a verdict, not *not run yet* or *too few seeds*) and judge differently."""
     waiting, out = ('not run yet', 'too few seeds'), results_dir() if out is None else out
-    found = []
+    found, rows = [], paper_rows(grids, (old, new), out=out)
     for g in grids:
-        if not {old, new} <= set(get_grid(g).scales): continue
-        a, b = ({r['claim'].id: r for r in claim_rows(g, s, out=out)} for s in (old, new))
-        for cid, r in b.items():
-            v = a.get(cid, {}).get('verdict')
-            if (r['claim'].kind == 'paper' and v not in (None, *waiting)
-                    and r['verdict'] not in waiting and v != r['verdict']):
+        if (g, old) not in rows or (g, new) not in rows: continue
+        for cid, r in rows[g, new].items():
+            v = rows[g, old].get(cid, {}).get('verdict')
+            if v not in (None, *waiting) and r['verdict'] not in waiting and v != r['verdict']:
                 found.append((g, r['claim'], v, r['verdict']))
     return found
 

@@ -9,7 +9,8 @@
 # The caps: ATen's kernels (ATEN_CPU_CAPABILITY), oneDNN's convolutions (ONEDNN_MAX_CPU_ISA), MKL
 # and OpenBLAS's matrix products, NumPy's own loops. With them an AVX-512 machine computes as an
 # AVX2 one does: the digits run that `make book` re-runs lands 0.222221 from its committed numbers
-# under the caps, as it does on AVX2 machines, and 0 without them on the AMD kind with AVX-512.
+# under the caps, as it did on an AVX2 machine (0.22), and 0 without them on the AMD kind with
+# AVX-512. The caps do not make this CPU as slow as that kind: --slower does, roughly.
 # torch.compile's kernels follow ATEN_CPU_CAPABILITY, but its on-disk cache does not tell them
 # apart: a kernel cached for AVX-512 and loaded under the AVX2 cap crashes (SIGSEGV), so the
 # command gets a cache of its own.

@@ -240,7 +240,6 @@ def cell_values(name, scale, *, out=None, runs=None) -> dict:
     return vals
 
 
-
 def diverged(name, scale, *, out=None, runs=None) -> dict:
     "{cell: number of diverged runs} of grid `name` at `scale`."
     return {
@@ -646,7 +645,7 @@ def verdict_summary(grids, scales=None, *, beside=None, out=None) -> str:
     cols = (*scales, *(beside if beside is not None else
                        (s for s in SUMMARY_SCALES if s not in scales)))
     found = {}
-    for (g, s), rows in paper_rows(grids, cols, out=out).items():
+    for (_, s), rows in paper_rows(grids, cols, out=out).items():
         for cid, r in rows.items():
             found.setdefault(cid, {'claim': r['claim']})[s] = r['verdict']
     def says(v):
